@@ -1,0 +1,58 @@
+# ledgersync: the front door. `make run` and `make test` install what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+LEDGERSYNC := $(VENV)/bin/ledgersync
+# MSF runs Python 3.12: prefer it where present, else 3.11 (PyFlink 2.2 supports both).
+BASE_PYTHON ?= $(shell for p in python3.12 /root/.pyenv/versions/3.12.1/bin/python3 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3,11) <= sys.version_info[:2] <= (3,12))' 2>/dev/null \
+	&& { command -v $$p; break; }; done)
+PYTEST_ARGS ?=
+
+.PHONY: help install java run test test-unit test-integration services services-down services-status clean
+
+help:
+	@echo "make run      - install, start local MariaDB + moto, put a demo stream, replicate it, show the tables"
+	@echo "make test     - install, then run unit and integration tests (starts and stops the services itself)"
+	@echo "make test-unit | test-integration | services | services-down | services-status | clean"
+
+java:
+	@command -v java >/dev/null 2>&1 || { echo "installing Java 17 (Debian openjdk-17-jre-headless)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(BASE_PYTHON)" || { echo "need Python 3.11 or 3.12"; exit 1; }
+	@test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[local]'
+	@touch $@
+
+install: java $(VENV)/.installed
+
+services: install
+	$(LEDGERSYNC) services up
+
+services-down:
+	@test -x $(LEDGERSYNC) && $(LEDGERSYNC) services down || true
+
+services-status: install
+	$(LEDGERSYNC) services status
+
+run: services
+	$(LEDGERSYNC) simulate qldb --tables 3 --documents 200 --revisions 4 --duplicates 0.05 --shuffle
+	$(LEDGERSYNC) run --until-caught-up --timeout 600
+	$(LEDGERSYNC) show --rows 3
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+test-integration: install
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+clean: services-down
+	rm -rf .local build *.egg-info

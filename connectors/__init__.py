@@ -1,0 +1,1 @@
+"""Everything that touches the outside: Kinesis, record decoding, MySQL, credentials."""

@@ -1,0 +1,1 @@
+"""The ledgersync Flink job: entry point, pipeline assembly, keyed state, CLI."""

@@ -1,0 +1,131 @@
+"""`ledgersync` command line (also `python -m job`)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from job.properties import PropertiesError, load_properties
+
+DEFAULT_PROPERTIES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  "flink-conf", "application_properties.json")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledgersync",
+        description="Keep MySQL in step with QLDB-format change streams on Kinesis (a PyFlink job).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the job on a local Flink mini-cluster")
+    run.add_argument("--properties", default=DEFAULT_PROPERTIES,
+                     help="application properties JSON in the MSF format (default: %(default)s)")
+    run.add_argument("--until-caught-up", action="store_true",
+                     help="end once every shard is read to its tip and everything is written")
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="with --until-caught-up: fail if not caught up by then")
+    run.add_argument("--from-savepoint", metavar="PATH", help="restore from this savepoint or checkpoint")
+    run.add_argument("--flink-conf", default=None, help="Flink config.yaml (default: flink-conf/config.yaml)")
+
+    simulate = commands.add_parser("simulate", help="put a simulated workload on a stream")
+    kinds = simulate.add_subparsers(dest="kind", required=True, metavar="KIND")
+    qldb = kinds.add_parser("qldb", help="QLDB-format revision records")
+    qldb.add_argument("--properties", default=DEFAULT_PROPERTIES,
+                      help="take stream, region and endpoint from these properties (default: %(default)s)")
+    qldb.add_argument("--stream", help="stream name (default: source.stream.name)")
+    qldb.add_argument("--shards", type=_positive, default=2, help="shards if the stream is created (default 2)")
+    qldb.add_argument("--tables", type=_positive, default=3, help="QLDB tables (default 3, at most 6)")
+    qldb.add_argument("--documents", type=_positive, default=100, help="documents per table (default 100)")
+    qldb.add_argument("--revisions", type=_positive, default=4, help="revisions per document (default 4)")
+    qldb.add_argument("--duplicates", type=_fraction, default=0.0,
+                      help="fraction of revisions put twice (default 0)")
+    qldb.add_argument("--shuffle", action="store_true", help="put records in random order")
+    qldb.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+
+    services = commands.add_parser("services", help="local MariaDB and moto server under .local/")
+    services.add_argument("action", choices=("up", "down", "status"))
+
+    show = commands.add_parser("show", help="row counts and a few rows of the replicated tables")
+    show.add_argument("--properties", default=DEFAULT_PROPERTIES, help="(default: %(default)s)")
+    show.add_argument("--rows", type=int, default=3, help="sample rows per table (default 3)")
+    return parser
+
+
+def _mysql_password(props) -> str:
+    return props["sink.mysql.password"]
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "services":
+            from job import local_services
+
+            if args.action == "up":
+                local_services.up()
+            elif args.action == "down":
+                local_services.down()
+            else:
+                return 0 if local_services.status() else 1
+            return 0
+        props = load_properties(args.properties)
+        if args.command == "simulate":
+            return _simulate(args, props)
+        if args.command == "show":
+            from job.pipeline import mysql_settings
+            from job.show import show_tables
+
+            show_tables(mysql_settings(props, _mysql_password(props)), sample=args.rows)
+            return 0
+        if args.command == "run":
+            return _run(args, props)
+    except PropertiesError as exc:
+        print(f"ledgersync: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from job.local_services import ServiceError
+        from job.runner import JobFailed
+
+        if isinstance(exc, (ServiceError, JobFailed)):
+            print(f"ledgersync: {exc}", file=sys.stderr)
+            return 1
+        raise
+    return 2
+
+
+def _simulate(args, props) -> int:
+    from connectors.aws_clients import aws_client
+    from job.simulate import WorkloadSpec, simulate_qldb
+
+    client = aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"])
+    spec = WorkloadSpec(tables=args.tables, documents=args.documents, revisions=args.revisions,
+                        duplicates=args.duplicates, shuffle=args.shuffle, seed=args.seed)
+    simulate_qldb(client, args.stream or props["source.stream.name"], spec, shards=args.shards)
+    return 0
+
+
+def _run(args, props) -> int:
+    from job.runner import DEFAULT_FLINK_CONF, run_local
+
+    run_local(props, _mysql_password(props), until_caught_up=args.until_caught_up,
+              flink_conf=args.flink_conf or DEFAULT_FLINK_CONF, timeout_s=args.timeout,
+              from_savepoint=args.from_savepoint)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # PyFlink's Beam gRPC servers complain noisily at interpreter shutdown once the job
+    # is cancelled; everything is flushed and cancelled by now, so leave at once.
+    os._exit(0)

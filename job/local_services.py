@@ -1,0 +1,285 @@
+"""Local stand-ins for Aurora and AWS: MariaDB and the moto server, on 127.0.0.1.
+
+``ledgersync services up`` installs what is missing (Debian's mariadb-server, the
+moto server into this Python environment), starts both with their state under
+``.local/``, and waits until each answers. It is idempotent: a running service is
+left alone. ``down`` stops them by pid.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from job.runner import DEFAULT_LOCAL_DIR
+
+MYSQL_PORT = int(os.environ.get("LEDGERSYNC_MYSQL_PORT", "13306"))
+AWS_PORT = int(os.environ.get("LEDGERSYNC_AWS_PORT", "15000"))
+HOST = "127.0.0.1"
+MYSQL_USER = "ledgersync"
+MYSQL_PASSWORD = "ledgersync"
+MYSQL_DATABASE = "ledgersync"
+MOTO_REQUIREMENT = "moto[server]==5.2.5"
+START_TIMEOUT_S = 60.0
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: str
+
+    @property
+    def mariadb(self) -> str:
+        return os.path.join(self.root, "mariadb")
+
+    @property
+    def mariadb_data(self) -> str:
+        return os.path.join(self.mariadb, "data")
+
+    @property
+    def mariadb_socket(self) -> str:
+        return os.path.join(self.mariadb, "mysqld.sock")
+
+    @property
+    def mariadb_pid(self) -> str:
+        return os.path.join(self.mariadb, "mariadbd.pid")
+
+    @property
+    def mariadb_log(self) -> str:
+        return os.path.join(self.mariadb, "mariadbd.log")
+
+    @property
+    def moto(self) -> str:
+        return os.path.join(self.root, "moto")
+
+    @property
+    def moto_pid(self) -> str:
+        return os.path.join(self.moto, "moto.pid")
+
+    @property
+    def moto_log(self) -> str:
+        return os.path.join(self.moto, "moto.log")
+
+
+def aws_endpoint() -> str:
+    return f"http://{HOST}:{AWS_PORT}"
+
+
+def _say(message: str) -> None:
+    print(f"services: {message}", flush=True)
+
+
+# --- installing ------------------------------------------------------------------
+
+def _mariadb_binary(name: str):
+    return shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None)
+
+
+def ensure_mariadb_installed() -> None:
+    if _mariadb_binary("mariadbd") and _mariadb_binary("mariadb-install-db"):
+        return
+    _say("installing Debian's mariadb-server (apt-get)")
+    prefix = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if prefix is None:
+        raise ServiceError("mariadb-server is missing and this user is not root: "
+                           "install it with 'apt-get install -y mariadb-server'")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "mariadb-server"]):
+        result = subprocess.run(prefix + command, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ServiceError(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
+def ensure_moto_installed() -> None:
+    try:
+        import moto.server  # noqa: F401
+        import flask  # noqa: F401  (the [server] extra)
+    except ImportError:
+        _say(f"installing {MOTO_REQUIREMENT} into {sys.prefix}")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", MOTO_REQUIREMENT], check=True)
+
+
+# --- processes ---------------------------------------------------------------------
+
+def _read_pid(path: str, expect: str):
+    try:
+        with open(path) as handle:
+            pid = int(handle.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read().decode(errors="replace")
+    except (OSError, ValueError):
+        return None
+    return pid if expect in cmdline else None  # a reused pid is not our service
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def _spawn(command: list, log_path: str, pid_path: str) -> int:
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    with open(pid_path, "w") as handle:
+        handle.write(str(process.pid))
+    return process.pid
+
+
+def _wait(check, name: str, log_path: str, pid: int, timeout_s: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # not answering yet
+            last_error = exc
+        if not os.path.exists(f"/proc/{pid}"):
+            raise ServiceError(f"{name} exited during start-up; see its log: {log_path}")
+        time.sleep(0.2)
+    raise ServiceError(f"{name} did not answer within {timeout_s:.0f}s ({last_error}); see its log: {log_path}")
+
+
+def _mysql_root(paths: Paths):
+    import pymysql
+
+    return pymysql.connect(unix_socket=paths.mariadb_socket, user="root", connect_timeout=2, autocommit=True)
+
+
+def mysql_answers(paths: Paths) -> bool:
+    import pymysql
+
+    conn = pymysql.connect(host=HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD,
+                           connect_timeout=2)
+    conn.close()
+    return True
+
+
+def start_mariadb(paths: Paths) -> None:
+    pid = _read_pid(paths.mariadb_pid, "mariadbd")
+    if pid:
+        _wait(lambda: mysql_answers(paths), "MariaDB", paths.mariadb_log, pid)
+        _say(f"MariaDB already running (pid {pid}) on {HOST}:{MYSQL_PORT}")
+        return
+    if _port_open(MYSQL_PORT):
+        raise ServiceError(f"port {HOST}:{MYSQL_PORT} is taken by another process; "
+                           "set LEDGERSYNC_MYSQL_PORT to use another one")
+    ensure_mariadb_installed()
+    fresh = not os.path.isdir(os.path.join(paths.mariadb_data, "mysql"))
+    if fresh:
+        os.makedirs(paths.mariadb_data, exist_ok=True)
+        result = subprocess.run(
+            [_mariadb_binary("mariadb-install-db"), "--no-defaults", f"--datadir={paths.mariadb_data}",
+             "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"],
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ServiceError(f"mariadb-install-db failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    pid = _spawn([
+        _mariadb_binary("mariadbd"), "--no-defaults", f"--datadir={paths.mariadb_data}",
+        f"--socket={paths.mariadb_socket}", f"--port={MYSQL_PORT}", f"--bind-address={HOST}",
+        f"--pid-file={os.path.join(paths.mariadb, 'mariadbd.server.pid')}", "--user=root",
+        "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
+        "--innodb-buffer-pool-size=256M", "--max-connections=200", "--log-error=" + paths.mariadb_log,
+    ], paths.mariadb_log, paths.mariadb_pid)
+    _wait(lambda: _mysql_root(paths).close() or True, "MariaDB", paths.mariadb_log, pid)
+    conn = _mysql_root(paths)
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT CONCAT('DROP USER ', QUOTE(User), '@', QUOTE(Host)) FROM mysql.user WHERE User = ''")
+        for (statement,) in cursor.fetchall():
+            cursor.execute(statement)  # anonymous users would shadow ours from 127.0.0.1
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{MYSQL_DATABASE}`")
+        for host in ("127.0.0.1", "localhost"):
+            cursor.execute(f"CREATE USER IF NOT EXISTS '{MYSQL_USER}'@'{host}' IDENTIFIED BY %s", (MYSQL_PASSWORD,))
+            # Local only: tests create and drop their own databases.
+            cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{MYSQL_USER}'@'{host}'")
+    conn.close()
+    _wait(lambda: mysql_answers(paths), "MariaDB", paths.mariadb_log, pid)
+    _say(f"MariaDB started (pid {pid}) on {HOST}:{MYSQL_PORT}, data in {paths.mariadb_data}")
+
+
+def moto_answers() -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{aws_endpoint()}/moto-api/data.json", timeout=2) as response:
+        return response.status == 200
+
+
+def start_moto(paths: Paths) -> None:
+    pid = _read_pid(paths.moto_pid, "moto")
+    if pid:
+        _wait(moto_answers, "moto server", paths.moto_log, pid)
+        _say(f"moto server already running (pid {pid}) at {aws_endpoint()}")
+        return
+    if _port_open(AWS_PORT):
+        raise ServiceError(f"port {HOST}:{AWS_PORT} is taken by another process; "
+                           "set LEDGERSYNC_AWS_PORT to use another one")
+    ensure_moto_installed()
+    pid = _spawn([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(AWS_PORT)],
+                 paths.moto_log, paths.moto_pid)
+    _wait(moto_answers, "moto server", paths.moto_log, pid)
+    _say(f"moto server started (pid {pid}) at {aws_endpoint()}")
+
+
+def _stop(pid_path: str, expect: str, name: str) -> None:
+    pid = _read_pid(pid_path, expect)
+    if not pid:
+        _say(f"{name} not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.1)
+    if os.path.exists(f"/proc/{pid}"):
+        os.kill(pid, signal.SIGKILL)
+    os.remove(pid_path)
+    _say(f"{name} stopped (pid {pid})")
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def up(local_dir: str = DEFAULT_LOCAL_DIR) -> None:
+    paths = Paths(local_dir)
+    start_mariadb(paths)
+    start_moto(paths)
+
+
+def down(local_dir: str = DEFAULT_LOCAL_DIR) -> None:
+    paths = Paths(local_dir)
+    _stop(paths.moto_pid, "moto", "moto server")
+    _stop(paths.mariadb_pid, "mariadbd", "MariaDB")
+
+
+def status(local_dir: str = DEFAULT_LOCAL_DIR) -> bool:
+    paths = Paths(local_dir)
+    healthy = True
+    for name, pid_path, expect, check, where in (
+        ("MariaDB", paths.mariadb_pid, "mariadbd", lambda: mysql_answers(paths), f"{HOST}:{MYSQL_PORT}"),
+        ("moto server", paths.moto_pid, "moto", moto_answers, aws_endpoint()),
+    ):
+        pid = _read_pid(pid_path, expect)
+        try:
+            answering = bool(pid) and check()
+        except Exception:
+            answering = False
+        healthy &= answering
+        state = "up" if answering else ("running, not answering" if pid else "down")
+        print(f"{name}: {state}" + (f" (pid {pid}, {where})" if pid else ""))
+    return healthy

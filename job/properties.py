@@ -1,0 +1,181 @@
+"""Application properties: one JSON file in the MSF format, validated at start-up.
+
+The file is a list of ``{"PropertyGroupId": ..., "PropertyMap": {...}}``; locally it is
+passed with ``--properties``, on MSF it is ``/etc/flink/application_properties.json``.
+Every group and key is listed in ``SPEC`` below (with its type and default); anything
+else, or a missing required key, is an error that names it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+MSF_PROPERTIES_PATH = "/etc/flink/application_properties.json"
+
+
+class PropertiesError(ValueError):
+    pass
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_int(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise ValueError("expected a whole number of at least 1")
+    return number
+
+
+def _port(text: str) -> int:
+    number = int(text)
+    if not 1 <= number <= 65535:
+        raise ValueError("expected a port number 1..65535")
+    return number
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return text
+    return parse
+
+
+def _timestamp(text: str) -> _dt.datetime:
+    value = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+
+
+def _csv(text: str) -> tuple:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+REQUIRED = object()
+
+# group -> key -> (parser, default). REQUIRED marks a key that must be present.
+SPEC: dict = {
+    "source": {
+        "stream.name": (str, REQUIRED),
+        "aws.region": (str, "us-east-1"),
+        "aws.endpoint": (str, None),
+        "initial.position": (_choice("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"), "TRIM_HORIZON"),
+        "initial.timestamp": (_timestamp, None),
+        "format": (_choice("qldb", "cloudwatch-audit"), "qldb"),
+        "poll.interval.ms": (_positive_int, 200),
+        "reader.slots": (_positive_int, 4),
+        "get.records.limit": (_positive_int, 1000),
+    },
+    "sink": {
+        "mysql.host": (str, REQUIRED),
+        "mysql.port": (_port, 3306),
+        "mysql.database": (str, REQUIRED),
+        "mysql.user": (str, REQUIRED),
+        "mysql.password": (str, None),
+        "mysql.secret.arn": (str, None),
+        "batch.max.rows": (_positive_int, 1000),
+        "batch.interval.ms": (_positive_int, 500),
+        "writer.slots": (_positive_int, 4),
+        "retry.deadline.ms": (_positive_int, 300_000),
+    },
+    "replication": {
+        "history": (_bool, False),
+        "order": (_bool, False),
+        "order.timeout.ms": (_positive_int, 60_000),
+        "tables.include": (_csv, ()),
+    },
+    "audit": {
+        "replay.enabled": (_bool, False),
+        "replay.database": (str, None),
+        "max.out.of.orderness.ms": (_positive_int, 5_000),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Properties:
+    values: dict  # "group.key" -> typed value (defaults filled in)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.values.get(name)
+        return default if value is None else value
+
+
+def parse_groups(groups: Any, origin: str = "properties") -> Properties:
+    if not isinstance(groups, list):
+        raise PropertiesError(f"{origin}: expected a JSON list of {{PropertyGroupId, PropertyMap}} objects")
+    raw: dict = {}
+    for index, group in enumerate(groups):
+        if not isinstance(group, dict) or "PropertyGroupId" not in group:
+            raise PropertiesError(f"{origin}: entry {index} has no PropertyGroupId")
+        group_id = group["PropertyGroupId"]
+        if group_id not in SPEC:
+            raise PropertiesError(f"{origin}: unknown property group {group_id!r} (known: {', '.join(SPEC)})")
+        property_map = group.get("PropertyMap", {})
+        if not isinstance(property_map, dict):
+            raise PropertiesError(f"{origin}: PropertyMap of group {group_id!r} must be an object")
+        for key, text in property_map.items():
+            if key not in SPEC[group_id]:
+                known = ", ".join(SPEC[group_id])
+                raise PropertiesError(f"{origin}: unknown property {group_id}.{key} (known in {group_id}: {known})")
+            raw[f"{group_id}.{key}"] = str(text)
+    values: dict = {}
+    for group_id, keys in SPEC.items():
+        for key, (parse, default) in keys.items():
+            name = f"{group_id}.{key}"
+            if name in raw and raw[name] != "":
+                try:
+                    values[name] = parse(raw[name])
+                except ValueError as exc:
+                    raise PropertiesError(f"{origin}: bad value {raw[name]!r} for {name}: {exc}") from None
+            elif default is REQUIRED:
+                raise PropertiesError(f"{origin}: missing required property {name}")
+            else:
+                values[name] = default
+    props = Properties(values)
+    _check_combinations(props, origin)
+    return props
+
+
+def _check_combinations(props: Properties, origin: str) -> None:
+    if props["source.initial.position"] == "AT_TIMESTAMP" and props["source.initial.timestamp"] is None:
+        raise PropertiesError(f"{origin}: source.initial.position=AT_TIMESTAMP needs source.initial.timestamp")
+    if props["sink.mysql.password"] is None and props["sink.mysql.secret.arn"] is None:
+        raise PropertiesError(f"{origin}: set sink.mysql.password or sink.mysql.secret.arn")
+    # Declared by the design, built in later steps: refuse them loudly rather than ignore them.
+    unsupported = {
+        "replication.history": props["replication.history"],
+        "replication.order": props["replication.order"],
+        "sink.mysql.secret.arn": props["sink.mysql.secret.arn"] is not None,
+        "audit.replay.enabled": props["audit.replay.enabled"],
+    }
+    if props["source.format"] != "qldb":
+        unsupported["source.format=cloudwatch-audit"] = True
+    for name, used in unsupported.items():
+        if used:
+            raise PropertiesError(f"{origin}: {name} is not supported by this version of ledgersync yet")
+
+
+def load_properties(path: Optional[str] = None) -> Properties:
+    """Read the properties file (``path``, else the MSF location)."""
+    path = path or MSF_PROPERTIES_PATH
+    if not os.path.exists(path):
+        raise PropertiesError(f"properties file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            groups = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise PropertiesError(f"{path}: not valid JSON: {exc}") from None
+    return parse_groups(groups, origin=path)
