@@ -1,0 +1,112 @@
+"""Shared fixtures. Integration tests use the real local services (MariaDB, moto server)
+and run the real job on a Flink mini-cluster, each test in its own database and stream."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_collection_modifyitems(config, items):
+    # Everything under tests/integration is an integration test, marked or not.
+    for item in items:
+        if os.sep + "integration" + os.sep in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def services():
+    """Start MariaDB and the moto server if they are not up; stop them after if we started them."""
+    from job import local_services
+
+    with open(os.devnull, "w") as quiet:
+        stdout, sys.stdout = sys.stdout, quiet
+        try:
+            already_up = local_services.status()
+        finally:
+            sys.stdout = stdout
+    local_services.up()
+    yield local_services
+    if not already_up:
+        local_services.down()
+
+
+@pytest.fixture
+def mysql_database(services):
+    """A fresh database for one test, dropped afterwards."""
+    import pymysql
+
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    conn = pymysql.connect(host=services.HOST, port=services.MYSQL_PORT, user=services.MYSQL_USER,
+                           password=services.MYSQL_PASSWORD, autocommit=True)
+    with conn.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    yield name
+    with conn.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+@pytest.fixture
+def mysql_conn(services, mysql_database):
+    import pymysql
+
+    conn = pymysql.connect(host=services.HOST, port=services.MYSQL_PORT, user=services.MYSQL_USER,
+                           password=services.MYSQL_PASSWORD, database=mysql_database, autocommit=True,
+                           charset="utf8mb4")
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def kinesis(services):
+    from connectors.aws_clients import aws_client
+
+    return aws_client("kinesis", "us-east-1", services.aws_endpoint())
+
+
+@pytest.fixture
+def stream_name(kinesis):
+    """A fresh stream name (the test creates the stream); deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    yield name
+    try:
+        kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+    except Exception:  # never created by the test: nothing to delete
+        pass
+
+
+def write_properties(path, *, stream: str, database: str, source=None, sink=None, replication=None) -> str:
+    from job import local_services as s
+
+    groups = [
+        {"PropertyGroupId": "source", "PropertyMap": {
+            "stream.name": stream, "aws.region": "us-east-1", "aws.endpoint": s.aws_endpoint(),
+            "initial.position": "TRIM_HORIZON", **(source or {})}},
+        {"PropertyGroupId": "sink", "PropertyMap": {
+            "mysql.host": s.HOST, "mysql.port": str(s.MYSQL_PORT), "mysql.database": database,
+            "mysql.user": s.MYSQL_USER, "mysql.password": s.MYSQL_PASSWORD,
+            "batch.max.rows": "500", "batch.interval.ms": "200", **(sink or {})}},
+        {"PropertyGroupId": "replication", "PropertyMap": {**(replication or {})}},
+    ]
+    target = os.path.join(str(path), "application_properties.json")
+    with open(target, "w") as handle:
+        json.dump(groups, handle, indent=2)
+    return target
+
+
+def run_job(properties: str, timeout_s: int = 240, extra_args=()) -> str:
+    """`ledgersync run --until-caught-up` in its own process, as a user runs it; returns its output."""
+    command = [sys.executable, "-m", "job", "run", "--properties", properties, "--until-caught-up",
+               "--timeout", str(timeout_s), *extra_args]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s + 120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"ledgersync run failed ({result.returncode}):\n{output[-6000:]}"
+    assert "caught up" in result.stdout, output[-6000:]
+    return result.stdout
