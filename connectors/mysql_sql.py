@@ -13,6 +13,7 @@ from dataclasses import dataclass
 MAX_IDENTIFIER = 64
 HISTORY_SUFFIX = "_history"
 TOMBSTONES_TABLE = "_ledgersync_tombstones"
+DEAD_LETTERS_TABLE = "_ledgersync_dead_letters"
 _SAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -135,3 +136,33 @@ def select_tombstones(rows: int) -> str:
 def delete_current(table: str) -> str:
     """Remove a deleted document, but never a row newer than the delete."""
     return f"DELETE FROM {quote_identifier(table)} WHERE `document_id` = %s AND `version` <= %s"
+
+
+DEAD_LETTER_COLUMNS = ("stream", "shard_id", "sequence_number", "sub_sequence", "stage", "reason", "raw")
+
+
+def create_dead_letters_table() -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {quote_identifier(DEAD_LETTERS_TABLE)} ("
+        "`id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,"
+        "`stream` VARCHAR(128) NOT NULL,"
+        "`shard_id` VARCHAR(128) NOT NULL,"
+        "`sequence_number` VARCHAR(128) NOT NULL,"
+        "`sub_sequence` INT NOT NULL,"
+        "`stage` VARCHAR(16) NOT NULL,"
+        "`reason` TEXT NOT NULL,"
+        "`raw` LONGBLOB NOT NULL,"
+        "`created_at` DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
+        "PRIMARY KEY (`id`),"
+        "UNIQUE KEY `position` (`stream`, `shard_id`, `sequence_number`, `sub_sequence`, `stage`)"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    )
+
+
+def insert_dead_letters(rows: int) -> str:
+    """Insert dead letters; one already stored for the same position and stage is kept as is."""
+    columns = ", ".join(quote_identifier(c) for c in DEAD_LETTER_COLUMNS)
+    values = ", ".join(["(" + ", ".join(["%s"] * len(DEAD_LETTER_COLUMNS)) + ")"] * rows)
+    # Not INSERT IGNORE: that would also hide real errors (truncation, bad values).
+    return (f"INSERT INTO {quote_identifier(DEAD_LETTERS_TABLE)} ({columns}) VALUES {values} "
+            "ON DUPLICATE KEY UPDATE `id` = `id`")

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Optional
 import pymysql
 
 from connectors import mysql_sql as sql
+from connectors.dead_letters import DeadLetter
 from connectors.qldb_records import Revision
 
 log = logging.getLogger(__name__)
@@ -95,18 +96,21 @@ class MySqlWriter:
                 pass
             self._conn = None
 
-    def write(self, revisions: list) -> int:
-        """Apply one batch in one transaction; returns the number of revisions applied."""
-        if not revisions:
-            return 0
+    def write(self, items: list) -> int:
+        """Apply one batch (revisions and dead letters) in one transaction.
+
+        Returns the number of documents whose newest revision in the batch was applied.
+        """
+        revisions = [i for i in items if isinstance(i, Revision)]
+        dead_letters = [i for i in items if isinstance(i, DeadLetter)]
         newest = newest_per_document(revisions)
-        if not newest:
+        if not newest and not dead_letters:
             return 0
         deadline = time.monotonic() + self._settings.retry_deadline_s
         delays = backoff_delays()
         while True:
             try:
-                self._write_once(newest)
+                self._write_once(newest, dead_letters)
                 return len(newest)
             except Exception as exc:
                 self._rollback_quietly()
@@ -131,17 +135,20 @@ class MySqlWriter:
 
     def _ensure_tables(self, conn, tables: Iterable[str]) -> None:
         missing = [t for t in tables if t not in self._tables]
-        if not missing:
+        if not missing and self._tables:
             return
         with conn.cursor() as cursor:
             # DDL commits implicitly in MySQL, so it runs before the batch's transaction.
-            cursor.execute(sql.create_tombstones_table())
+            if not self._tables:
+                cursor.execute(sql.create_tombstones_table())
+                cursor.execute(sql.create_dead_letters_table())
             for table in missing:
                 cursor.execute(sql.create_current_table(table))
         conn.commit()
         self._tables.update(missing)
+        self._tables.add(sql.DEAD_LETTERS_TABLE)
 
-    def _write_once(self, newest: dict) -> None:
+    def _write_once(self, newest: dict, dead_letters: list) -> None:
         conn = self._connection()
         by_table: dict = {}
         for (qldb_table, _doc), revision in newest.items():
@@ -150,6 +157,9 @@ class MySqlWriter:
         with conn.cursor() as cursor:
             for table, revisions in sorted(by_table.items()):
                 self._write_table(cursor, table, revisions)
+            if dead_letters:
+                params = [p for d in dead_letters for p in d.row()]
+                cursor.execute(sql.insert_dead_letters(len(dead_letters)), params)
         conn.commit()
 
     def _write_table(self, cursor, table: str, revisions: list) -> None:

@@ -10,7 +10,9 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
 from connectors.mysql_writer import MySqlSettings
-from job.functions import DecodeQldbFunction, MySqlWriterFunction, ShardReaderFunction, writer_slot
+from job.decode_function import DecodeQldbFunction
+from job.shard_reader_function import ShardReaderFunction
+from job.writer_function import MySqlWriterFunction, route_slot
 from job.properties import Properties
 
 TICK_TABLE = "ledgersync_ticks"
@@ -54,7 +56,7 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties, password:
         .name("decode-qldb").uid("decode-qldb")
 
     written = revisions.key_by(
-        lambda r: writer_slot(r.table, r.document_id, writer_slots), key_type=Types.INT()
+        lambda item: route_slot(item, writer_slots), key_type=Types.INT()
     ).process(
         MySqlWriterFunction(mysql_settings(props, password), props["sink.batch.max.rows"],
                             props["sink.batch.interval.ms"], status_dir)

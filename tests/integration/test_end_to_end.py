@@ -21,6 +21,9 @@ def test_mysql_holds_exactly_the_newest_version_of_every_document(tmp_path, kine
                                                                   mysql_database, mysql_conn):
     spec = WorkloadSpec(tables=3, documents=60, revisions=4, duplicates=0.2, shuffle=True, seed=7)
     revisions = simulate_qldb(kinesis, stream_name, spec, shards=3, out=lambda *_: None)
+    bad = [b"not ion at all", b"\xe0\x01\x00\xea\xde\x99"]  # text garbage, truncated binary Ion
+    for data in bad:
+        kinesis.put_record(StreamName=stream_name, Data=data, PartitionKey="bad")
     props = write_properties(tmp_path, stream=stream_name, database=mysql_database)
 
     output = run_job(props)
@@ -38,3 +41,8 @@ def test_mysql_holds_exactly_the_newest_version_of_every_document(tmp_path, kine
         want[key] = (document_id, version, tx_id, tx_time, json.loads(document))
     assert len(actual) == len(want) == 180
     assert actual == want, output
+    with mysql_conn.cursor() as cursor:
+        cursor.execute("SELECT raw, stage, reason, stream, shard_id FROM _ledgersync_dead_letters ORDER BY id")
+        letters = cursor.fetchall()
+    assert sorted(bytes(row[0]) for row in letters) == sorted(bad)
+    assert all(row[1] == "decode" and "Ion" in row[2] and row[3] == stream_name for row in letters)
