@@ -70,19 +70,104 @@ class Dialect:
 
 
 CURRENT_COLUMNS = ("document_id", "version", "tx_id", "tx_time", "document")
+HISTORY_COLUMNS = CURRENT_COLUMNS + ("deleted",)
+GAPS_TABLE = "_ledgersync_gaps"
+
+_TABLE_OPTIONS = ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+_BASE_COLUMNS = (
+    "`document_id` VARCHAR(128) NOT NULL,"
+    "`version` BIGINT UNSIGNED NOT NULL,"
+    "`tx_id` VARCHAR(128) NOT NULL,"
+    "`tx_time` DATETIME(6) NULL,"
+    "`document` JSON NULL,"
+)
+
+
+def history_table(table: str) -> str:
+    return table + HISTORY_SUFFIX
 
 
 def create_current_table(table: str) -> str:
+    return (f"CREATE TABLE IF NOT EXISTS {quote_identifier(table)} ("
+            + _BASE_COLUMNS + "PRIMARY KEY (`document_id`)" + _TABLE_OPTIONS)
+
+
+def create_history_table(table: str) -> str:
+    return (f"CREATE TABLE IF NOT EXISTS {quote_identifier(history_table(table))} ("
+            + _BASE_COLUMNS + "`deleted` BOOLEAN NOT NULL DEFAULT FALSE,"
+            "PRIMARY KEY (`document_id`, `version`), KEY `version` (`version`), KEY `tx_time` (`tx_time`)"
+            + _TABLE_OPTIONS)
+
+
+def add_column(table: str, column: str, column_type: str) -> str:
+    # No IF NOT EXISTS (MySQL 8 lacks it): a writer that loses the race gets error 1060.
+    return f"ALTER TABLE {quote_identifier(table)} ADD COLUMN {quote_identifier(column)} {column_type} NULL"
+
+
+def table_columns() -> str:
+    return ("SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION")
+
+
+def _values(columns: int, rows: int) -> str:
+    return ", ".join(["(" + ", ".join(["%s"] * columns) + ")"] * rows)
+
+
+def upsert_current(dialect: Dialect, table: str, rows: int, typed: tuple = ()) -> str:
+    """Insert rows, or update a row only when the incoming version is newer.
+
+    MySQL applies the assignments left to right with already-updated values, so
+    ``version`` is assigned last: every other column compares against the old version.
+    """
+    if rows < 1:
+        raise ValueError("rows must be at least 1")
+    columns = CURRENT_COLUMNS + tuple(typed)
+    names = ", ".join(quote_identifier(c) for c in columns)
+    newer = f"{dialect.incoming('version')} > `version`"
+    updates = [
+        f"{quote_identifier(c)} = IF({newer}, {dialect.incoming(c)}, {quote_identifier(c)})"
+        for c in columns if c not in ("document_id", "version")
+    ]
+    updates.append(f"`version` = IF({newer}, {dialect.incoming('version')}, `version`)")
+    alias = " AS new" if dialect.row_alias else ""
+    return (f"INSERT INTO {quote_identifier(table)} ({names}) VALUES {_values(len(columns), rows)}{alias} "
+            f"ON DUPLICATE KEY UPDATE {', '.join(updates)}")
+
+
+def insert_history(table: str, rows: int, typed: tuple = ()) -> str:
+    """Insert revisions once: a repeat of (document_id, version) changes nothing."""
+    if rows < 1:
+        raise ValueError("rows must be at least 1")
+    columns = HISTORY_COLUMNS + tuple(typed)
+    names = ", ".join(quote_identifier(c) for c in columns)
+    # Not INSERT IGNORE: that would also turn real errors (bad values) into warnings.
+    return (f"INSERT INTO {quote_identifier(history_table(table))} ({names}) "
+            f"VALUES {_values(len(columns), rows)} ON DUPLICATE KEY UPDATE `document_id` = `document_id`")
+
+
+def create_gaps_table() -> str:
     return (
-        f"CREATE TABLE IF NOT EXISTS {quote_identifier(table)} ("
+        f"CREATE TABLE IF NOT EXISTS {quote_identifier(GAPS_TABLE)} ("
+        "`table_name` VARCHAR(64) NOT NULL,"
         "`document_id` VARCHAR(128) NOT NULL,"
-        "`version` BIGINT UNSIGNED NOT NULL,"
-        "`tx_id` VARCHAR(128) NOT NULL,"
-        "`tx_time` DATETIME(6) NULL,"
-        "`document` JSON NULL,"
-        "PRIMARY KEY (`document_id`)"
-        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+        "`from_version` BIGINT UNSIGNED NOT NULL,"
+        "`to_version` BIGINT UNSIGNED NOT NULL,"
+        "`action` VARCHAR(8) NOT NULL,"
+        "`detected_at` DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
+        "PRIMARY KEY (`table_name`, `document_id`, `from_version`, `action`)"
+        + _TABLE_OPTIONS
     )
+
+
+def insert_gaps(rows: int) -> str:
+    return (f"INSERT INTO {quote_identifier(GAPS_TABLE)} "
+            "(`table_name`, `document_id`, `from_version`, `to_version`, `action`) "
+            f"VALUES {_values(5, rows)} ON DUPLICATE KEY UPDATE `to_version` = `to_version`")
+
+
+def select_current_versions(table: str, rows: int) -> str:
+    marks = ", ".join(["%s"] * rows)
+    return f"SELECT `document_id`, `version` FROM {quote_identifier(table)} WHERE `document_id` IN ({marks})"
 
 
 def create_tombstones_table() -> str:
@@ -97,27 +182,6 @@ def create_tombstones_table() -> str:
     )
 
 
-def upsert_current(dialect: Dialect, table: str, rows: int) -> str:
-    """Insert rows, or update a row only when the incoming version is newer.
-
-    MySQL applies the assignments left to right with already-updated values, so
-    ``version`` is assigned last: every other column compares against the old version.
-    """
-    if rows < 1:
-        raise ValueError("rows must be at least 1")
-    columns = ", ".join(quote_identifier(c) for c in CURRENT_COLUMNS)
-    values = ", ".join(["(" + ", ".join(["%s"] * len(CURRENT_COLUMNS)) + ")"] * rows)
-    newer = f"{dialect.incoming('version')} > `version`"
-    updates = [
-        f"{quote_identifier(c)} = IF({newer}, {dialect.incoming(c)}, {quote_identifier(c)})"
-        for c in CURRENT_COLUMNS if c not in ("document_id", "version")
-    ]
-    updates.append(f"`version` = IF({newer}, {dialect.incoming('version')}, `version`)")
-    alias = " AS new" if dialect.row_alias else ""
-    return (f"INSERT INTO {quote_identifier(table)} ({columns}) VALUES {values}{alias} "
-            f"ON DUPLICATE KEY UPDATE {', '.join(updates)}")
-
-
 def record_tombstones(dialect: Dialect, rows: int) -> str:
     """Remember deletes; a tombstone only ever moves to a higher version."""
     values = ", ".join(["(%s, %s, %s)"] * rows)
@@ -127,10 +191,10 @@ def record_tombstones(dialect: Dialect, rows: int) -> str:
             f"VALUES {values}{alias} ON DUPLICATE KEY UPDATE `version` = GREATEST(`version`, {incoming})")
 
 
-def select_tombstones(rows: int) -> str:
+def select_tombstones(rows: int, lock: bool = True) -> str:
     marks = ", ".join(["%s"] * rows)
     return (f"SELECT `document_id`, `version` FROM {quote_identifier(TOMBSTONES_TABLE)} "
-            f"WHERE `table_name` = %s AND `document_id` IN ({marks}) FOR UPDATE")
+            f"WHERE `table_name` = %s AND `document_id` IN ({marks})" + (" FOR UPDATE" if lock else ""))
 
 
 def delete_current(table: str) -> str:

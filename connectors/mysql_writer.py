@@ -1,9 +1,11 @@
-"""Writes batches of revisions into MySQL: guarded upserts, deletes with tombstones.
+"""Writes batches into MySQL: guarded current-view upserts, insert-once history, deletes
+with tombstones, typed columns, order-mode gaps and dead letters; one transaction a batch.
 
-One batch is one transaction. Transient errors (deadlock, lock wait timeout, lost
-connection, connection refused) roll back, reconnect and retry the whole batch with
-capped exponential backoff and jitter; since every statement is idempotent a retried
-batch can neither duplicate a row nor move one backwards.
+Transient errors (deadlock, lock wait timeout, lost connection, connection refused,
+failover) roll back, reconnect and retry the whole batch with capped exponential
+backoff and jitter; since every statement is idempotent a retried batch can neither
+duplicate a row nor move one backwards. A permanent error for one row sends that row
+to the dead-letter table and the rest of the batch is written.
 """
 from __future__ import annotations
 
@@ -18,13 +20,15 @@ import pymysql
 
 from connectors import mysql_sql as sql
 from connectors.dead_letters import DeadLetter
-from connectors.qldb_records import Revision
+from connectors.mysql_schema import TableColumns, from_information_schema
+from connectors.row_images import CURRENT, HISTORY, RowImage, utc_naive
 
 log = logging.getLogger(__name__)
 
 # MySQL/MariaDB error codes worth retrying: deadlock, lock wait timeout, server gone
 # away, lost connection, can't connect, server shutting down, read-only (failover).
-TRANSIENT_ERRORS = {1213, 1205, 2006, 2013, 2003, 2002, 1053, 1290, 1836}
+TRANSIENT_ERRORS = {1213, 1205, 2006, 2013, 2003, 2002, 1053, 1290, 1836, 1047, 1927}
+DUPLICATE_COLUMN = 1060
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class MySqlSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     retry_deadline_s: float = 300.0
+    ssl_ca: Optional[str] = None
+    history: bool = False
 
     def describe(self) -> str:
         return f"{self.user}@{self.host}:{self.port}/{self.database}"
@@ -48,35 +54,57 @@ def connect(settings: MySqlSettings):
         database=settings.database, charset="utf8mb4", autocommit=False,
         connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
         write_timeout=settings.read_timeout,
+        ssl={"ca": settings.ssl_ca} if settings.ssl_ca else None,
     )
 
 
+def error_code(exc: BaseException) -> Optional[int]:
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+
+
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InternalError, pymysql.err.InterfaceError)):
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        return code in TRANSIENT_ERRORS or isinstance(exc, pymysql.err.InterfaceError) or code is None
-    return isinstance(exc, (ConnectionError, TimeoutError))
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True  # the connection is closed or broken: reconnect and retry
+    if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InternalError)):
+        return error_code(exc) in TRANSIENT_ERRORS
+    return isinstance(exc, (ConnectionError, TimeoutError, OSError))
 
 
 def backoff_delays(base: float = 0.1, cap: float = 10.0, rng: Callable[[], float] = random.random):
-    """Capped exponential backoff with full jitter: 0..base*2^n, at most cap."""
+    """Capped exponential backoff with jitter: between half and all of base*2^n, at most cap."""
     attempt = 0
     while True:
         yield min(cap, base * (2 ** attempt)) * (0.5 + rng() / 2)
         attempt += 1
 
 
-def newest_per_document(revisions: Iterable[Revision]) -> dict:
-    """(table, document_id) -> the revision with the highest version in the batch."""
+def newest_per_document(images: Iterable[RowImage]) -> dict:
+    """(table, document_id) -> the image with the highest version in the batch."""
     newest: dict = {}
-    for revision in revisions:
-        if revision.redacted:
-            continue  # a redaction hides old data; it never changes the current view
-        key = (revision.table, revision.document_id)
+    for image in images:
+        key = (image.table, image.document_id)
         held = newest.get(key)
-        if held is None or revision.version > held.version:
-            newest[key] = revision
+        if held is None or image.version > held.version:
+            newest[key] = image
     return newest
+
+
+def unique_history(images: Iterable[RowImage]) -> list:
+    seen: dict = {}
+    for image in images:
+        seen.setdefault((image.table, image.document_id, image.version), image)
+    return list(seen.values())
+
+
+@dataclass
+class WriteStats:
+    current_rows: dict = field(default_factory=dict)  # table -> rows sent
+    history_rows: dict = field(default_factory=dict)
+    dead_letters: int = 0
+    gaps: int = 0
+
+    def add(self, counts: dict, table: str, n: int) -> None:
+        counts[table] = counts.get(table, 0) + n
 
 
 class MySqlWriter:
@@ -85,8 +113,10 @@ class MySqlWriter:
         self._sleep = sleep
         self._conn = None
         self._dialect: Optional[sql.Dialect] = None
-        self._tables: set = set()
+        self._bookkeeping = False
+        self._schemas: dict = {}  # MySQL table -> TableColumns
         self.retries = 0
+        self.stats = WriteStats()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -96,22 +126,26 @@ class MySqlWriter:
                 pass
             self._conn = None
 
-    def write(self, items: list) -> int:
-        """Apply one batch (revisions and dead letters) in one transaction.
+    # --- the batch --------------------------------------------------------------------
 
-        Returns the number of documents whose newest revision in the batch was applied.
-        """
-        revisions = [i for i in items if isinstance(i, Revision)]
+    def write(self, items: list) -> WriteStats:
+        """Apply one batch (row images, gaps, dead letters) in one transaction."""
+        images = [i for i in items if isinstance(i, RowImage)]
+        current = newest_per_document(i for i in images if i.kind == CURRENT)
+        history = unique_history(i for i in images if i.kind == HISTORY)
         dead_letters = [i for i in items if isinstance(i, DeadLetter)]
-        newest = newest_per_document(revisions)
-        if not newest and not dead_letters:
-            return 0
+        gaps = [i for i in items if not isinstance(i, (RowImage, DeadLetter))]
+        stats = WriteStats()
+        if not (current or history or dead_letters or gaps):
+            return stats
         deadline = time.monotonic() + self._settings.retry_deadline_s
         delays = backoff_delays()
         while True:
             try:
-                self._write_once(newest, dead_letters)
-                return len(newest)
+                stats = WriteStats()
+                self._write_once(list(current.values()), history, dead_letters, gaps, stats)
+                self._merge(stats)
+                return stats
             except Exception as exc:
                 self._rollback_quietly()
                 if not is_transient(exc) or time.monotonic() >= deadline:
@@ -120,8 +154,150 @@ class MySqlWriter:
                 self.close()
                 delay = next(delays)
                 log.warning("MySQL %s: transient error %s; retrying the batch in %.2fs",
-                            self._settings.describe(), _describe_error(exc), delay)
+                            self._settings.describe(), describe_error(exc), delay)
                 self._sleep(delay)
+
+    def _merge(self, stats: WriteStats) -> None:
+        for table, n in stats.current_rows.items():
+            self.stats.add(self.stats.current_rows, table, n)
+        for table, n in stats.history_rows.items():
+            self.stats.add(self.stats.history_rows, table, n)
+        self.stats.dead_letters += stats.dead_letters
+        self.stats.gaps += stats.gaps
+
+    def _write_once(self, current: list, history: list, dead_letters: list, gaps: list, stats: WriteStats) -> None:
+        conn = self._connection()
+        by_table: dict = {}
+        for image in current + history:
+            by_table.setdefault(sql.table_identifier(image.table), ([], []))[image.kind == HISTORY].append(image)
+        self._prepare_tables(conn, by_table)
+        dead_letters = list(dead_letters)
+        with conn.cursor() as cursor:
+            for table, (current_images, history_images) in sorted(by_table.items()):
+                if current_images:
+                    dead_letters += self._write_current(cursor, table, current_images, stats)
+                if history_images:
+                    dead_letters += self._guarded(cursor, history_images, lambda rows: self._insert_history(
+                        cursor, table, rows), stats.history_rows, table)
+            if gaps:
+                params = [p for g in gaps for p in (sql.table_identifier(g.table), g.document_id,
+                                                    g.from_version, g.to_version, g.action)]
+                cursor.execute(sql.insert_gaps(len(gaps)), params)
+                stats.gaps += len(gaps)
+            if dead_letters:
+                params = [p for d in dead_letters for p in d.row()]
+                cursor.execute(sql.insert_dead_letters(len(dead_letters)), params)
+                stats.dead_letters += len(dead_letters)
+        conn.commit()
+
+    def _write_current(self, cursor, table: str, images: list, stats: WriteStats) -> list:
+        ids = [i.document_id for i in images]
+        cursor.execute(sql.select_tombstones(len(ids)), [table, *ids])
+        tombstones = {doc: int(version) for doc, version in cursor.fetchall()}
+        deletes = [i for i in images if i.deleted]
+        if deletes:
+            params = [p for i in deletes for p in (table, i.document_id, i.version)]
+            cursor.execute(sql.record_tombstones(self._dialect, len(deletes)), params)
+            for i in deletes:
+                cursor.execute(sql.delete_current(table), [i.document_id, i.version])
+            stats.add(stats.current_rows, table, len(deletes))
+        live = [i for i in images if not i.deleted and i.version > tombstones.get(i.document_id, -1)]
+        if not live:
+            return []
+        return self._guarded(cursor, live, lambda rows: self._upsert_current(cursor, table, rows),
+                             stats.current_rows, table)
+
+    def _guarded(self, cursor, images: list, write: Callable[[list], None], counts: dict, table: str) -> list:
+        """Write all rows in one statement; if MySQL refuses it for good, write them one by
+        one under savepoints and turn the refused ones into dead letters."""
+        cursor.execute("SAVEPOINT ledgersync_rows")
+        try:
+            write(images)
+            counts[table] = counts.get(table, 0) + len(images)
+            return []
+        except pymysql.err.MySQLError as exc:
+            if is_transient(exc):
+                raise
+            cursor.execute("ROLLBACK TO SAVEPOINT ledgersync_rows")
+        refused = []
+        for image in images:
+            cursor.execute("SAVEPOINT ledgersync_row")
+            try:
+                write([image])
+                counts[table] = counts.get(table, 0) + 1
+            except pymysql.err.MySQLError as exc:
+                if is_transient(exc):
+                    raise
+                cursor.execute("ROLLBACK TO SAVEPOINT ledgersync_row")
+                refused.append(write_dead_letter(image, describe_error(exc)))
+        return refused
+
+    def _upsert_current(self, cursor, table: str, images: list) -> None:
+        schema = self._schemas[table]
+        params = []
+        for image in images:
+            params += [image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us), image.document]
+            params += self._typed_values(table, schema, image)
+        cursor.execute(sql.upsert_current(self._dialect, table, len(images), tuple(schema.columns)), params)
+
+    def _insert_history(self, cursor, table: str, images: list) -> None:
+        schema = self._schemas[table]
+        params = []
+        for image in images:
+            params += [image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us), image.document,
+                       image.deleted]
+            params += self._typed_values(table, schema, image)
+        cursor.execute(sql.insert_history(table, len(images), tuple(schema.columns)), params)
+
+    def _typed_values(self, table: str, schema: TableColumns, image: RowImage) -> list:
+        values, notes = schema.values(_document(image))
+        _report(table, notes)
+        return list(values)
+
+    # --- schema ---------------------------------------------------------------------
+
+    def _prepare_tables(self, conn, by_table: dict) -> None:
+        """Create tables on first sight and add typed columns for new fields (DDL commits
+        implicitly in MySQL, so this runs before the batch's transaction)."""
+        with conn.cursor() as cursor:
+            if not self._bookkeeping:
+                cursor.execute(sql.create_tombstones_table())
+                cursor.execute(sql.create_dead_letters_table())
+                cursor.execute(sql.create_gaps_table())
+                self._bookkeeping = True
+            for table, (current_images, history_images) in by_table.items():
+                if table not in self._schemas:
+                    cursor.execute(sql.create_current_table(table))
+                    if self._settings.history:
+                        cursor.execute(sql.create_history_table(table))
+                    self._schemas[table] = self._load_columns(cursor, table)
+                schema = self._schemas[table]
+                documents = [d for d in (_document(i) for i in current_images + history_images) if d]
+                new, notes = schema.plan(documents)
+                _report(table, notes)
+                for column, column_type in new.items():
+                    targets = [table] + ([sql.history_table(table)] if self._settings.history else [])
+                    for target in targets:
+                        try:
+                            cursor.execute(sql.add_column(target, column, column_type))
+                        except pymysql.err.OperationalError as exc:
+                            if error_code(exc) != DUPLICATE_COLUMN:
+                                raise  # another writer added it first: fine; anything else is not
+                    schema.columns[column] = column_type
+        conn.commit()
+
+    def _load_columns(self, cursor, table: str) -> TableColumns:
+        cursor.execute(sql.table_columns(), (table,))
+        schema = TableColumns()
+        for name, data_type in cursor.fetchall():
+            if name in sql.HISTORY_COLUMNS:
+                continue
+            kind = from_information_schema(data_type)
+            if kind:
+                schema.columns[name] = kind
+        return schema
+
+    # --- connection -----------------------------------------------------------------
 
     def _connection(self):
         if self._conn is None:
@@ -131,52 +307,9 @@ class MySqlWriter:
                 self._dialect = sql.Dialect.from_version_string(cursor.fetchone()[0])
                 # Store and compare tx_time in UTC whatever the server's zone is.
                 cursor.execute("SET time_zone = '+00:00'")
+            # Another writer may have added columns while we were away.
+            self._schemas.clear()
         return self._conn
-
-    def _ensure_tables(self, conn, tables: Iterable[str]) -> None:
-        missing = [t for t in tables if t not in self._tables]
-        if not missing and self._tables:
-            return
-        with conn.cursor() as cursor:
-            # DDL commits implicitly in MySQL, so it runs before the batch's transaction.
-            if not self._tables:
-                cursor.execute(sql.create_tombstones_table())
-                cursor.execute(sql.create_dead_letters_table())
-            for table in missing:
-                cursor.execute(sql.create_current_table(table))
-        conn.commit()
-        self._tables.update(missing)
-        self._tables.add(sql.DEAD_LETTERS_TABLE)
-
-    def _write_once(self, newest: dict, dead_letters: list) -> None:
-        conn = self._connection()
-        by_table: dict = {}
-        for (qldb_table, _doc), revision in newest.items():
-            by_table.setdefault(sql.table_identifier(qldb_table), []).append(revision)
-        self._ensure_tables(conn, by_table)
-        with conn.cursor() as cursor:
-            for table, revisions in sorted(by_table.items()):
-                self._write_table(cursor, table, revisions)
-            if dead_letters:
-                params = [p for d in dead_letters for p in d.row()]
-                cursor.execute(sql.insert_dead_letters(len(dead_letters)), params)
-        conn.commit()
-
-    def _write_table(self, cursor, table: str, revisions: list) -> None:
-        dialect = self._dialect
-        ids = [r.document_id for r in revisions]
-        cursor.execute(sql.select_tombstones(len(ids)), [table, *ids])
-        tombstones = {doc: int(version) for doc, version in cursor.fetchall()}
-        deletes = [r for r in revisions if r.deleted]
-        if deletes:
-            params = [p for r in deletes for p in (table, r.document_id, r.version)]
-            cursor.execute(sql.record_tombstones(dialect, len(deletes)), params)
-            for r in deletes:
-                cursor.execute(sql.delete_current(table), [r.document_id, r.version])
-        live = [r for r in revisions if not r.deleted and r.version > tombstones.get(r.document_id, -1)]
-        if live:
-            params = [p for r in live for p in current_row(r)]
-            cursor.execute(sql.upsert_current(dialect, table, len(live)), params)
 
     def _rollback_quietly(self) -> None:
         if self._conn is not None:
@@ -186,12 +319,27 @@ class MySqlWriter:
                 pass
 
 
-def current_row(revision: Revision) -> tuple:
-    tx_time = revision.tx_time.replace(tzinfo=None) if revision.tx_time else None
-    document = None if revision.data is None else json.dumps(revision.data, ensure_ascii=False, separators=(",", ":"))
-    return (revision.document_id, revision.version, revision.tx_id, tx_time, document)
+def _document(image: RowImage) -> Optional[dict]:
+    if image.document is None:
+        return None
+    value = json.loads(image.document)
+    return value if isinstance(value, dict) else None
 
 
-def _describe_error(exc: BaseException) -> str:
+def _report(table: str, notes: list) -> None:
+    for name, reason in notes:
+        log.warning("table %s: field %r stays in the document JSON only: %s", table, name, reason)
+
+
+def write_dead_letter(image: RowImage, reason: str) -> DeadLetter:
+    """A row MySQL refused: its position is the document and version (no Kinesis position)."""
+    raw = json.dumps({"table": image.table, "document_id": image.document_id, "version": image.version,
+                      "tx_id": image.tx_id, "tx_time_us": image.tx_time_us, "document": image.document,
+                      "deleted": image.deleted}, ensure_ascii=False).encode("utf-8")
+    return DeadLetter(stream="", shard_id=image.table, sequence_number=f"{image.document_id}/{image.version}",
+                      stage=f"write-{image.kind}", reason=f"MySQL refused the row: {reason}", raw=raw)
+
+
+def describe_error(exc: BaseException) -> str:
     # pymysql errors carry (code, message); the message never holds the password.
     return f"{type(exc).__name__}{exc.args!r}"

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pyflink.common import Types
+from pyflink.common import Row, Types
+from pyflink.common.types import RowKind
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
+from connectors.dead_letters import DeadLetter
 from connectors.mysql_writer import MySqlSettings
+from connectors.row_images import CURRENT, HISTORY, RowImage, image_of
 from job.decode_function import DecodeQldbFunction
+from job.order_function import OrderedRevisionsFunction, order_bucket
 from job.shard_reader_function import ShardReaderFunction
 from job.writer_function import MySqlWriterFunction, route_slot
 from job.properties import Properties
@@ -23,6 +27,7 @@ def mysql_settings(props: Properties, password: str) -> MySqlSettings:
         host=props["sink.mysql.host"], port=props["sink.mysql.port"],
         database=props["sink.mysql.database"], user=props["sink.mysql.user"], password=password,
         retry_deadline_s=props["sink.retry.deadline.ms"] / 1000.0,
+        history=props["replication.history"],
     )
 
 
@@ -52,16 +57,71 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties, password:
         )
     ).name("kinesis-shard-reader").uid("kinesis-shard-reader")
 
-    revisions = records.flat_map(DecodeQldbFunction(props["replication.tables.include"])) \
+    decoded = records.flat_map(DecodeQldbFunction(props["replication.tables.include"])) \
         .name("decode-qldb").uid("decode-qldb")
+    dead_letters = decoded.filter(lambda item: isinstance(item, DeadLetter)).name("dead-letters")
+    revisions = decoded.filter(lambda item: not isinstance(item, DeadLetter)).name("revisions")
+    settings = mysql_settings(props, password)
 
-    written = revisions.key_by(
+    to_write = [dead_letters]
+    if props["replication.history"]:
+        # Every revision goes to history; the insert-once statement drops repeats.
+        to_write.append(revisions.map(lambda r: image_of(r, HISTORY)).name("history-rows"))
+    if props["replication.order"]:
+        to_write.append(revisions.key_by(
+            lambda r: order_bucket(r.table, r.document_id), key_type=Types.INT()
+        ).process(OrderedRevisionsFunction(
+            settings, props["replication.order.timeout.ms"], props["replication.order.gap"]
+        )).name("order-versions").uid("order-versions"))
+    else:
+        to_write.append(newest_revisions(t_env, revisions))
+
+    written = to_write[0].union(*to_write[1:]).key_by(
         lambda item: route_slot(item, writer_slots), key_type=Types.INT()
     ).process(
-        MySqlWriterFunction(mysql_settings(props, password), props["sink.batch.max.rows"],
-                            props["sink.batch.interval.ms"], status_dir)
+        MySqlWriterFunction(settings, props["sink.batch.max.rows"], props["sink.batch.interval.ms"], status_dir)
     ).name("mysql-writer").uid("mysql-writer")
 
     # The writer emits nothing; Flink still wants every branch to end in a sink.
     discarding = get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink()
     written.sink_to(Sink(discarding)).name("end")
+
+
+REVISION_ROW = Types.ROW_NAMED(
+    ["tbl", "document_id", "version", "tx_id", "tx_time_us", "document", "deleted"],
+    [Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(), Types.LONG(), Types.STRING(), Types.BOOLEAN()],
+)
+
+# Flink SQL's Top-1 keeps the highest version per document in Java keyed state: far
+# cheaper than a Python keyed function per document (see README, "What each mode costs").
+NEWEST_PER_DOCUMENT = """
+SELECT tbl, document_id, version, tx_id, tx_time_us, document, deleted FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY tbl, document_id ORDER BY version DESC) AS rn
+  FROM ledgersync_revisions
+) WHERE rn = 1
+"""
+
+
+def revision_row(revision) -> Row:
+    image = image_of(revision, CURRENT)
+    return Row(image.table, image.document_id, image.version, image.tx_id, image.tx_time_us, image.document,
+               image.deleted)
+
+
+def current_image(row: Row) -> RowImage:
+    return RowImage(CURRENT, row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]))
+
+
+def newest_revisions(t_env: StreamTableEnvironment, revisions):
+    """order=false: the newest revision per document, as its changelog in upsert form.
+
+    Top-1 emits +I for a document's first revision and -U/+U when a newer one arrives;
+    duplicates and older revisions change nothing and emit nothing. Only +I/+U matter
+    to an upsert sink. Redactions never change the current view, so they stay out.
+    """
+    rows = revisions.filter(lambda r: not r.redacted).map(revision_row, output_type=REVISION_ROW) \
+        .name("revision-rows")
+    t_env.create_temporary_view("ledgersync_revisions", t_env.from_data_stream(rows))
+    changes = t_env.to_changelog_stream(t_env.sql_query(NEWEST_PER_DOCUMENT))
+    upserts = (RowKind.INSERT, RowKind.UPDATE_AFTER)
+    return changes.filter(lambda row: row.get_row_kind() in upserts).map(current_image).name("current-rows")

@@ -91,6 +91,7 @@ SPEC: dict = {
         "history": (_bool, False),
         "order": (_bool, False),
         "order.timeout.ms": (_positive_int, 60_000),
+        "order.gap": (_choice("skip", "wait"), "skip"),
         "tables.include": (_csv, ()),
     },
     "audit": {
@@ -156,8 +157,6 @@ def _check_combinations(props: Properties, origin: str) -> None:
         raise PropertiesError(f"{origin}: set sink.mysql.password or sink.mysql.secret.arn")
     # Declared by the design, built in later steps: refuse them loudly rather than ignore them.
     unsupported = {
-        "replication.history": props["replication.history"],
-        "replication.order": props["replication.order"],
         "sink.mysql.secret.arn": props["sink.mysql.secret.arn"] is not None,
         "audit.replay.enabled": props["audit.replay.enabled"],
     }

@@ -25,7 +25,7 @@ def writer_slot(table: str, document_id: str, slots: int) -> int:
 
 def route_slot(item, slots: int) -> int:
     """The writer slot of a revision (by document) or of a dead letter (by position)."""
-    if isinstance(item, DeadLetter):
+    if isinstance(item, DeadLetter):  # everything else names its table and document
         return zlib.crc32(f"{item.stream}\x00{item.shard_id}\x00{item.sequence_number}".encode("utf-8")) % slots
     return writer_slot(item.table, item.document_id, slots)
 
@@ -38,7 +38,7 @@ class MySqlWriterFunction(KeyedProcessFunction):
         self._status_dir = status_dir
 
     def open(self, ctx: RuntimeContext):
-        self._pending = ctx.get_list_state(ListStateDescriptor("pending-revisions", Types.PICKLED_BYTE_ARRAY()))
+        self._pending = ctx.get_list_state(ListStateDescriptor("pending-rows", Types.PICKLED_BYTE_ARRAY()))
         self._writer = MySqlWriter(self._settings)
         self._board = StatusBoard(self._status_dir)
         # Per slot, in memory only: rows added since the last flush and the timer set.
@@ -46,16 +46,19 @@ class MySqlWriterFunction(KeyedProcessFunction):
         self._count: dict = {}
         self._timer: dict = {}
         self._written: dict = {}
-        metrics = ctx.get_metrics_group()
-        self._rows_written = metrics.counter("rowsWritten")
-        self._batches = metrics.counter("batchesWritten")
+        self._metrics = ctx.get_metrics_group()
+        self._table_counters: dict = {}
+        self._batches = self._metrics.counter("batchesWritten")
+        self._dead_letters = self._metrics.counter("deadLetters")
+        self._gaps = self._metrics.counter("gaps")
+        self._retries = self._metrics.counter("retries")
 
     def close(self):
         self._writer.close()
 
-    def process_element(self, revision, ctx: KeyedProcessFunction.Context):
+    def process_element(self, item, ctx: KeyedProcessFunction.Context):
         slot = ctx.get_current_key()
-        self._pending.add(revision)
+        self._pending.add(item)
         count = self._count.get(slot, 0) + 1
         self._count[slot] = count
         if count == 1:
@@ -78,13 +81,26 @@ class MySqlWriterFunction(KeyedProcessFunction):
     def _flush(self, slot: int) -> None:
         rows = list(self._pending.get() or [])
         if rows:
-            applied = self._writer.write(rows)
+            retries_before = self._writer.retries
+            stats = self._writer.write(rows)
             self._pending.clear()
-            self._rows_written.inc(applied)
             self._batches.inc()
+            self._retries.inc(self._writer.retries - retries_before)
+            self._dead_letters.inc(stats.dead_letters)
+            self._gaps.inc(stats.gaps)
+            for kind, counts in (("current", stats.current_rows), ("history", stats.history_rows)):
+                for table, n in counts.items():
+                    self._rows_counter(table, kind).inc(n)
             self._written[slot] = self._written.get(slot, 0) + len(rows)
         self._count[slot] = 0
         self._publish(slot, pending=False)
+
+    def _rows_counter(self, table: str, kind: str):
+        counter = self._table_counters.get((table, kind))
+        if counter is None:
+            counter = self._metrics.add_group("table", table).add_group("kind", kind).counter("rowsWritten")
+            self._table_counters[(table, kind)] = counter
+        return counter
 
     def _publish(self, slot: int, pending: bool) -> None:
         self._board.publish(f"writer-{slot}", {

@@ -1,20 +1,10 @@
 """The whole path on real services: simulated QLDB stream -> mini-cluster -> MariaDB."""
 from __future__ import annotations
 
-import json
-
-from job.simulate import WorkloadSpec, expected_current, simulate_qldb
-from connectors.mysql_sql import table_identifier
-from connectors.mysql_writer import current_row
-from connectors.qldb_records import Revision
+from connectors.qldb_records import decode_record
+from job.simulate import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import run_job, write_properties
-
-
-def _as_revision(r) -> Revision:
-    from connectors.ion_json import ion_to_json
-
-    return Revision(table=r.table, document_id=r.document_id, version=r.version, tx_id=r.tx_id,
-                    tx_time=r.tx_time, data=ion_to_json(r.data))
+from tests.oracle import actual_tables, diff, expected_tables
 
 
 def test_mysql_holds_exactly_the_newest_version_of_every_document(tmp_path, kinesis, stream_name,
@@ -28,19 +18,10 @@ def test_mysql_holds_exactly_the_newest_version_of_every_document(tmp_path, kine
 
     output = run_job(props)
 
-    expected = expected_current(revisions)
-    with mysql_conn.cursor() as cursor:
-        actual = {}
-        for table in {r.table for r in revisions}:
-            cursor.execute(f"SELECT document_id, version, tx_id, tx_time, document FROM `{table_identifier(table)}`")
-            for document_id, version, tx_id, tx_time, document in cursor.fetchall():
-                actual[(table, document_id)] = (document_id, version, tx_id, tx_time, json.loads(document))
-    want = {}
-    for key, r in expected.items():
-        document_id, version, tx_id, tx_time, document = current_row(_as_revision(r))
-        want[key] = (document_id, version, tx_id, tx_time, json.loads(document))
-    assert len(actual) == len(want) == 180
-    assert actual == want, output
+    expected = expected_tables([decode_record(encode(r)).revision for r in revisions], history=False)
+    actual = actual_tables(mysql_conn, expected)
+    assert sum(len(rows) for rows in actual.values()) == 180
+    assert diff(expected, actual) == [], output
     with mysql_conn.cursor() as cursor:
         cursor.execute("SELECT raw, stage, reason, stream, shard_id FROM _ledgersync_dead_letters ORDER BY id")
         letters = cursor.fetchall()

@@ -1,0 +1,50 @@
+"""What the writer stores for one revision: a row image, already in MySQL's shape.
+
+A ``RowImage`` is built once (JSON serialised once) wherever a revision leaves the
+ordering step, and carries its destination: the current view or the history table.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+CURRENT = "current"
+HISTORY = "history"
+
+
+@dataclass(frozen=True)
+class RowImage:
+    kind: str  # CURRENT or HISTORY
+    table: str  # the QLDB table name (made a MySQL name by the writer)
+    document_id: str
+    version: int
+    tx_id: str
+    tx_time_us: Optional[int]  # microseconds since the epoch, UTC
+    document: Optional[str]  # JSON text of the revision's data; None for a delete
+    deleted: bool = False
+
+
+def document_json(data: Optional[dict]) -> Optional[str]:
+    return None if data is None else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def epoch_us(value: Optional[_dt.datetime]) -> Optional[int]:
+    if value is None:
+        return None
+    delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def utc_naive(us: Optional[int]) -> Optional[_dt.datetime]:
+    """A DATETIME(6) value (the writer sets the session time zone to UTC)."""
+    if us is None:
+        return None
+    return _dt.datetime(1970, 1, 1) + _dt.timedelta(microseconds=us)
+
+
+def image_of(revision, kind: str) -> RowImage:
+    return RowImage(kind=kind, table=revision.table, document_id=revision.document_id,
+                    version=revision.version, tx_id=revision.tx_id, tx_time_us=epoch_us(revision.tx_time),
+                    document=document_json(revision.data), deleted=revision.deleted)

@@ -1,0 +1,84 @@
+"""Flink wrapper for `order=true`: versions of each document applied strictly in sequence.
+
+Keyed by a bucket of documents (a hash of table and document id), not by the document:
+a Python keyed function pays a round trip to the JVM per new key, so a few hundred
+buckets with a map of documents each are much cheaper than a key per document. The
+rules are ``job.ordering.OrderedDocument``; waiting revisions are Flink state and so
+survive a restart.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import replace
+
+from pyflink.common import Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import MapStateDescriptor
+
+from connectors.mysql_lookup import StoredVersions
+from connectors.mysql_writer import MySqlSettings
+from connectors.row_images import CURRENT, image_of
+from job.ordering import OrderedDocument
+
+ORDER_BUCKETS = 256
+
+
+def order_bucket(table: str, document_id: str, buckets: int = ORDER_BUCKETS) -> int:
+    return zlib.crc32(f"{table}\x00{document_id}".encode("utf-8")) % buckets
+
+
+class OrderedRevisionsFunction(KeyedProcessFunction):
+    def __init__(self, settings: MySqlSettings, timeout_ms: int, gap_action: str):
+        self._settings = settings
+        self._timeout_ms = timeout_ms
+        self._gap_action = gap_action
+
+    def open(self, ctx: RuntimeContext):
+        self._documents = ctx.get_map_state(
+            MapStateDescriptor("ordered-documents", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+        # Only documents with revisions waiting for a gap: document key -> deadline (ms).
+        self._waiting = ctx.get_map_state(MapStateDescriptor("waiting-documents", Types.STRING(), Types.LONG()))
+        self._stored = StoredVersions(self._settings)
+        metrics = ctx.get_metrics_group()
+        self._dropped = metrics.counter("revisionsDropped")
+        self._gaps = metrics.counter("gaps")
+
+    def close(self):
+        self._stored.close()
+
+    def process_element(self, revision, ctx: KeyedProcessFunction.Context):
+        key = f"{revision.table}\x00{revision.document_id}"
+        state = self._documents.get(key)
+        if state is None:
+            state = OrderedDocument.starting_after(*self._stored.lookup(revision.table, revision.document_id))
+        now = ctx.timer_service().current_processing_time()
+        state, applied = state.offer(revision, now, self._timeout_ms)
+        if not applied and revision.version not in state.waiting:
+            self._dropped.inc()
+        self._store(key, state, ctx)
+        for r in applied:
+            yield image_of(r, CURRENT)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        out = []
+        for key, deadline in list(self._waiting.items()):
+            if deadline > timestamp:
+                continue
+            state = self._documents.get(key)
+            state, applied, gap = state.on_timeout(timestamp, self._timeout_ms, self._gap_action)
+            self._store(key, state, ctx)
+            out += [image_of(r, CURRENT) for r in applied]
+            if gap is not None:
+                table, document_id = key.split("\x00", 1)
+                self._gaps.inc()
+                out.append(replace(gap, table=table, document_id=document_id))
+        return out
+
+    def _store(self, key: str, state: OrderedDocument, ctx) -> None:
+        self._documents.put(key, state)
+        if state.deadline_ms is None:
+            if self._waiting.contains(key):
+                self._waiting.remove(key)
+        else:
+            self._waiting.put(key, state.deadline_ms)
+            ctx.timer_service().register_processing_time_timer(state.deadline_ms)

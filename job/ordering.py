@@ -1,0 +1,138 @@
+"""Replication rules as pure Python: the oracle for tests, and the logic of `order` mode.
+
+Kinesis delivers at least once and in no order; the result must be as if every revision
+were applied once, in version order. Two modes:
+
+- ``order=false`` (default): apply a revision only if it is newer than the last applied
+  one; duplicates and older revisions are dropped. (In the job, Flink SQL's Top-1 does
+  this in Java state; ``apply_newest`` is its model.)
+- ``order=true``: apply versions strictly one after another (``OrderedDocument``); a
+  revision ahead of the next expected version waits; a gap is waited for up to
+  ``order.timeout.ms`` and then skipped (recorded) or kept waiting, by setting.
+
+A delete is final for the current view: once a document's delete (at version d) is
+applied, no revision with a version <= d brings it back. QLDB never reuses an id, so a
+revision above a delete does not occur; if one did, it would be applied as newer.
+Redactions never change the current view.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Optional
+
+GAP_SKIP = "skip"
+GAP_WAIT = "wait"
+GAP_ACTIONS = (GAP_SKIP, GAP_WAIT)
+
+
+def document_key(revision) -> tuple:
+    return (revision.table, revision.document_id)
+
+
+# --- the oracle ------------------------------------------------------------------------
+
+def expected_current(revisions: Iterable) -> dict:
+    """(table, document_id) -> the revision the current view must hold (deleted: absent)."""
+    newest: dict = {}
+    for r in revisions:
+        if getattr(r, "redacted", False):
+            continue
+        key = document_key(r)
+        if key not in newest or r.version > newest[key].version:
+            newest[key] = r
+    return {key: r for key, r in newest.items() if not r.deleted}
+
+
+def expected_history(revisions: Iterable) -> dict:
+    """(table, document_id, version) -> revision: every revision once, deletes included."""
+    history: dict = {}
+    for r in revisions:
+        history.setdefault((r.table, r.document_id, r.version), r)
+    return history
+
+
+# --- order=false: newest wins ------------------------------------------------------
+
+def apply_newest(applied: Optional[object], revision) -> Optional[object]:
+    """The revision to apply, or None when it is a duplicate or older than ``applied``."""
+    if getattr(revision, "redacted", False):
+        return None
+    if applied is not None and revision.version <= applied.version:
+        return None
+    return revision
+
+
+# --- order=true: strict sequence ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Gap:
+    table: str
+    document_id: str
+    from_version: int  # first missing version
+    to_version: int  # last missing version
+    action: str  # "skip" (versions given up) or "wait" (still waiting, reported once)
+
+
+@dataclass(frozen=True)
+class OrderedDocument:
+    """Per-document state in order mode (kept in Flink keyed state between records)."""
+
+    next_version: int = 0
+    # Version of the delete once it is applied; nothing at or below it applies again.
+    deleted_at: Optional[int] = None
+    # version -> revision, waiting for the versions before it.
+    waiting: dict = field(default_factory=dict)
+    # Processing time (ms) until which the gap before ``min(waiting)`` is waited for.
+    deadline_ms: Optional[int] = None
+    # The lowest missing version already reported as waited-for (report once).
+    reported_gap: Optional[int] = None
+
+    def offer(self, revision, now_ms: int, timeout_ms: int) -> tuple:
+        """Take one delivered revision: (new state, revisions to apply in order)."""
+        if getattr(revision, "redacted", False) or revision.version < self.next_version:
+            return self, []  # redaction, duplicate of an applied version, or given up
+        if revision.version in self.waiting:
+            return self, []  # duplicate of a waiting one
+        waiting = {**self.waiting, revision.version: revision}
+        state, applied = replace(self, waiting=waiting)._drain()
+        if state.waiting and state.deadline_ms is None:
+            state = replace(state, deadline_ms=now_ms + timeout_ms)
+        return state, applied
+
+    def on_timeout(self, now_ms: int, timeout_ms: int, action: str) -> tuple:
+        """The gap's wait ran out: (new state, revisions to apply, gap to record or None)."""
+        if not self.waiting or self.deadline_ms is None or now_ms < self.deadline_ms:
+            return self, [], None
+        first_waiting = min(self.waiting)
+        gap = Gap("", "", self.next_version, first_waiting - 1, action)
+        if action == GAP_WAIT:
+            if self.reported_gap == self.next_version:
+                return replace(self, deadline_ms=now_ms + timeout_ms), [], None
+            return replace(self, deadline_ms=now_ms + timeout_ms, reported_gap=self.next_version), [], gap
+        state, applied = replace(self, next_version=first_waiting, deadline_ms=None)._drain()
+        if state.waiting:
+            state = replace(state, deadline_ms=now_ms + timeout_ms)
+        return state, applied, gap
+
+    def _drain(self) -> tuple:
+        waiting = dict(self.waiting)
+        applied = []
+        next_version = self.next_version
+        deleted_at = self.deleted_at
+        while next_version in waiting:
+            revision = waiting.pop(next_version)
+            applied.append(revision)
+            if revision.deleted:
+                deleted_at = revision.version
+            next_version += 1
+        moved = next_version != self.next_version
+        return replace(self, waiting=waiting, next_version=next_version, deleted_at=deleted_at,
+                       deadline_ms=None if moved else self.deadline_ms,
+                       reported_gap=None if moved else self.reported_gap), applied
+
+    @classmethod
+    def starting_after(cls, current_version: Optional[int], deleted_at: Optional[int] = None) -> "OrderedDocument":
+        """State for a document first seen by this job: version 0 comes first unless MySQL
+        already holds the document (or its tombstone), then the version after it."""
+        held = max(v for v in (current_version, deleted_at, -1) if v is not None)
+        return cls(next_version=held + 1, deleted_at=deleted_at)

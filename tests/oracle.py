@@ -1,0 +1,60 @@
+"""What MySQL must hold after replicating some revisions, and what it does hold.
+
+The expectation comes from ``job.ordering`` (the pure model of the replication rules)
+applied to the revisions as the decoder sees them; rows are compared column by column
+with the JSON document compared as the exact text stored.
+"""
+from __future__ import annotations
+
+from connectors import mysql_sql as sql
+from connectors.row_images import CURRENT, HISTORY, image_of, utc_naive
+from job import ordering
+
+
+def _row(image, history: bool) -> tuple:
+    row = (image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us), image.document)
+    return row + (int(image.deleted),) if history else row
+
+
+def expected_tables(revisions: list, history: bool) -> dict:
+    """MySQL table -> primary key -> row, for the current view (and history if on)."""
+    tables: dict = {}
+    for r in revisions:  # every table seen gets a current view, even if all its documents are deleted
+        tables.setdefault(sql.table_identifier(r.table), {})
+        if history:
+            tables.setdefault(sql.history_table(sql.table_identifier(r.table)), {})
+    for (table, document_id), r in ordering.expected_current(revisions).items():
+        tables[sql.table_identifier(table)][document_id] = _row(image_of(r, CURRENT), False)
+    if history:
+        for (table, document_id, version), r in ordering.expected_history(revisions).items():
+            tables[sql.history_table(sql.table_identifier(table))][(document_id, version)] = \
+                _row(image_of(r, HISTORY), True)
+    return tables
+
+
+def actual_tables(conn, tables) -> dict:
+    out: dict = {}
+    with conn.cursor() as cursor:
+        for table in tables:
+            history = table.endswith(sql.HISTORY_SUFFIX)
+            columns = "document_id, version, tx_id, tx_time, document" + (", deleted" if history else "")
+            cursor.execute(f"SELECT {columns} FROM {sql.quote_identifier(table)}")
+            rows = {}
+            for row in cursor.fetchall():
+                row = tuple(row)
+                rows[(row[0], row[1]) if history else row[0]] = row
+            out[table] = rows
+    return out
+
+
+def diff(expected: dict, actual: dict, limit: int = 10) -> list:
+    """Readable differences, at most ``limit``."""
+    problems = []
+    for table in sorted(set(expected) | set(actual)):
+        want, got = expected.get(table, {}), actual.get(table, {})
+        for key in sorted(set(want) | set(got), key=str):
+            if want.get(key) != got.get(key):
+                problems.append(f"{table} {key}: expected {want.get(key)!r}, got {got.get(key)!r}")
+                if len(problems) >= limit:
+                    return problems
+    return problems
