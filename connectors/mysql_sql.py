@@ -211,7 +211,7 @@ def create_dead_letters_table() -> str:
         "`id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,"
         "`stream` VARCHAR(128) NOT NULL,"
         "`shard_id` VARCHAR(128) NOT NULL,"
-        "`sequence_number` VARCHAR(128) NOT NULL,"
+        "`sequence_number` VARCHAR(255) NOT NULL,"
         "`sub_sequence` INT NOT NULL,"
         "`stage` VARCHAR(16) NOT NULL,"
         "`reason` TEXT NOT NULL,"

@@ -9,6 +9,7 @@ to the dead-letter table and the rest of the batch is written.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -19,12 +20,14 @@ from typing import Callable, Iterable, Optional
 import pymysql
 
 from connectors import mysql_sql as sql
+from connectors.credentials import Credentials, SecretSource
 from connectors.dead_letters import DeadLetter
 from connectors.mysql_schema import TableColumns, from_information_schema
 from connectors.row_images import CURRENT, HISTORY, RowImage, utc_naive
 
 log = logging.getLogger(__name__)
 
+ACCESS_DENIED = 1045
 # MySQL/MariaDB error codes worth retrying: deadlock, lock wait timeout, server gone
 # away, lost connection, can't connect, server shutting down, read-only (failover).
 TRANSIENT_ERRORS = {1213, 1205, 2006, 2013, 2003, 2002, 1053, 1290, 1836, 1047, 1927}
@@ -37,7 +40,8 @@ class MySqlSettings:
     port: int
     database: str
     user: str
-    password: str = field(repr=False)  # never in logs or reprs
+    password: Optional[str] = field(default=None, repr=False)  # never in logs or reprs
+    secret: Optional[SecretSource] = None  # read at connect time instead of a password
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     retry_deadline_s: float = 300.0
@@ -47,15 +51,34 @@ class MySqlSettings:
     def describe(self) -> str:
         return f"{self.user}@{self.host}:{self.port}/{self.database}"
 
+    def credentials(self, refresh: bool = False) -> Credentials:
+        if self.secret is None:
+            return Credentials(self.user, self.password or "")
+        cached = _SECRET_CACHE.get(self.secret)
+        if cached is None or refresh:
+            cached = _SECRET_CACHE[self.secret] = self.secret.read(self.user)
+        return cached
+
+
+_SECRET_CACHE: dict = {}  # per process: one Secrets Manager call, again after a failed login
+
 
 def connect(settings: MySqlSettings):
-    return pymysql.connect(
-        host=settings.host, port=settings.port, user=settings.user, password=settings.password,
-        database=settings.database, charset="utf8mb4", autocommit=False,
-        connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
-        write_timeout=settings.read_timeout,
-        ssl={"ca": settings.ssl_ca} if settings.ssl_ca else None,
-    )
+    def attempt(credentials: Credentials):
+        return pymysql.connect(
+            host=settings.host, port=settings.port, user=credentials.user, password=credentials.password,
+            database=settings.database, charset="utf8mb4", autocommit=False,
+            connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
+            write_timeout=settings.read_timeout,
+            ssl={"ca": settings.ssl_ca} if settings.ssl_ca else None,
+        )
+
+    try:
+        return attempt(settings.credentials())
+    except pymysql.err.OperationalError as exc:
+        if settings.secret is None or error_code(exc) != ACCESS_DENIED:
+            raise
+        return attempt(settings.credentials(refresh=True))  # the secret may have been rotated
 
 
 def error_code(exc: BaseException) -> Optional[int]:
@@ -336,7 +359,10 @@ def write_dead_letter(image: RowImage, reason: str) -> DeadLetter:
     raw = json.dumps({"table": image.table, "document_id": image.document_id, "version": image.version,
                       "tx_id": image.tx_id, "tx_time_us": image.tx_time_us, "document": image.document,
                       "deleted": image.deleted}, ensure_ascii=False).encode("utf-8")
-    return DeadLetter(stream="", shard_id=image.table, sequence_number=f"{image.document_id}/{image.version}",
+    position = f"{image.document_id}/{image.version}"
+    if len(position) > 200:  # the column holds 255; a hash keeps long ids apart
+        position = f"{position[:150]}...{hashlib.sha1(position.encode('utf-8')).hexdigest()}"
+    return DeadLetter(stream="", shard_id=image.table[:128], sequence_number=position,
                       stage=f"write-{image.kind}", reason=f"MySQL refused the row: {reason}", raw=raw)
 
 

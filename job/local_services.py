@@ -158,23 +158,24 @@ def _mysql_root(paths: Paths):
     return pymysql.connect(unix_socket=paths.mariadb_socket, user="root", connect_timeout=2, autocommit=True)
 
 
-def mysql_answers(paths: Paths) -> bool:
+def mysql_answers(paths: Paths, port: int = MYSQL_PORT) -> bool:
     import pymysql
 
-    conn = pymysql.connect(host=HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD,
+    conn = pymysql.connect(host=HOST, port=port, user=MYSQL_USER, password=MYSQL_PASSWORD,
                            connect_timeout=2)
     conn.close()
     return True
 
 
-def start_mariadb(paths: Paths) -> None:
+def start_mariadb(paths: Paths, port: int = MYSQL_PORT) -> None:
+    """Start MariaDB (a second instance too: pass another ``Paths`` root and port)."""
     pid = _read_pid(paths.mariadb_pid, "mariadbd")
     if pid:
-        _wait(lambda: mysql_answers(paths), "MariaDB", paths.mariadb_log, pid)
-        _say(f"MariaDB already running (pid {pid}) on {HOST}:{MYSQL_PORT}")
+        _wait(lambda: mysql_answers(paths, port), "MariaDB", paths.mariadb_log, pid)
+        _say(f"MariaDB already running (pid {pid}) on {HOST}:{port}")
         return
-    if _port_open(MYSQL_PORT):
-        raise ServiceError(f"port {HOST}:{MYSQL_PORT} is taken by another process; "
+    if _port_open(port):
+        raise ServiceError(f"port {HOST}:{port} is taken by another process; "
                            "set LEDGERSYNC_MYSQL_PORT to use another one")
     ensure_mariadb_installed()
     fresh = not os.path.isdir(os.path.join(paths.mariadb_data, "mysql"))
@@ -188,7 +189,7 @@ def start_mariadb(paths: Paths) -> None:
             raise ServiceError(f"mariadb-install-db failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     pid = _spawn([
         _mariadb_binary("mariadbd"), "--no-defaults", f"--datadir={paths.mariadb_data}",
-        f"--socket={paths.mariadb_socket}", f"--port={MYSQL_PORT}", f"--bind-address={HOST}",
+        f"--socket={paths.mariadb_socket}", f"--port={port}", f"--bind-address={HOST}",
         f"--pid-file={os.path.join(paths.mariadb, 'mariadbd.server.pid')}", "--user=root",
         "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
         "--innodb-buffer-pool-size=256M", "--max-connections=200", "--log-error=" + paths.mariadb_log,
@@ -205,8 +206,8 @@ def start_mariadb(paths: Paths) -> None:
             # Local only: tests create and drop their own databases.
             cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{MYSQL_USER}'@'{host}'")
     conn.close()
-    _wait(lambda: mysql_answers(paths), "MariaDB", paths.mariadb_log, pid)
-    _say(f"MariaDB started (pid {pid}) on {HOST}:{MYSQL_PORT}, data in {paths.mariadb_data}")
+    _wait(lambda: mysql_answers(paths, port), "MariaDB", paths.mariadb_log, pid)
+    _say(f"MariaDB started (pid {pid}) on {HOST}:{port}, data in {paths.mariadb_data}")
 
 
 def moto_answers() -> bool:
@@ -246,6 +247,10 @@ def _stop(pid_path: str, expect: str, name: str) -> None:
         os.kill(pid, signal.SIGKILL)
     os.remove(pid_path)
     _say(f"{name} stopped (pid {pid})")
+
+
+def stop_mariadb(paths: Paths) -> None:
+    _stop(paths.mariadb_pid, "mariadbd", "MariaDB")
 
 
 def _reap(pid: int) -> None:
