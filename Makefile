@@ -11,11 +11,12 @@ BASE_PYTHON ?= $(shell for p in python3.12 /root/.pyenv/versions/3.12.1/bin/pyth
 	&& { command -v $$p; break; }; done)
 PYTEST_ARGS ?=
 
-.PHONY: help install java run test test-unit test-integration services services-down services-status clean
+.PHONY: help install java run test test-unit test-integration services services-down services-status clean package
 
 help:
 	@echo "make run      - install, start local MariaDB + moto, put a demo stream, replicate it, show the tables"
 	@echo "make test     - install, then run unit and integration tests (starts and stops the services itself)"
+	@echo "make package  - build dist/ledgersync-msf.zip for Amazon Managed Service for Apache Flink"
 	@echo "make test-unit | test-integration | services | services-down | services-status | clean"
 
 java:
@@ -45,14 +46,21 @@ run: services
 	$(LEDGERSYNC) run --until-caught-up --timeout 600
 	$(LEDGERSYNC) show --rows 3
 
+package: install
+	$(LEDGERSYNC) package
+
+# Start the services if they are down, run pytest, and stop again only what this run started.
+WITH_SERVICES = started=0; $(LEDGERSYNC) services status >/dev/null 2>&1 || { $(LEDGERSYNC) services up && started=1; }; \
+	trap '[ $$started = 1 ] && $(LEDGERSYNC) services down' EXIT;
+
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@$(WITH_SERVICES) $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 test-integration: install
-	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+	@$(WITH_SERVICES) $(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 clean: services-down
-	rm -rf .local build *.egg-info
+	rm -rf .local build dist *.egg-info

@@ -7,6 +7,8 @@ left alone. ``down`` stops them by pid.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -260,16 +262,31 @@ def _reap(pid: int) -> None:
         pass
 
 
+@contextlib.contextmanager
+def _services_lock(local_dir: str):
+    """One `services up/down` at a time: two test sessions starting together must not
+    both spawn a server (the loser would overwrite the pid file of the winner)."""
+    os.makedirs(local_dir, exist_ok=True)
+    with open(os.path.join(local_dir, "services.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def up(local_dir: str = DEFAULT_LOCAL_DIR) -> None:
     paths = Paths(local_dir)
-    start_mariadb(paths)
-    start_moto(paths)
+    with _services_lock(local_dir):
+        start_mariadb(paths)
+        start_moto(paths)
 
 
 def down(local_dir: str = DEFAULT_LOCAL_DIR) -> None:
     paths = Paths(local_dir)
-    _stop(paths.moto_pid, "moto", "moto server")
-    _stop(paths.mariadb_pid, "mariadbd", "MariaDB")
+    with _services_lock(local_dir):
+        _stop(paths.moto_pid, "moto", "moto server")
+        _stop(paths.mariadb_pid, "mariadbd", "MariaDB")
 
 
 def status(local_dir: str = DEFAULT_LOCAL_DIR) -> bool:

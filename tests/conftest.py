@@ -22,19 +22,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def services():
-    """Start MariaDB and the moto server if they are not up; stop them after if we started them."""
+    """MariaDB and the moto server, started if they are not up (idempotent, locked).
+
+    Never stopped here: other test sessions may share them. `make test` stops what it
+    started once pytest is done."""
     from job import local_services
 
-    with open(os.devnull, "w") as quiet:
-        stdout, sys.stdout = sys.stdout, quiet
-        try:
-            already_up = local_services.status()
-        finally:
-            sys.stdout = stdout
     local_services.up()
-    yield local_services
-    if not already_up:
-        local_services.down()
+    return local_services
 
 
 @pytest.fixture
