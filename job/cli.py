@@ -18,6 +18,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -55,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fraction of revisions put twice (default 0)")
     qldb.add_argument("--shuffle", action="store_true", help="put records in random order")
     qldb.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    qldb.add_argument("--aggregate", type=_positive, nargs="?", const=20, default=0, metavar="N",
+                      help="KPL-aggregate the records, N user records per Kinesis record (N default 20)")
+    qldb.add_argument("--deletes", type=_fraction, default=0.0, help="fraction of documents deleted at the end (default 0)")
+    qldb.add_argument("--redactions", type=_fraction, default=0.0,
+                      help="fraction of documents with one older revision redacted (default 0)")
+    qldb.add_argument("--block-summaries", action="store_true", help="a BLOCK_SUMMARY record per transaction")
+    qldb.add_argument("--control", action="store_true", help="CONTROL records CREATED first and COMPLETED last")
+    qldb.add_argument("--bad", type=_non_negative, default=0, metavar="N",
+                      help="mix in N bad records (not Ion, truncated, bad MD5, ...) that must become dead letters")
 
     services = commands.add_parser("services", help="local MariaDB and moto server under .local/")
     services.add_argument("action", choices=("up", "down", "status"))
@@ -62,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="row counts and a few rows of the replicated tables")
     show.add_argument("--properties", default=DEFAULT_PROPERTIES, help="(default: %(default)s)")
     show.add_argument("--rows", type=int, default=3, help="sample rows per table (default 3)")
+
+    from job.record_tool import add_record_parser
+    add_record_parser(commands)
     return parser
 
 
@@ -82,6 +101,10 @@ def main(argv=None) -> int:
             else:
                 return 0 if local_services.status() else 1
             return 0
+        if args.command == "record":
+            from job.record_tool import run_record
+
+            return run_record(args)
         props = load_properties(args.properties)
         if args.command == "simulate":
             return _simulate(args, props)
@@ -113,7 +136,9 @@ def _simulate(args, props) -> int:
 
     client = aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"])
     spec = WorkloadSpec(tables=args.tables, documents=args.documents, revisions=args.revisions,
-                        duplicates=args.duplicates, shuffle=args.shuffle, seed=args.seed)
+                        duplicates=args.duplicates, shuffle=args.shuffle, seed=args.seed,
+                        aggregate=args.aggregate, deletes=args.deletes, redactions=args.redactions,
+                        block_summaries=args.block_summaries, control=args.control, bad_records=args.bad)
     simulate_qldb(client, args.stream or props["source.stream.name"], spec, shards=args.shards)
     return 0
 
