@@ -1,0 +1,175 @@
+import math
+import os
+import random
+
+from hypothesis import given, settings, strategies as hs
+
+from connectors.audit_lines import AuditRecord, aurora_line, parse_audit_line, split_records
+from connectors.audit_statements import DDL_VERBS
+from job.audit_order import OrderState, Watermarks, plan, take_ready
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+BASE_US = 1_700_000_000_000_000
+
+
+def rec(t_us, qid, sql="SELECT 1", *, conn=1, shard="s1", op="QUERY", db="shop", retcode=0, server="db1"):
+    line = aurora_line(time_us=BASE_US + t_us, server=server, user="u", host="h", connection_id=conn, query_id=qid,
+                       operation=op, database=db, query=sql, retcode=retcode)
+    return AuditRecord(event=parse_audit_line(line), stream="st", shard_id=shard, sequence_number=str(qid),
+                       sub_sequence=0)
+
+
+def replayed(state, records, database="shop", ddl=frozenset()):
+    return [r.record.event.object for r in plan(state, records, database=database, ddl=ddl).replay]
+
+
+# --- watermarks ----------------------------------------------------------------------
+
+def test_nothing_is_released_during_the_start_up_grace():
+    marks = Watermarks(out_of_orderness_ms=1000, idle_timeout_ms=3000, opened_ms=0)
+    marks.seen("s1", 5000)  # the grace runs from the first arrival
+    marks.seen("s1", 7000)
+    assert marks.watermark({"s1": 10_000_000}, now_ms=7999) is None
+    assert marks.watermark({"s1": 10_000_000}, now_ms=8000) == 9_000_000
+    assert marks.watermark({"s1": 10_000_000}, now_ms=10_000) == math.inf  # s1 silent for a whole idle timeout
+
+
+def test_restored_events_with_nothing_arriving_are_released_after_the_grace():
+    marks = Watermarks(out_of_orderness_ms=1000, idle_timeout_ms=3000, opened_ms=100)
+    assert marks.watermark({"s1": 10_000_000}, now_ms=3000) is None
+    assert marks.watermark({"s1": 10_000_000}, now_ms=3100) == math.inf
+
+
+def test_lowest_active_shard_holds_the_watermark_and_idle_shards_do_not():
+    marks = Watermarks(out_of_orderness_ms=500, idle_timeout_ms=1000, opened_ms=0)
+    marks.seen("a", 5000)
+    marks.seen("b", 5900)
+    marks.seen("a", 5950)
+    shard_max = {"a": 9_000_000, "b": 4_000_000}
+    assert marks.watermark(shard_max, now_ms=6000) == 3_500_000
+    marks.seen("a", 6800)
+    assert marks.watermark(shard_max, now_ms=6950) == 8_500_000  # b silent since 5900: idle
+    assert marks.watermark(shard_max, now_ms=7900) == math.inf  # both idle: release everything
+
+
+def test_take_ready_orders_by_time_then_query_id_and_dedups():
+    state = OrderState()
+    a, b, c = rec(2_000_000, 7), rec(1_000_000, 9), rec(1_000_000, 8)
+    ready, late, waiting = take_ready(state, [a, b, c, b], watermark=BASE_US + 1_000_001)
+    assert [r.event.query_id for r in ready] == [8, 9]
+    assert late == [] and waiting == [a]
+    assert state.last_released == b.event.order_key
+    # A duplicate of a released event, and an older event, come back as late.
+    old = rec(900_000, 3)
+    ready, late, waiting = take_ready(state, [a, b, old], watermark=math.inf)
+    assert ready == [a] and set(late) == {b, old} and waiting == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=hs.integers(0, 10 ** 6), shards=hs.integers(1, 4), n=hs.integers(1, 60))
+def test_per_shard_order_is_enough_for_a_total_order(seed, shards, n):
+    """Each shard delivers its events in time order (as a subscription does); shards
+    interleave arbitrarily. Min-over-shards watermarks release everything in order, none late."""
+    rng = random.Random(seed)
+    events = [rec(1_000_000 + rng.randrange(50) * 100_000, q, shard=f"s{rng.randrange(shards)}") for q in range(n)]
+    queues = {s: sorted([e for e in events if e.shard_id == s], key=lambda r: r.event.order_key)
+              for s in {e.shard_id for e in events}}
+    state = OrderState()
+    marks = Watermarks(out_of_orderness_ms=0, idle_timeout_ms=10 ** 9, opened_ms=-10 ** 9)
+    pending, released = [], []
+    now = 0
+    while any(queues.values()):
+        shard = rng.choice([s for s, q in queues.items() if q])
+        batch = [queues[shard].pop(0) for _ in range(rng.randint(1, 3)) if queues[shard]]
+        for r in batch:
+            marks.seen(r.shard_id, now)
+        pending += batch
+        for r in pending:
+            state.shard_max[r.shard_id] = max(state.shard_max.get(r.shard_id, -1), r.event.event_time_us)
+        if len(state.shard_max) == len(queues):  # every shard has spoken
+            ready, late, pending = take_ready(state, pending, marks.watermark(state.shard_max, now))
+            assert late == []
+            released += ready
+        now += 1
+    ready, late, pending = take_ready(state, pending, math.inf)  # end of input: every shard idle
+    assert late == [] and pending == []
+    released += ready
+    assert released == sorted(events, key=lambda r: r.event.order_key)
+
+
+# --- transactions ------------------------------------------------------------------
+
+def test_autocommit_statements_replay_at_once_reads_failures_and_other_schemas_do_not():
+    state = OrderState()
+    records = [rec(1, 1, "INSERT INTO t VALUES (1)"), rec(2, 2, "SELECT * FROM t"),
+               rec(3, 3, "INSERT INTO t VALUES (1)", retcode=1062), rec(4, 4, "DELETE FROM t", db="other"),
+               rec(5, 5, "UPDATE t SET a = 2")]
+    assert replayed(state, records) == ["INSERT INTO t VALUES (1)", "UPDATE t SET a = 2"]
+    assert state.sessions == {}
+
+
+def test_transaction_waits_for_commit_and_rollback_drops_it():
+    state = OrderState()
+    assert replayed(state, [rec(1, 1, "BEGIN", conn=1), rec(2, 2, "INSERT INTO t VALUES (1)", conn=1),
+                            rec(3, 3, "INSERT INTO t VALUES (9)", conn=2)]) == ["INSERT INTO t VALUES (9)"]
+    assert replayed(state, [rec(4, 4, "UPDATE t SET a = 1", conn=1), rec(5, 5, "COMMIT", conn=1)]) == [
+        "INSERT INTO t VALUES (1)", "UPDATE t SET a = 1"]
+    assert replayed(state, [rec(6, 6, "START TRANSACTION", conn=1), rec(7, 7, "DELETE FROM t", conn=1),
+                            rec(8, 8, "ROLLBACK", conn=1)]) == []
+    assert state.sessions == {}
+
+
+def test_autocommit_off_savepoints_deadlock_and_disconnect():
+    state = OrderState()
+    out = replayed(state, [
+        rec(1, 1, "SET AUTOCOMMIT = 0"), rec(2, 2, "INSERT INTO t VALUES (1)"), rec(3, 3, "SAVEPOINT a"),
+        rec(4, 4, "INSERT INTO t VALUES (2)"), rec(5, 5, "ROLLBACK TO SAVEPOINT a"), rec(6, 6, "INSERT INTO t VALUES (3)"),
+        rec(7, 7, "COMMIT"), rec(8, 8, "INSERT INTO t VALUES (4)"),
+        rec(9, 9, "UPDATE t SET a = 1", retcode=1213),  # deadlock: InnoDB rolled the transaction back
+        rec(10, 10, "INSERT INTO t VALUES (5)"), rec(11, 0, "", op="DISCONNECT"),  # never committed
+    ])
+    assert out == ["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (3)"]
+    assert state.sessions == {}
+
+
+def test_ddl_commits_first_and_replays_only_when_opted_in():
+    state = OrderState()
+    records = [rec(1, 1, "BEGIN"), rec(2, 2, "INSERT INTO t VALUES (1)"), rec(3, 3, "ALTER TABLE t ADD b INT"),
+               rec(4, 4, "CREATE DATABASE x"), rec(5, 5, "TRUNCATE TABLE t")]
+    assert replayed(state, records, ddl=frozenset({"TRUNCATE TABLE"})) == [
+        "INSERT INTO t VALUES (1)", "TRUNCATE TABLE t"]
+
+
+def test_set_autocommit_on_commits_and_load_data_is_a_dead_letter():
+    state = OrderState()
+    steps = plan(state, [rec(1, 1, "SET autocommit=0"), rec(2, 2, "DELETE FROM t WHERE a = 1"),
+                         rec(3, 3, "SET autocommit=1"), rec(4, 4, "LOAD DATA INFILE '/x' INTO TABLE t")],
+                 database="shop", ddl=frozenset())
+    assert [r.record.event.object for r in steps.replay] == ["DELETE FROM t WHERE a = 1"]
+    assert len(steps.dead) == 1 and "LOAD DATA" in steps.dead[0][1]
+
+
+def test_plan_of_the_captured_mariadb_log():
+    with open(os.path.join(DATA, "server_audit_mariadb.log"), encoding="utf-8") as handle:
+        records, _ = split_records(handle.read())
+    events = [AuditRecord(parse_audit_line(r), "st", "s1", str(i), 0) for i, r in enumerate(records)]
+    events.sort(key=lambda r: r.event.order_key)
+    out = replayed(OrderState(), events, database="capture_db", ddl=frozenset(DDL_VERBS))
+    assert out == [
+        "DROP TABLE IF EXISTS t",
+        "CREATE TABLE t (id INT PRIMARY KEY, note TEXT, n INT DEFAULT 0) DEFAULT CHARSET=utf8mb4",
+        "INSERT INTO t (id, note) VALUES (1, 'a, b, c'), (2, 'it''s'), (3, 'it\\'s')",
+        "INSERT INTO t (id, note) VALUES (4, 'back\\\\slash'), (5, 'say \"hi\"')",
+        "INSERT INTO t (id, note) VALUES (6, 'escaped\\nnewline and \\ttab')",
+        "INSERT INTO t\n  (id, note)\nVALUES\n\t(7, 'raw\nnewline in literal')",
+        "INSERT INTO t (id, note) VALUES (8, 'Zürich – São Paulo – 東京 🦆')",
+        "INSERT INTO t (id, note) VALUES (9, ''',0\n20260101 00:00:00,fake,line')",
+        "/* leading comment */ UPDATE t SET n = n + 1 WHERE id IN (1, 2)",
+        "-- line comment\nDELETE FROM t WHERE id = 3",
+        "REPLACE INTO t (id, note) VALUES (2, 'replaced')",
+        "UPDATE t SET n = 7 WHERE id = 2",  # autocommit=0, then COMMIT
+        "ALTER TABLE t ADD COLUMN extra VARCHAR(10) NULL",
+        "RENAME TABLE t TO t2",
+        "TRUNCATE TABLE t2",
+        "DROP TABLE t2",
+    ]
