@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from job.record_tool import add_record_parser
     add_record_parser(commands)
+
+    package = commands.add_parser(
+        "package", help="build the zip for Amazon Managed Service for Apache Flink (dependencies for Python 3.12)")
+    package.add_argument("--output", default=None, metavar="ZIP", help="where to write it (default: dist/ledgersync-msf.zip)")
     return parser
 
 
@@ -91,6 +95,10 @@ def _mysql_password(props) -> str:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "package":
+            from job.package import main as package_main
+
+            return package_main(args.output)
         if args.command == "services":
             from job import local_services
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 MSF_PROPERTIES_PATH = "/etc/flink/application_properties.json"
+MSF_RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
 
 
 class PropertiesError(ValueError):
@@ -122,6 +123,8 @@ def parse_groups(groups: Any, origin: str = "properties") -> Properties:
         if not isinstance(group, dict) or "PropertyGroupId" not in group:
             raise PropertiesError(f"{origin}: entry {index} has no PropertyGroupId")
         group_id = group["PropertyGroupId"]
+        if group_id == MSF_RUN_OPTIONS_GROUP:
+            continue  # MSF's own (which file to run, pyFiles): in the same file there, not ours to check
         if group_id not in SPEC:
             raise PropertiesError(f"{origin}: unknown property group {group_id!r} (known: {', '.join(SPEC)})")
         property_map = group.get("PropertyMap", {})

@@ -1,0 +1,121 @@
+"""The CloudFormation template for MSF: cfn-lint passes, and it agrees with the package and
+with the job's properties."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import yaml
+
+from job import package
+from job.properties import parse_groups
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TEMPLATE = os.path.join(ROOT, "flink-conf", "msf-template.yaml")
+
+
+def _cfn_lint(path: str) -> subprocess.CompletedProcess:
+    # Errors, warnings and the informational checks: the template is kept clean of all three.
+    command = "import sys; from cfnlint.runner import main; sys.argv[0] = 'cfn-lint'; sys.exit(main())"
+    return subprocess.run([sys.executable, "-c", command, "--include-checks", "I", "--", path],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cfn_lint_passes_on_the_template():
+    result = _cfn_lint(TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_fails_on_a_broken_copy(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    with open(TEMPLATE) as handle:
+        broken.write_text(handle.read().replace("RuntimeEnvironment: FLINK-2_2", "RuntimeEnvironment: FLINK-0_1"))
+    result = _cfn_lint(str(broken))
+    assert result.returncode != 0 and "FLINK-0_1" in result.stdout
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _intrinsic(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {("Ref" if suffix == "Ref" else f"Fn::{suffix}"): value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def _template() -> dict:
+    with open(TEMPLATE) as handle:
+        return yaml.load(handle, Loader=_CfnLoader)
+
+
+SAMPLE_PARAMETERS = {
+    "StreamName": "revisions", "InitialPosition": "TRIM_HORIZON", "AuroraHost": "db.example", "AuroraPort": "3306",
+    "AuroraDatabase": "ledger", "AuroraUser": "ledgersync", "History": "true", "Order": "false",
+    "DbSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf", "AWS::Region": "eu-west-1",
+}
+
+
+def _resolve(value):
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return SAMPLE_PARAMETERS[value["Ref"]]
+    assert not isinstance(value, (dict, list)), f"unexpected intrinsic in a property: {value}"
+    return value
+
+
+def _application() -> dict:
+    resources = _template()["Resources"]
+    return next(r for r in resources.values() if r["Type"] == "AWS::KinesisAnalyticsV2::Application")["Properties"]
+
+
+def test_template_runs_what_the_package_holds_on_flink_2_2():
+    app = _application()
+    assert app["RuntimeEnvironment"] == "FLINK-2_2"
+    groups = {g["PropertyGroupId"]: g["PropertyMap"]
+              for g in app["ApplicationConfiguration"]["EnvironmentProperties"]["PropertyGroups"]}
+    assert groups[package.RUN_OPTIONS_GROUP] == package.run_options()
+    assert app["ApplicationConfiguration"]["ApplicationCodeConfiguration"]["CodeContentType"] == "ZIPFILE"
+
+
+def test_template_job_properties_are_valid_job_properties():
+    app = _application()
+    groups = [{"PropertyGroupId": g["PropertyGroupId"],
+               "PropertyMap": {k: _resolve(v) for k, v in g["PropertyMap"].items()}}
+              for g in app["ApplicationConfiguration"]["EnvironmentProperties"]["PropertyGroups"]]
+    props = parse_groups(groups, origin="msf-template.yaml")
+    assert props["source.stream.name"] == "revisions"
+    assert props["sink.mysql.secret.arn"] == SAMPLE_PARAMETERS["DbSecretArn"]
+    assert props["sink.mysql.password"] is None  # the password never sits in the template
+    assert props["replication.history"] is True and props["replication.order"] is False
+
+
+def test_template_has_the_parameters_users_set():
+    parameters = _template()["Parameters"]
+    for name in ("StreamName", "AuroraHost", "AuroraDatabase", "SubnetIds", "SecurityGroupIds", "History",
+                 "Order", "DbSecretArn", "CodeBucketName", "CodeKey"):
+        assert name in parameters
+    assert parameters["CodeKey"]["Default"] == os.path.basename(package.DEFAULT_OUTPUT)
+
+
+def test_role_reads_only_the_stream_and_the_secret():
+    resources = _template()["Resources"]
+    role = next(r for r in resources.values() if r["Type"] == "AWS::IAM::Role")["Properties"]
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]
+                  if isinstance(s, dict) and "Sid" in s]
+    by_sid = {s["Sid"]: s for s in statements}
+    assert set(by_sid["ReadStream"]["Action"]) == {"kinesis:ListShards", "kinesis:GetShardIterator",
+                                                   "kinesis:GetRecords"}
+    assert by_sid["ReadSecret"]["Resource"] == {"Ref": "DbSecretArn"}
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not any(a.endswith(":*") or a == "*" for a in actions), statement
+        if statement["Resource"] == "*":
+            assert all(a.startswith(("ec2:Describe", "cloudwatch:PutMetricData")) for a in actions), statement
