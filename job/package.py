@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import zipfile
@@ -31,7 +31,6 @@ from job.properties import MSF_RUN_OPTIONS_GROUP as RUN_OPTIONS_GROUP
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYPROJECT = os.path.join(PROJECT_ROOT, "pyproject.toml")
 DEFAULT_OUTPUT = os.path.join(PROJECT_ROOT, "dist", "ledgersync-msf.zip")
-DEFAULT_BUILD_DIR = os.path.join(PROJECT_ROOT, "build", "msf-package")
 
 MAIN_FILE = "ledgersync_main.py"
 DEPS_DIR = "python-packages"
@@ -247,8 +246,14 @@ def write_zip(output: str, project_root: str, deps_dir: str) -> int:
     return count
 
 
-def build_package(output: str = DEFAULT_OUTPUT, build_dir: str = DEFAULT_BUILD_DIR,
-                  project_root: str = PROJECT_ROOT, out=sys.stdout) -> str:
+def build_package(output: str = DEFAULT_OUTPUT, project_root: str = PROJECT_ROOT, out=sys.stdout) -> str:
+    # A fresh staging directory per build: two builds at once never share one (pip's own
+    # cache is what makes a second build fast).
+    with tempfile.TemporaryDirectory(prefix="ledgersync-package-") as build_dir:
+        return _build(output, project_root, build_dir, out)
+
+
+def _build(output: str, project_root: str, build_dir: str, out) -> str:
     started = time.monotonic()
 
     def step(text: str) -> None:
@@ -259,8 +264,6 @@ def build_package(output: str = DEFAULT_OUTPUT, build_dir: str = DEFAULT_BUILD_D
     pin = runtime_pin(pyproject)
     provided = provided_by_runtime(pin)
     step(f"{RUNTIME_DIST}=={pin} and its {len(provided) - 1} dependencies come with the MSF runtime; not bundled")
-    shutil.rmtree(build_dir, ignore_errors=True)
-    os.makedirs(build_dir)
     step(f"resolving {', '.join(requirements)} for CPython {TARGET_PYTHON} {TARGET_PLATFORM}")
     resolved = resolve(requirements, provided, build_dir, out)
     bundle = to_bundle(resolved, provided)
@@ -270,10 +273,10 @@ def build_package(output: str = DEFAULT_OUTPUT, build_dir: str = DEFAULT_BUILD_D
         step(f"left to the runtime: {', '.join(shared)}")
     deps_dir = os.path.join(build_dir, DEPS_DIR)
     install(bundle, deps_dir, out)
-    step(f"writing {os.path.relpath(output, project_root) if output.startswith(project_root) else output}")
+    shown = os.path.relpath(output, project_root) if os.path.abspath(output).startswith(project_root) else output
+    step(f"writing {shown}")
     count = write_zip(output, project_root, deps_dir)
-    size_mb = os.path.getsize(output) / 1e6
-    step(f"done: {count} files, {size_mb:.1f} MB")
+    step(f"done: {count} files, {os.path.getsize(output) / 1e6:.1f} MB")
     print(f"package: run options ({RUN_OPTIONS_GROUP}): {json.dumps(run_options())}", file=out)
     print(f"package: wrote {os.path.abspath(output)}", file=out, flush=True)
     return os.path.abspath(output)
