@@ -70,7 +70,7 @@ class Dialect:
 
 
 CURRENT_COLUMNS = ("document_id", "version", "tx_id", "tx_time", "document")
-HISTORY_COLUMNS = CURRENT_COLUMNS + ("deleted",)
+HISTORY_COLUMNS = CURRENT_COLUMNS + ("deleted", "redacted")
 GAPS_TABLE = "_ledgersync_gaps"
 
 _TABLE_OPTIONS = ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
@@ -95,6 +95,7 @@ def create_current_table(table: str) -> str:
 def create_history_table(table: str) -> str:
     return (f"CREATE TABLE IF NOT EXISTS {quote_identifier(history_table(table))} ("
             + _BASE_COLUMNS + "`deleted` BOOLEAN NOT NULL DEFAULT FALSE,"
+            "`redacted` BOOLEAN NOT NULL DEFAULT FALSE,"
             "PRIMARY KEY (`document_id`, `version`), KEY `version` (`version`), KEY `tx_time` (`tx_time`)"
             + _TABLE_OPTIONS)
 
@@ -143,6 +144,18 @@ def insert_history(table: str, rows: int, typed: tuple = ()) -> str:
     # Not INSERT IGNORE: that would also turn real errors (bad values) into warnings.
     return (f"INSERT INTO {quote_identifier(history_table(table))} ({names}) "
             f"VALUES {_values(len(columns), rows)} ON DUPLICATE KEY UPDATE `document_id` = `document_id`")
+
+
+def redact_history(table: str, rows: int, typed: tuple = ()) -> str:
+    """Record redactions: insert the version redacted, or blank the data of the version
+    already there, so the result is the same in either arrival order."""
+    if rows < 1:
+        raise ValueError("rows must be at least 1")
+    columns = HISTORY_COLUMNS + tuple(typed)
+    names = ", ".join(quote_identifier(c) for c in columns)
+    blank = ", ".join(f"{quote_identifier(c)} = NULL" for c in ("document",) + tuple(typed))
+    return (f"INSERT INTO {quote_identifier(history_table(table))} ({names}) "
+            f"VALUES {_values(len(columns), rows)} ON DUPLICATE KEY UPDATE {blank}, `redacted` = TRUE")
 
 
 def create_gaps_table() -> str:

@@ -113,10 +113,30 @@ def newest_per_document(images: Iterable[RowImage]) -> dict:
 
 
 def unique_history(images: Iterable[RowImage]) -> list:
+    """One image per (table, document, version) and kind of record: a revision and a
+    redaction of the same version both count."""
     seen: dict = {}
     for image in images:
-        seen.setdefault((image.table, image.document_id, image.version), image)
+        seen.setdefault((image.table, image.document_id, image.version, image.redacted), image)
     return list(seen.values())
+
+
+# A statement stays well under max_allowed_packet (16 MiB on MariaDB, 64 MiB on Aurora).
+MAX_STATEMENT_BYTES = 4 * 1024 * 1024
+
+
+def statement_chunks(images: list, max_bytes: int = MAX_STATEMENT_BYTES):
+    """Split rows so that no statement carries more than ``max_bytes`` of documents."""
+    chunk, size = [], 0
+    for image in images:
+        weight = len(image.document or "") + 256  # the other columns and the SQL around them
+        if chunk and size + weight > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(image)
+        size += weight
+    if chunk:
+        yield chunk
 
 
 @dataclass
@@ -257,20 +277,25 @@ class MySqlWriter:
 
     def _upsert_current(self, cursor, table: str, images: list) -> None:
         schema = self._schemas[table]
-        params = []
-        for image in images:
-            params += [image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us), image.document]
-            params += self._typed_values(table, schema, image)
-        cursor.execute(sql.upsert_current(self._dialect, table, len(images), tuple(schema.columns)), params)
+        for chunk in statement_chunks(images):
+            params = []
+            for image in chunk:
+                params += [image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us),
+                           image.document]
+                params += self._typed_values(table, schema, image)
+            cursor.execute(sql.upsert_current(self._dialect, table, len(chunk), tuple(schema.columns)), params)
 
     def _insert_history(self, cursor, table: str, images: list) -> None:
         schema = self._schemas[table]
-        params = []
-        for image in images:
-            params += [image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us), image.document,
-                       image.deleted]
-            params += self._typed_values(table, schema, image)
-        cursor.execute(sql.insert_history(table, len(images), tuple(schema.columns)), params)
+        for redactions in (False, True):
+            statement = sql.redact_history if redactions else sql.insert_history
+            for chunk in statement_chunks([i for i in images if i.redacted == redactions]):
+                params = []
+                for image in chunk:
+                    params += [image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us),
+                               image.document, image.deleted, image.redacted]
+                    params += self._typed_values(table, schema, image)
+                cursor.execute(statement(table, len(chunk), tuple(schema.columns)), params)
 
     def _typed_values(self, table: str, schema: TableColumns, image: RowImage) -> list:
         values, notes = schema.values(_document(image))

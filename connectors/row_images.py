@@ -22,8 +22,11 @@ class RowImage:
     version: int
     tx_id: str
     tx_time_us: Optional[int]  # microseconds since the epoch, UTC
-    document: Optional[str]  # JSON text of the revision's data; None for a delete
+    document: Optional[str]  # JSON text of the revision's data; None for a delete or redaction
     deleted: bool = False
+    # A redaction of this version (QLDB only redacts older revisions): in history it
+    # replaces the data with NULL whichever of the two records arrives first.
+    redacted: bool = False
 
 
 def document_json(data: Optional[dict]) -> Optional[str]:
@@ -47,4 +50,5 @@ def utc_naive(us: Optional[int]) -> Optional[_dt.datetime]:
 def image_of(revision, kind: str) -> RowImage:
     return RowImage(kind=kind, table=revision.table, document_id=revision.document_id,
                     version=revision.version, tx_id=revision.tx_id, tx_time_us=epoch_us(revision.tx_time),
-                    document=document_json(revision.data), deleted=revision.deleted)
+                    document=document_json(revision.data), deleted=revision.deleted,
+                    redacted=getattr(revision, "redacted", False))

@@ -213,10 +213,18 @@ def start_mariadb(paths: Paths, port: int = MYSQL_PORT) -> None:
 
 
 def moto_answers() -> bool:
+    """A cheap AWS call (STS GetCallerIdentity): moto's /moto-api/data.json would return
+    every stored record and grows with the streams put on it."""
     import urllib.request
 
-    with urllib.request.urlopen(f"{aws_endpoint()}/moto-api/data.json", timeout=2) as response:
-        return response.status == 200
+    request = urllib.request.Request(
+        aws_endpoint() + "/", data=b"Action=GetCallerIdentity&Version=2011-06-15", method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded",
+                 # moto routes by the signed service name; any credentials will do.
+                 "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sts/aws4_request, "
+                                  "SignedHeaders=host, Signature=0"})
+    with urllib.request.urlopen(request, timeout=15) as response:  # a busy moto is slow, not down
+        return response.status == 200 and b"GetCallerIdentityResponse" in response.read()
 
 
 def start_moto(paths: Paths) -> None:

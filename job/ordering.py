@@ -44,10 +44,13 @@ def expected_current(revisions: Iterable) -> dict:
 
 
 def expected_history(revisions: Iterable) -> dict:
-    """(table, document_id, version) -> revision: every revision once, deletes included."""
+    """(table, document_id, version) -> revision: every revision once, deletes included;
+    a redacted version is the redaction (its data gone) whatever arrived first."""
     history: dict = {}
     for r in revisions:
-        history.setdefault((r.table, r.document_id, r.version), r)
+        key = (r.table, r.document_id, r.version)
+        if key not in history or (getattr(r, "redacted", False) and not getattr(history[key], "redacted", False)):
+            history[key] = r
     return history
 
 

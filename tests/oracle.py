@@ -13,7 +13,7 @@ from job import ordering
 
 def _row(image, history: bool) -> tuple:
     row = (image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us), image.document)
-    return row + (int(image.deleted),) if history else row
+    return row + (int(image.deleted), int(image.redacted)) if history else row
 
 
 def expected_tables(revisions: list, history: bool) -> dict:
@@ -37,7 +37,7 @@ def actual_tables(conn, tables) -> dict:
     with conn.cursor() as cursor:
         for table in tables:
             history = table.endswith(sql.HISTORY_SUFFIX)
-            columns = "document_id, version, tx_id, tx_time, document" + (", deleted" if history else "")
+            columns = "document_id, version, tx_id, tx_time, document" + (", deleted, redacted" if history else "")
             cursor.execute(f"SELECT {columns} FROM {sql.quote_identifier(table)}")
             rows = {}
             for row in cursor.fetchall():

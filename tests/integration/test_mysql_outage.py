@@ -2,7 +2,7 @@
 the middle of a run; the job catches up and MySQL equals the oracle (history included)."""
 from __future__ import annotations
 
-import os
+import socket
 import subprocess
 import sys
 import time
@@ -11,12 +11,17 @@ import pymysql
 
 from connectors.qldb_records import decode_record
 from job import local_services
-from job.runner import DEFAULT_LOCAL_DIR
 from job.simulate import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
 from tests.oracle import actual_tables, diff, expected_tables
 
-OUTAGE_PORT = 13317
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+OUTAGE_PORT = _free_port()  # a private server: its own port and data dir per test session
 
 
 def _connect(database=None):
@@ -45,7 +50,7 @@ def _rows(database) -> int:
 
 
 def test_the_job_survives_mysql_stopped_for_20_seconds(tmp_path, kinesis, stream_name, services):
-    paths = local_services.Paths(os.path.join(DEFAULT_LOCAL_DIR, "outage-test"))
+    paths = local_services.Paths(str(tmp_path / "outage-mariadb"))
     local_services.start_mariadb(paths, OUTAGE_PORT)
     job = None
     try:

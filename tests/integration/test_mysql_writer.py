@@ -184,3 +184,31 @@ def test_the_password_never_appears_in_logs_or_exceptions(services, mysql_databa
                           {"PropertyGroupId": "sink", "PropertyMap": {"mysql.host": "h", "mysql.database": "d",
                                                                      "mysql.user": "u", "mysql.password": password}}])
     assert password not in repr(props)
+
+
+@pytest.mark.parametrize("redaction_first", [False, True])
+def test_a_redaction_blanks_its_history_version_whichever_arrives_first(services, mysql_database, mysql_conn,
+                                                                        redaction_first):
+    writer = MySqlWriter(settings_for(services, mysql_database))
+    original = image("r1", 0, {"secret": "x"}, HISTORY)
+    redaction = RowImage(HISTORY, "Person", "r1", 0, original.tx_id, original.tx_time_us, None, False, True)
+    for batch in ([redaction], [original]) if redaction_first else ([original], [redaction]):
+        writer.write(batch + [image("r1", 1, {"secret": "y"}, HISTORY)])
+    with mysql_conn.cursor() as cursor:
+        cursor.execute("SELECT version, document, secret, redacted FROM Person_history ORDER BY version")
+        assert cursor.fetchall() == ((0, None, None, 1), (1, '{"secret":"y"}', "y", 0))
+    writer.close()
+
+
+def test_batches_larger_than_a_packet_are_split_into_statements(services, mysql_database, mysql_conn):
+    writer = MySqlWriter(settings_for(services, mysql_database))
+    big = "z" * (3 * 1024 * 1024)
+    images = [image(f"b{i}", 0, {"blob": big}) for i in range(8)]  # 24 MiB: over MariaDB's 16 MiB packet
+    stats = writer.write(images + [image(f"b{i}", 0, {"blob": big}, HISTORY) for i in range(8)])
+    assert stats.dead_letters == 0
+    with mysql_conn.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*), SUM(LENGTH(`blob`)) FROM Person")
+        assert cursor.fetchone() == (8, 8 * len(big))
+        cursor.execute("SELECT COUNT(*) FROM Person_history")
+        assert cursor.fetchone() == (8,)
+    writer.close()
