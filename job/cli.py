@@ -88,10 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _mysql_password(props) -> str:
-    return props["sink.mysql.password"]
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -120,7 +116,7 @@ def main(argv=None) -> int:
             from job.pipeline import mysql_settings
             from job.show import show_tables
 
-            show_tables(mysql_settings(props, _mysql_password(props)), sample=args.rows)
+            show_tables(mysql_settings(props), sample=args.rows)
             return 0
         if args.command == "run":
             return _run(args, props)
@@ -154,7 +150,7 @@ def _simulate(args, props) -> int:
 def _run(args, props) -> int:
     from job.runner import DEFAULT_FLINK_CONF, run_local
 
-    run_local(props, _mysql_password(props), until_caught_up=args.until_caught_up,
+    run_local(props, until_caught_up=args.until_caught_up,
               flink_conf=args.flink_conf or DEFAULT_FLINK_CONF, timeout_s=args.timeout,
               from_savepoint=args.from_savepoint)
     sys.stdout.flush()

@@ -10,6 +10,7 @@ from pyflink.datastream.connectors import Sink
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
+from connectors.credentials import SecretSource
 from connectors.dead_letters import DeadLetter
 from connectors.mysql_writer import MySqlSettings
 from connectors.row_images import CURRENT, HISTORY, RowImage, image_of
@@ -22,16 +23,23 @@ from job.properties import Properties
 TICK_TABLE = "ledgersync_ticks"
 
 
-def mysql_settings(props: Properties, password: str) -> MySqlSettings:
+def mysql_settings(props: Properties) -> MySqlSettings:
+    secret_arn = props["sink.mysql.secret.arn"]
     return MySqlSettings(
         host=props["sink.mysql.host"], port=props["sink.mysql.port"],
-        database=props["sink.mysql.database"], user=props["sink.mysql.user"], password=password,
+        database=props["sink.mysql.database"], user=props["sink.mysql.user"],
+        password=props["sink.mysql.password"],
+        secret=SecretSource(secret_arn, props["source.aws.region"], props["source.aws.endpoint"])
+        if secret_arn else None,
+        connect_timeout=props["sink.mysql.connect.timeout.ms"] / 1000.0,
+        read_timeout=props["sink.mysql.read.timeout.ms"] / 1000.0,
         retry_deadline_s=props["sink.retry.deadline.ms"] / 1000.0,
+        ssl_ca=props["sink.mysql.ssl.ca"],
         history=props["replication.history"],
     )
 
 
-def build_pipeline(env: StreamExecutionEnvironment, props: Properties, password: str,
+def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
                    status_dir: Optional[str] = None) -> None:
     reader_slots = props["source.reader.slots"]
     writer_slots = props["sink.writer.slots"]
@@ -61,7 +69,7 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties, password:
         .name("decode-qldb").uid("decode-qldb")
     dead_letters = decoded.filter(lambda item: isinstance(item, DeadLetter)).name("dead-letters")
     revisions = decoded.filter(lambda item: not isinstance(item, DeadLetter)).name("revisions")
-    settings = mysql_settings(props, password)
+    settings = mysql_settings(props)
 
     to_write = [dead_letters]
     if props["replication.history"]:

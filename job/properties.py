@@ -83,6 +83,9 @@ SPEC: dict = {
         "mysql.user": (str, REQUIRED),
         "mysql.password": (str, None),
         "mysql.secret.arn": (str, None),
+        "mysql.ssl.ca": (str, None),
+        "mysql.connect.timeout.ms": (_positive_int, 10_000),
+        "mysql.read.timeout.ms": (_positive_int, 60_000),
         "batch.max.rows": (_positive_int, 1000),
         "batch.interval.ms": (_positive_int, 500),
         "writer.slots": (_positive_int, 4),
@@ -103,9 +106,16 @@ SPEC: dict = {
 }
 
 
+SECRET_KEYS = frozenset({"sink.mysql.password"})
+
+
 @dataclass(frozen=True)
 class Properties:
     values: dict  # "group.key" -> typed value (defaults filled in)
+
+    def __repr__(self) -> str:  # never print a password
+        shown = {k: ("***" if k in SECRET_KEYS and v else v) for k, v in self.values.items()}
+        return f"Properties({shown!r})"
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -160,7 +170,6 @@ def _check_combinations(props: Properties, origin: str) -> None:
         raise PropertiesError(f"{origin}: set sink.mysql.password or sink.mysql.secret.arn")
     # Declared by the design, built in later steps: refuse them loudly rather than ignore them.
     unsupported = {
-        "sink.mysql.secret.arn": props["sink.mysql.secret.arn"] is not None,
         "audit.replay.enabled": props["audit.replay.enabled"],
     }
     if props["source.format"] != "qldb":

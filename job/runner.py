@@ -108,7 +108,7 @@ def flink_configuration(conf_path: str, checkpoint_dir: str, extra: Optional[dic
     return conf
 
 
-def run_local(props: Properties, password: str, *, until_caught_up: bool,
+def run_local(props: Properties, *, until_caught_up: bool,
               flink_conf: str = DEFAULT_FLINK_CONF, local_dir: str = DEFAULT_LOCAL_DIR,
               progress_every_s: float = 5.0, timeout_s: Optional[float] = None,
               from_savepoint: Optional[str] = None, out=sys.stdout) -> Progress:
@@ -122,7 +122,7 @@ def run_local(props: Properties, password: str, *, until_caught_up: bool,
     extra = {"execution.state-recovery.path": from_savepoint} if from_savepoint else {}
     env = StreamExecutionEnvironment.get_execution_environment(
         flink_configuration(flink_conf, checkpoint_dir, extra))
-    build_pipeline(env, props, password, status_dir)
+    build_pipeline(env, props, status_dir)
     started = time.monotonic()
     client = env.execute_async("ledgersync")
     job_id = str(client.get_job_id())
