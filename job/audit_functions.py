@@ -181,7 +181,8 @@ class AuditReplayFunction(KeyedProcessFunction):
         watermark = self._watermarks(server).watermark(state.shard_max, now)
         ready, late, waiting = take_ready(state, records, watermark)
         if ready or late:
-            totals = self._totals.setdefault(server, {"events": 0, "applied": 0, "failed": 0, "late": 0})
+            totals = self._totals.setdefault(server, {"events": 0, "applied": 0, "already_applied": 0,
+                                                      "failed": 0, "late": 0})
             for start in range(0, max(len(ready), 1), self._max_rows):
                 chunk = ready[start:start + self._max_rows]
                 if self._replay_enabled:
@@ -191,7 +192,8 @@ class AuditReplayFunction(KeyedProcessFunction):
                     replay, dead = [], []
                 result = self._replayer.apply(chunk, replay, late if start == 0 else (), dead)
                 for name, value in (("events", result.events), ("applied", result.applied),
-                                    ("failed", result.failed), ("late", result.late)):
+                                    ("already_applied", result.already_applied), ("failed", result.failed),
+                                    ("late", result.late)):
                     totals[name] += value
                 self._recorded.inc(result.events)
                 self._applied.inc(result.applied)
@@ -211,6 +213,7 @@ class AuditReplayFunction(KeyedProcessFunction):
         self._board.publish(_status_name(server), {
             "kind": "writer", "slot": server, "pending": pending, "waiting": self._waiting.get(server, 0),
             "written": totals.get("events", 0), "applied": totals.get("applied", 0),
+            "already_applied": totals.get("already_applied", 0),
             "failed": totals.get("failed", 0), "late": totals.get("late", 0),
             "retries": self._replayer.retries,
             "watermark_us": None if watermark is None or watermark == float("inf") else int(watermark),

@@ -207,7 +207,7 @@ def create_schema(database: str, *, reset: bool = False) -> None:
 
 
 def _worker(database: str, index: int, workers: int, operations: int, seed: int,
-            errors: list, pause_s: float) -> None:
+            errors: list, pause_s: float, first_id: int) -> None:
     """One connection: inserts, updates and deletes on the ids it owns (id % workers == index),
     in autocommit mode, in explicit transactions (some rolled back) and a few failing statements."""
     import pymysql
@@ -216,7 +216,7 @@ def _worker(database: str, index: int, workers: int, operations: int, seed: int,
     try:
         conn = connect(database, autocommit=rng.random() < 0.5)  # pymysql sends SET AUTOCOMMIT
         live: list = []
-        next_id = index
+        next_id = first_id + index
         with conn.cursor() as cursor:
             for op in range(operations):
                 choice = rng.random()
@@ -251,7 +251,8 @@ def _worker(database: str, index: int, workers: int, operations: int, seed: int,
                     if added is not None:
                         live.remove(added)
                     # (an undone update or delete: the row stays as it was; re-read the truth)
-                    cursor.execute("SELECT `id` FROM `accounts` WHERE `id` %% %s = %s", (workers, index))
+                    cursor.execute("SELECT `id` FROM `accounts` WHERE `id` >= %s AND `id` %% %s = %s",
+                                   (first_id, workers, (first_id + index) % workers))
                     live = [row[0] for row in cursor.fetchall()]
                 elif explicit or not conn.get_autocommit():
                     conn.commit()
@@ -263,10 +264,20 @@ def _worker(database: str, index: int, workers: int, operations: int, seed: int,
 
 
 def workload(database: str, *, connections: int = 4, operations: int = 200, seed: int = 1,
-             pause_s: float = 0.0, progress: Optional[Callable[[str], None]] = None) -> int:
-    """Run ``connections`` clients at once, ``operations`` each; returns the statements' count."""
+             pause_s: float = 0.0, first_id: Optional[int] = None,
+             progress: Optional[Callable[[str], None]] = None) -> int:
+    """Run ``connections`` clients at once, ``operations`` each, on ids from ``first_id`` up
+    (default: above any id there is; each client owns the ids ``first_id + i (mod connections)``);
+    returns the operations' count."""
+    if first_id is None:
+        conn = connect(database)
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT COALESCE(MAX(`id`), -1) + 1 FROM `accounts`")
+            first_id = int(cursor.fetchone()[0])
+        conn.close()
     errors: list = []
-    threads = [threading.Thread(target=_worker, args=(database, i, connections, operations, seed, errors, pause_s))
+    threads = [threading.Thread(target=_worker, args=(database, i, connections, operations, seed, errors, pause_s,
+                                                      first_id))
                for i in range(connections)]
     started = time.monotonic()
     for thread in threads:

@@ -261,12 +261,17 @@ def ship_audit(*, logs, kinesis, log_path: str, state_path: str, log_group: str,
     started = time.monotonic()
     last_report = started
     try:
+        first = True
         while True:
             records = tail.read()
             if records:
                 shipper.ship(records)
                 tail.commit()
+                first = False
                 continue
+            if first:
+                tail.commit()  # the starting position, at once: what is written from now on gets shipped
+                first = False
             if not follow or stopping:
                 break
             if time.monotonic() - last_report >= 10:

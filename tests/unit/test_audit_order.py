@@ -173,3 +173,26 @@ def test_plan_of_the_captured_mariadb_log():
         "TRUNCATE TABLE t2",
         "DROP TABLE t2",
     ]
+
+
+def test_connection_events_keep_their_place_within_a_mariadb_second():
+    # Real lines (the same second): a COMMIT, then the client disconnects. The DISCONNECT
+    # carries query id 0, but must not sort before the COMMIT and drop the transaction.
+    lines = [
+        "20261122 14:08:08,vm,ledgersync,127.0.0.1,13,0,CONNECT,shop,,0",
+        "20261122 14:08:08,vm,ledgersync,127.0.0.1,13,380,QUERY,shop,'SET AUTOCOMMIT = 0',0",
+        "20261122 14:08:08,vm,ledgersync,127.0.0.1,13,383,QUERY,shop,'UPDATE t SET n = n + 1',0",
+        "20261122 14:08:09,vm,ledgersync,127.0.0.1,13,384,QUERY,shop,'COMMIT',0",
+        "20261122 14:08:09,vm,ledgersync,127.0.0.1,13,0,DISCONNECT,shop,,0",
+    ]
+    records = [AuditRecord(parse_audit_line(line), "st", "s1", str(i), 0) for i, line in enumerate(lines)]
+    ordered = sorted(reversed(records), key=lambda r: r.event.order_key)
+    assert ordered == records
+    assert replayed(OrderState(), ordered) == ["UPDATE t SET n = n + 1"]
+
+
+def test_events_that_the_target_cannot_store_are_refused_at_decode():
+    from job.audit_functions import check_event
+
+    assert check_event(rec(1, 1)) is None
+    assert "server longer than 128" in check_event(rec(1, 1, server="x" * 129))
