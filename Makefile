@@ -17,6 +17,7 @@ help:
 	@echo "make run      - install, start local MariaDB + moto, put a demo stream, replicate it, show the tables"
 	@echo "make test     - install, then run unit and integration tests (starts and stops the services itself)"
 	@echo "make package  - build dist/ledgersync-msf.zip for Amazon Managed Service for Apache Flink"
+	@echo "make bench    - benchmark ledgersync vs a per-record consumer and the stream/database ceilings (BENCH_ARGS=...)"
 	@echo "make test-unit | test-integration | services | services-down | services-status | clean"
 
 java:
@@ -48,6 +49,12 @@ run: services
 
 package: install
 	$(LEDGERSYNC) package
+
+# Starts the services itself (ledgersync bench --help lists the flags); e.g. make bench BENCH_ARGS="--revisions 20000 --json bench.json"
+BENCH_ARGS ?=
+.PHONY: bench
+bench: install
+	$(LEDGERSYNC) bench $(BENCH_ARGS)
 
 # Start the services if they are down, run pytest, and stop again only what this run started.
 WITH_SERVICES = started=0; $(LEDGERSYNC) services status >/dev/null 2>&1 || { $(LEDGERSYNC) services up && started=1; }; \

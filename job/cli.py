@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     from job.record_tool import add_record_parser
     add_record_parser(commands)
 
+    from job.bench import add_bench_parser
+    add_bench_parser(commands)
+
     package = commands.add_parser(
         "package", help="build the zip for Amazon Managed Service for Apache Flink (dependencies for Python 3.12)")
     package.add_argument("--output", default=None, metavar="ZIP", help="where to write it (default: dist/ledgersync-msf.zip)")
@@ -105,6 +108,10 @@ def main(argv=None) -> int:
             else:
                 return 0 if local_services.status() else 1
             return 0
+        if args.command == "bench":
+            from job.bench import main as bench_main
+
+            return bench_main(args)
         if args.command == "record":
             from job.record_tool import run_record
 

@@ -1,0 +1,784 @@
+"""`ledgersync bench`: ledgersync beside a per-record consumer and beside what the stream
+and the database can take, on the local services, with one pre-loaded stream.
+
+Parts (all by default, in this order):
+- ceilings: a bare GetRecords loop over every shard (one process per shard), and the
+  same rows as ledgersync's batched guarded upserts with no Flink (its own writer, one
+  connection), at loopback and through the delay proxy;
+- per-record: a Lambda-style consumer, one process per shard (Lambda runs one
+  invocation per shard), per revision SELECT ... FOR UPDATE then REPLACE INTO,
+  commit per 10 revisions; at loopback and through the delay proxy;
+- ledgersync: ``ledgersync run --until-caught-up`` with history on, at loopback and
+  with ``sink.mysql.port`` pointing at the delay proxy; revisions/s from the job's
+  start (the run prints "job ... running") to the last row written (the writer's
+  status board), and the peak RSS of the whole process tree;
+- latency: a fresh stream and a running job; revisions put at a fixed rate, each with
+  its put time; put-to-written time from MySQL's own clock at insert.
+
+Every consumer writes into its own fresh database ``bench_<id>_<part>`` and is checked
+afterwards (every document at its newest version, every distinct revision once in
+history). Streams are ``bench-<id>`` and ``bench-<id>-latency``; all are removed at the
+end unless ``--keep``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import multiprocessing
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from connectors.mysql_writer import MySqlSettings
+from connectors.qldb_records import decode_record
+from job import bench_consumers as db
+from job import bench_stream as ks
+from job.bench_profile import cpu_by_kind, service_cpu_seconds
+from job.run_status import read_board
+from job.runner import DEFAULT_LOCAL_DIR, PROJECT_ROOT
+from job.simulate import TABLE_NAMES, WorkloadSpec, delivery, encode, generate, simulate_qldb
+
+PARTS = ("ceilings", "per-record", "ledgersync", "latency")
+SAMPLE_EVERY_S = 0.1
+
+
+@dataclass
+class BenchOptions:
+    revisions: int = 100_000  # distinct revisions; duplicates come on top
+    shards: int = 4
+    tables: int = 2
+    versions: int = 5  # revisions per document
+    duplicates: float = 0.05
+    seed: int = 1
+    rtt_ms: float = 1.0
+    batch_rows: int = 1000  # sink.batch.max.rows, also the ceiling's batch
+    latency_rate: int = 1000
+    latency_seconds: float = 30.0
+    latency_warmup_s: float = 5.0
+    parts: tuple = PARTS
+    timeout_s: float = 1800.0
+    json_path: Optional[str] = None
+    keep: bool = False
+    py_spy_dir: Optional[str] = None  # record the Python workers of the loopback ledgersync run
+
+    def spec(self) -> WorkloadSpec:
+        documents = max(1, self.revisions // (self.tables * self.versions))
+        return WorkloadSpec(tables=self.tables, documents=documents, revisions=self.versions,
+                            duplicates=self.duplicates, shuffle=True, seed=self.seed)
+
+
+@dataclass
+class Services:
+    host: str
+    port: int
+    user: str
+    password: str
+    aws_endpoint: str
+
+    def settings(self, database: str, port: Optional[int] = None) -> MySqlSettings:
+        return MySqlSettings(host=self.host, port=port or self.port, database=database, user=self.user,
+                             password=self.password, history=True)
+
+    def admin(self):
+        return db.admin_connection(self.host, self.port, self.user, self.password)
+
+
+def local_services(say: Callable[[str], None] = print) -> Services:
+    from job import local_services as s
+
+    services = Services(s.HOST, s.MYSQL_PORT, s.MYSQL_USER, s.MYSQL_PASSWORD, s.aws_endpoint())
+    try:
+        s.up()
+    except s.ServiceError as exc:
+        # services up's moto probe fetches /moto-api/data.json, which serialises every
+        # stream moto holds and can take longer than its 2 s while others load big
+        # streams; a Kinesis call that answers is all the benchmark needs.
+        try:
+            ks.kinesis(services.aws_endpoint).list_streams(Limit=1)
+            services.admin().close()
+        except Exception:
+            raise exc from None
+        say(f"services up said: {exc}; MariaDB and Kinesis answer, going on")
+    return services
+
+
+# --- the delay proxy --------------------------------------------------------------------
+
+class DelayProxy:
+    """``python -m job.delay_proxy`` in its own process, so it never waits for our GIL."""
+
+    def __init__(self, target_port: int, rtt_ms: float):
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "job.delay_proxy", "--target-port", str(target_port), "--rtt-ms", str(rtt_ms)],
+            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+        line = self._process.stdout.readline()
+        match = re.search(r"listening on [\d.]+:(\d+) ", line)
+        if not match:
+            self.close()
+            raise RuntimeError(f"delay proxy did not start: {line!r}")
+        self.port = int(match.group(1))
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+
+
+def round_trip_ms(services: Services, port: int, samples: int = 300) -> float:
+    """Median ``SELECT 1`` round trip through ``port``."""
+    conn = db.admin_connection(services.host, port, services.user, services.password)
+    times = []
+    try:
+        with conn.cursor() as cursor:
+            for _ in range(samples):
+                started = time.perf_counter()
+                cursor.execute("SELECT 1")
+                cursor.fetchall()
+                times.append(time.perf_counter() - started)
+    finally:
+        conn.close()
+    return sorted(times)[len(times) // 2] * 1000.0
+
+
+# --- per-shard worker processes (per-record consumer, read ceiling) -----------------------
+
+def shard_worker(mode: str, endpoint: str, stream: str, shard_id: str, settings: Optional[MySqlSettings],
+                 ready, start, results) -> None:
+    """One shard, as one Lambda invocation would have it: read to the tip, and (mode
+    ``per-record``) apply each revision; reports (shard, records, revisions, end time, retries)."""
+    try:
+        client = ks.kinesis(endpoint)
+        consumer = None
+        if mode == "per-record":
+            consumer = db.PerRecordConsumer(settings)
+            consumer.connect()  # now, so the timed part starts warm
+        ready.put(shard_id)
+        start.wait()
+        records = revisions = 0
+        for batch in ks.read_to_tip(client, stream, shard_id):
+            records += len(batch)
+            if consumer is not None:
+                for revision in ks.revisions_of(batch):
+                    consumer.apply(revision)
+                    revisions += 1
+        if consumer is not None:
+            consumer.flush()
+            consumer.close()
+        results.put((shard_id, records, revisions, time.time(), consumer.retries if consumer else 0, None))
+    except BaseException as exc:  # reported to the parent, which fails the run with it
+        ready.put(shard_id)
+        results.put((shard_id, 0, 0, time.time(), 0, f"{type(exc).__name__}: {exc}"))
+
+
+@dataclass
+class ShardRun:
+    seconds: float
+    records: int
+    revisions: int
+    retries: int
+
+
+def run_shard_workers(mode: str, endpoint: str, stream: str, shard_ids: list,
+                      settings: Optional[MySqlSettings], timeout_s: float) -> ShardRun:
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked boto3 or sockets
+    ready, results, start = ctx.Queue(), ctx.Queue(), ctx.Event()
+    workers = [ctx.Process(target=shard_worker, args=(mode, endpoint, stream, shard, settings, ready, start, results),
+                           daemon=True) for shard in shard_ids]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in workers:
+            ready.get(timeout=120)
+        started = time.time()
+        start.set()
+        done = [results.get(timeout=timeout_s) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(timeout=30)
+            if worker.is_alive():
+                worker.terminate()
+    errors = [f"{shard}: {error}" for shard, *_rest, error in done if error]
+    if errors:
+        raise RuntimeError(f"{mode} worker failed: {'; '.join(errors)}")
+    return ShardRun(seconds=max(d[3] for d in done) - started, records=sum(d[1] for d in done),
+                    revisions=sum(d[2] for d in done), retries=sum(d[4] for d in done))
+
+
+# --- ledgersync runs ----------------------------------------------------------------------
+
+def write_properties(path: str, *, services: Services, stream: str, database: str, mysql_port: int,
+                     batch_rows: int) -> str:
+    groups = [
+        {"PropertyGroupId": "source", "PropertyMap": {
+            "stream.name": stream, "aws.region": "us-east-1", "aws.endpoint": services.aws_endpoint,
+            "initial.position": "TRIM_HORIZON"}},
+        {"PropertyGroupId": "sink", "PropertyMap": {
+            "mysql.host": services.host, "mysql.port": str(mysql_port), "mysql.database": database,
+            "mysql.user": services.user, "mysql.password": services.password,
+            "batch.max.rows": str(batch_rows)}},
+        {"PropertyGroupId": "replication", "PropertyMap": {"history": "true"}},
+    ]
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(groups, handle, indent=2)
+    return path
+
+
+def process_tree_rss(pid: int) -> tuple:
+    """(total RSS in bytes, the processes) of ``pid`` and all its descendants (0 if gone)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root] + root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0, []
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total, processes
+
+
+class JobRun:
+    """``ledgersync run`` in its own process, watched from outside: its output, its
+    status board (rows written and when) and the RSS of its whole process tree."""
+
+    def __init__(self, properties: str, log_path: str, checkpoint_dir: str, *, until_caught_up: bool,
+                 timeout_s: float, on_workers: Optional[Callable[[list], None]] = None):
+        command = [sys.executable, "-m", "job", "run", "--properties", properties,
+                   "--checkpoint-dir", checkpoint_dir]
+        if until_caught_up:
+            command += ["--until-caught-up", "--timeout", str(int(timeout_s))]
+        self.log_path = log_path
+        self.launched = time.time()
+        self.running_at: Optional[float] = None
+        self.status_dir: Optional[str] = None
+        self.first_write: Optional[float] = None
+        self.last_write: Optional[float] = None
+        self.written = 0
+        self.peak_rss = 0
+        self.caught_up_line = ""
+        self._written: dict = {}
+        self.cpu: dict = {}  # pid -> (kind, CPU seconds so far)
+        self._kinds: dict = {}
+        self._on_workers = on_workers
+        self._workers_seen: set = set()
+        self._log = open(log_path, "w", encoding="utf-8")
+        self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        self._threads = [threading.Thread(target=self._read_output, daemon=True),
+                         threading.Thread(target=self._sample, daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def _read_output(self) -> None:
+        for line in self.process.stdout:
+            self._log.write(line)
+            self._log.flush()
+            if self.running_at is None and re.search(r"ledgersync: job \S+ running", line):
+                self.running_at = time.time()
+                match = re.search(r"status in (\S+);", line)
+                self.status_dir = match.group(1) if match else None
+            if "caught up after" in line:
+                self.caught_up_line = line.strip()
+
+    def _sample(self) -> None:
+        while self.process.poll() is None:
+            rss, processes = process_tree_rss(self.process.pid)
+            self.peak_rss = max(self.peak_rss, rss)
+            self._note_cpu(processes)
+            if self._on_workers is not None:
+                self._notice_workers(processes)
+            if self.status_dir:
+                self._read_writers()
+            time.sleep(SAMPLE_EVERY_S)
+
+    def _note_cpu(self, processes: list) -> None:
+        from job.bench_profile import process_kind
+
+        for process in processes:
+            try:
+                times = process.cpu_times()
+                if process.pid not in self._kinds:
+                    self._kinds[process.pid] = process_kind(" ".join(process.cmdline()), self.process.pid,
+                                                            process.pid)
+            except Exception:  # gone meanwhile: its last sample stands
+                continue
+            self.cpu[process.pid] = (self._kinds[process.pid], times.user + times.system)
+
+    def _notice_workers(self, processes: list) -> None:
+        fresh = []
+        for process in processes:
+            try:
+                if process.pid not in self._workers_seen and "pyflink.fn_execution" in " ".join(process.cmdline()):
+                    self._workers_seen.add(process.pid)
+                    fresh.append(process.pid)
+            except Exception:  # gone meanwhile
+                continue
+        if fresh:
+            self._on_workers(fresh)
+
+    def _read_writers(self) -> None:
+        for name, status in read_board(self.status_dir).items():
+            if status.get("kind") != "writer":
+                continue
+            written = int(status.get("written", 0))
+            if written != self._written.get(name, 0):
+                self._written[name] = written
+                # The writer publishes right after each commit, so this is when it wrote.
+                at = float(status.get("updated", time.time()))
+                self.first_write = at if self.first_write is None else min(self.first_write, at)
+                self.last_write = at if self.last_write is None else max(self.last_write, at)
+        self.written = sum(self._written.values())
+
+    def board(self) -> dict:
+        return read_board(self.status_dir) if self.status_dir else {}
+
+    def wait(self, timeout_s: float) -> int:
+        try:
+            code = self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise RuntimeError(f"ledgersync run did not end within {timeout_s:.0f}s (log: {self.log_path})")
+        self._finish()
+        return code
+
+    def stop(self) -> int:
+        """SIGTERM: the run cancels its job and ends (see job/runner.py)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._finish()
+        return self.process.returncode
+
+    def _finish(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self.status_dir:
+            self._read_writers()
+        self._log.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:])
+
+
+# --- the benchmark ---------------------------------------------------------------------
+
+@dataclass
+class Context:
+    options: BenchOptions
+    services: Services
+    run_id: str
+    work_dir: str
+    stream: str
+    records: int = 0
+    revisions: list = field(default_factory=list)  # decoded, in put order (duplicates included)
+    expected: Optional[db.Expected] = None
+    proxy: Optional[DelayProxy] = None
+    databases: list = field(default_factory=list)
+    say: Callable[[str], None] = print
+
+    def database(self, part: str) -> str:
+        name = f"bench_{self.run_id}_{part}"
+        with self.services.admin() as conn:
+            db.create_database(conn, name)
+        self.databases.append(name)
+        return name
+
+    def check(self, database: str) -> dict:
+        with self.services.admin() as conn:
+            check = db.check_tables(conn, database, self.expected)
+        if not check.ok:
+            self.say(f"CHECK FAILED for {database}: {'; '.join(check.problems)}")
+        return {"ok": check.ok, "current_rows": check.current_rows, "history_rows": check.history_rows,
+                "problems": check.problems}
+
+
+def _rate(records: int, seconds: float) -> float:
+    return round(records / seconds, 1) if seconds > 0 else 0.0
+
+
+def machine() -> dict:
+    info = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            models = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        info["cpu_model"] = models[0] if models else "?"
+        with open("/proc/meminfo", encoding="utf-8") as handle:
+            kib = int(next(line for line in handle if line.startswith("MemTotal")).split()[1])
+        info["memory_gib"] = round(kib / 1024 / 1024, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    return info
+
+
+def preload(ctx: Context) -> dict:
+    options = ctx.options
+    spec = options.spec()
+    client = ks.kinesis(ctx.services.aws_endpoint)
+    started = time.monotonic()
+    generated = simulate_qldb(client, ctx.stream, spec, shards=options.shards,
+                              out=lambda text: ctx.say(text))
+    seconds = time.monotonic() - started
+    put_order = delivery(spec, generated)
+    ctx.records = len(put_order)
+    ctx.revisions = [decode_record(encode(r)).revision for r in put_order]
+    tables = list(TABLE_NAMES[:spec.tables])
+    ctx.expected = db.Expected(documents={t: spec.documents for t in tables}, newest_version=spec.revisions - 1,
+                               history_rows={t: spec.documents * spec.revisions for t in tables})
+    return {"revisions": len(generated), "records": ctx.records, "shards": options.shards, "tables": spec.tables,
+            "documents": spec.tables * spec.documents, "versions_per_document": spec.revisions,
+            "duplicates": spec.duplicates, "shuffled": spec.shuffle, "history": True,
+            "stream": ctx.stream, "preload_s": round(seconds, 1)}
+
+
+def part_ceilings(ctx: Context, out: dict) -> None:
+    options, services = ctx.options, ctx.services
+    shard_ids = ks.shard_ids(ks.kinesis(services.aws_endpoint), ctx.stream)
+    ctx.say(f"ceiling: bare GetRecords loop over {len(shard_ids)} shards ...")
+    read = run_shard_workers("read", services.aws_endpoint, ctx.stream, shard_ids, None, options.timeout_s)
+    out["read"] = {"revisions_per_s": _rate(read.records, read.seconds), "seconds": round(read.seconds, 2),
+                   "records": read.records}
+    ctx.say(f"ceiling: read {read.records} records in {read.seconds:.1f}s")
+    batches = db.ceiling_batches(ctx.revisions, options.batch_rows)
+    for label, port in (("loopback", services.port), ("delayed", ctx.proxy.port)):
+        database = ctx.database(f"ceil_{label[:4]}")
+        ctx.say(f"ceiling: batched guarded upserts, {label}, {len(batches)} batches ...")
+        run = db.upsert_ceiling(services.settings(database, port), batches)
+        out["database" if label == "loopback" else "database_delayed"] = {
+            "revisions_per_s": _rate(ctx.records, run.seconds), "seconds": round(run.seconds, 2),
+            "batches": run.batches, "retries": run.retries, "check": ctx.check(database)}
+        ctx.say(f"ceiling: {label}: {ctx.records} revisions in {run.seconds:.1f}s")
+
+
+def part_per_record(ctx: Context, out: dict) -> None:
+    options, services = ctx.options, ctx.services
+    shard_ids = ks.shard_ids(ks.kinesis(services.aws_endpoint), ctx.stream)
+    for label, port in (("loopback", services.port), ("delayed", ctx.proxy.port)):
+        database = ctx.database(f"rec_{label[:4]}")
+        db.PerRecordConsumer(services.settings(database)).create_tables(ctx.expected.documents)
+        ctx.say(f"per-record consumer, {label}, {len(shard_ids)} processes ...")
+        run = run_shard_workers("per-record", services.aws_endpoint, ctx.stream, shard_ids,
+                                services.settings(database, port), options.timeout_s)
+        out[label] = {"revisions_per_s": _rate(run.revisions, run.seconds), "seconds": round(run.seconds, 2),
+                      "revisions": run.revisions, "retries": run.retries, "processes": len(shard_ids),
+                      "check": ctx.check(database)}
+        ctx.say(f"per-record consumer, {label}: {run.revisions} revisions in {run.seconds:.1f}s")
+
+
+def part_ledgersync(ctx: Context, out: dict) -> None:
+    options, services = ctx.options, ctx.services
+    for label, port in (("loopback", services.port), ("delayed", ctx.proxy.port)):
+        database = ctx.database(f"ls_{label[:4]}")
+        properties = write_properties(os.path.join(ctx.work_dir, f"ledgersync-{label}.json"), services=services,
+                                      stream=ctx.stream, database=database, mysql_port=port,
+                                      batch_rows=options.batch_rows)
+        profiler = None
+        if options.py_spy_dir and label == "loopback":
+            from job.bench_profile import PySpy
+
+            profiler = PySpy(options.py_spy_dir)
+        ctx.say(f"ledgersync, {label}: ledgersync run --until-caught-up (log {ctx.work_dir}/ledgersync-{label}.log) ...")
+        services_before = service_cpu_seconds(services.port, _port_of(services.aws_endpoint))
+        run = JobRun(properties, os.path.join(ctx.work_dir, f"ledgersync-{label}.log"),
+                     os.path.join(ctx.work_dir, "checkpoints"), until_caught_up=True, timeout_s=options.timeout_s,
+                     on_workers=profiler.attach if profiler else None)
+        code = run.wait(options.timeout_s + 120)
+        services_after = service_cpu_seconds(services.port, _port_of(services.aws_endpoint))
+        summary = profiler.finish() if profiler else None
+        if code != 0 or run.running_at is None or run.last_write is None:
+            raise RuntimeError(f"ledgersync run ({label}) failed with exit code {code}:\n{run.log_tail()}")
+        seconds = run.last_write - run.running_at
+        out[label] = {
+            "revisions_per_s": _rate(ctx.records, seconds), "seconds": round(seconds, 2),
+            "launch_to_running_s": round(run.running_at - run.launched, 2),
+            "running_to_first_row_s": round(run.first_write - run.running_at, 2),
+            "revisions_per_s_from_first_row": _rate(ctx.records, run.last_write - run.first_write),
+            "peak_rss_mib": round(run.peak_rss / 2 ** 20, 1),
+            # Whole run, start-up included; the services' share includes other users' load.
+            "cpu_seconds": {**cpu_by_kind(run.cpu), **{
+                k: round(services_after[k] - services_before[k], 1) for k in services_after}},
+            "caught_up": run.caught_up_line, "check": ctx.check(database)}
+        if summary:
+            out[label]["py_spy"] = summary.splitlines()
+            ctx.say(summary)
+        ctx.say(f"ledgersync, {label}: {ctx.records} revisions in {seconds:.1f}s, "
+                f"peak RSS {run.peak_rss / 2 ** 20:.0f} MiB")
+
+
+def part_latency(ctx: Context, out: dict) -> None:
+    options, services = ctx.options, ctx.services
+    stream = f"{ctx.stream}-latency"
+    client = ks.kinesis(services.aws_endpoint)
+    ks.create_stream(client, stream, options.shards)
+    tables = list(TABLE_NAMES[:options.tables])
+    database = ctx.database("latency")
+    with services.admin() as conn:
+        db.prepare_latency_tables(conn, database, tables)
+    properties = write_properties(os.path.join(ctx.work_dir, "ledgersync-latency.json"), services=services,
+                                  stream=stream, database=database, mysql_port=services.port,
+                                  batch_rows=options.batch_rows)
+    ctx.say(f"latency: starting ledgersync on {stream} (log {ctx.work_dir}/ledgersync-latency.log) ...")
+    run = JobRun(properties, os.path.join(ctx.work_dir, "ledgersync-latency.log"),
+                 os.path.join(ctx.work_dir, "checkpoints"), until_caught_up=False, timeout_s=options.timeout_s)
+    try:
+        deadline = time.monotonic() + 300
+        while not readers_at_tip(run.board()):
+            if run.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ledgersync (latency) never reached the tip:\n{run.log_tail()}")
+            time.sleep(0.2)
+        ctx.say(f"latency: job at the tip; putting {options.latency_rate}/s for "
+                f"{options.latency_warmup_s:g}s warm-up + {options.latency_seconds:g}s")
+        log = ks.put_at_rate(client, stream, rate=options.latency_rate, warmup_s=options.latency_warmup_s,
+                             seconds=options.latency_seconds, tables=tables, say=ctx.say)
+        deadline = time.monotonic() + 120
+        while (visible := _history_count(services, database, tables)) < log.put:
+            if run.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"only {visible} of {log.put} latency revisions visible in {database} "
+                                   f"(writers report {run.written} rows written):\n{run.log_tail()}")
+            time.sleep(0.5)
+    finally:
+        run.stop()
+        if not options.keep:
+            ks.delete_stream(client, stream)
+    with services.admin() as conn:
+        samples = db.latencies_ms(conn, database, tables, log.measured_from_us)
+    out.update({
+        "rate_asked": options.latency_rate, "rate_put": round(log.rate, 1), "late_put_ticks": log.late_ticks,
+        "put": log.put, "measured": len(samples), "warmup_s": options.latency_warmup_s,
+        "p50_ms": _round(db.percentile(samples, 0.50)), "p99_ms": _round(db.percentile(samples, 0.99)),
+        "max_ms": _round(max(samples) if samples else None),
+        "peak_rss_mib": round(run.peak_rss / 2 ** 20, 1)})
+    ctx.say(f"latency: p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms over {len(samples)} revisions")
+
+
+def readers_at_tip(board: dict) -> bool:
+    """Every shard the reader has listed is read to its tip (and it has listed some)."""
+    shards = {}
+    for status in board.values():
+        if status.get("kind") == "reader":
+            shards.update(status.get("shards") or {})
+    return bool(shards) and all(s.get("at_tip") for s in shards.values())
+
+
+def _history_count(services: Services, database: str, tables: list) -> int:
+    with services.admin() as conn:  # a fresh connection each time: nothing cached between polls
+        return db.history_count(conn, database, tables)
+
+
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+def _round(value: Optional[float], digits: int = 1) -> Optional[float]:
+    return None if value is None else round(value, digits)
+
+
+def ratios(result: dict) -> dict:
+    ls, rec, ceil = result.get("ledgersync", {}), result.get("per_record", {}), result.get("ceilings", {})
+
+    def rate(part: dict, key: str) -> Optional[float]:
+        return (part.get(key) or {}).get("revisions_per_s")
+
+    def ratio(a, b):
+        return round(a / b, 2) if a and b else None
+
+    ceilings = [r for r in (rate(ceil, "read"), rate(ceil, "database")) if r]
+    return {
+        "ledgersync_vs_per_record_loopback": ratio(rate(ls, "loopback"), rate(rec, "loopback")),
+        "ledgersync_vs_per_record_delayed": ratio(rate(ls, "delayed"), rate(rec, "delayed")),
+        "ledgersync_vs_min_ceiling": ratio(rate(ls, "loopback"), min(ceilings) if ceilings else None),
+    }
+
+
+def targets(result: dict) -> dict:
+    """The issue's targets on this machine, each met or not (None: not measured)."""
+    r, latency = result["ratios"], result.get("latency", {})
+    peak = max([p.get("peak_rss_mib") or 0 for p in result.get("ledgersync", {}).values()] + [0]) or None
+
+    def at_least(value, goal):
+        return {"goal": goal, "value": value, "met": None if value is None else value >= goal}
+
+    def below(value, goal):
+        return {"goal": goal, "value": value, "met": None if value is None else value < goal}
+
+    return {
+        "per_record_delayed_x": at_least(r["ledgersync_vs_per_record_delayed"], 10),
+        "per_record_loopback_x": at_least(r["ledgersync_vs_per_record_loopback"], 3),
+        "min_ceiling_fraction": at_least(r["ledgersync_vs_min_ceiling"], 0.5),
+        "p99_latency_ms": below(latency.get("p99_ms"), 2000),
+        "peak_rss_mib": below(peak, 1536),
+    }
+
+
+def run_bench(options: BenchOptions, say: Callable[[str], None] = None) -> dict:
+    unknown = set(options.parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown bench part(s) {', '.join(sorted(unknown))} (known: {', '.join(PARTS)})")
+    say = say or (lambda text: print(f"bench: {text}", flush=True))
+    services = local_services(say)
+    run_id = time.strftime("%m%d%H%M%S") + f"p{os.getpid()}"  # two runs in one second stay apart
+    work_dir = os.path.join(DEFAULT_LOCAL_DIR, "bench", run_id)
+    os.makedirs(work_dir, exist_ok=True)
+    ctx = Context(options=options, services=services, run_id=run_id, work_dir=work_dir,
+                  stream=f"bench-{run_id}", say=say)
+    result: dict = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
+                    "command": ("ledgersync bench " + " ".join(sys.argv[2:])).strip() if sys.argv[1:2] == ["bench"] else ""}
+    client = ks.kinesis(services.aws_endpoint)
+    try:
+        say(f"pre-loading stream {ctx.stream} ...")
+        result["workload"] = preload(ctx)
+        ctx.proxy = DelayProxy(services.port, options.rtt_ms)
+        direct = round_trip_ms(services, services.port)
+        through = round_trip_ms(services, ctx.proxy.port)
+        result["proxy"] = {"rtt_ms_asked": options.rtt_ms, "rtt_ms_added_measured": round(through - direct, 3),
+                           "select1_direct_ms": round(direct, 3), "select1_proxy_ms": round(through, 3)}
+        say(f"delay proxy on port {ctx.proxy.port}: SELECT 1 {direct:.3f} ms direct, {through:.3f} ms through it")
+        steps = {"ceilings": ("ceilings", part_ceilings), "per-record": ("per_record", part_per_record),
+                 "ledgersync": ("ledgersync", part_ledgersync), "latency": ("latency", part_latency)}
+        for part in PARTS:
+            if part in options.parts:
+                key, step = steps[part]
+                result[key] = {}
+                step(ctx, result[key])
+        result["ratios"] = ratios(result)
+        result["targets"] = targets(result)
+        result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    finally:
+        if ctx.proxy:
+            ctx.proxy.close()
+        if not options.keep:
+            ks.delete_stream(client, ctx.stream)
+            with services.admin() as conn:
+                for name in ctx.databases:
+                    db.drop_database(conn, name)
+            import shutil
+
+            shutil.rmtree(os.path.join(work_dir, "checkpoints"), ignore_errors=True)
+    if options.json_path:
+        with open(options.json_path, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+    print(format_table(result), flush=True)
+    return result
+
+
+# --- the table ---------------------------------------------------------------------------
+
+def format_table(result: dict) -> str:
+    work = result.get("workload", {})
+    rtt = result.get("proxy", {})
+    delayed = f"+{rtt.get('rtt_ms_asked', '?'):g} ms RTT (measured {rtt.get('rtt_ms_added_measured', '?')} ms)"
+    rows = []
+
+    def add(name: str, part: Optional[dict], note: str = "") -> None:
+        if part is None:
+            return
+        check = part.get("check")
+        ok = "" if check is None else ("ok" if check["ok"] else "WRONG: " + "; ".join(check["problems"])[:60])
+        rows.append((name, f"{part['revisions_per_s']:,.0f}", f"{part['seconds']:.1f}", ", ".join(
+            x for x in (note, ok) if x)))
+
+    ls, rec, ceil = result.get("ledgersync", {}), result.get("per_record", {}), result.get("ceilings", {})
+    for label, text in (("loopback", "loopback"), ("delayed", delayed)):
+        part = ls.get(label)
+        add(f"ledgersync, {text}", part, part and f"peak RSS {part['peak_rss_mib']:,.0f} MiB, "
+            f"first row after {part['running_to_first_row_s']:.1f}s")
+    for label, text in (("loopback", "loopback"), ("delayed", delayed)):
+        part = rec.get(label)
+        add(f"per-record consumer, {text}", part, part and f"{part['processes']} processes, "
+            f"{part['retries']} retries")
+    add("ceiling: bare GetRecords loop", ceil.get("read"))
+    add("ceiling: batched upserts, no Flink, loopback", ceil.get("database"))
+    add(f"(batched upserts, no Flink, {delayed})", ceil.get("database_delayed"))
+    width = max([len(r[0]) for r in rows] + [10])
+    lines = [f"ledgersync bench, {result.get('date', '')}: {work.get('revisions', '?'):,} revisions "
+             f"({work.get('records', '?'):,} records with duplicates) over {work.get('shards', '?')} shards, "
+             f"{work.get('tables', '?')} tables, history on",
+             f"{'':{width}}  {'revisions/s':>12}  {'seconds':>8}  notes"]
+    for name, rate, seconds, note in rows:
+        lines.append(f"{name:{width}}  {rate:>12}  {seconds:>8}  {note}")
+    latency = result.get("latency")
+    if latency:
+        lines.append(f"latency at {latency['rate_asked']:,}/s (put {latency['rate_put']:,.0f}/s): "
+                     f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms "
+                     f"over {latency['measured']:,} revisions")
+    ratio = result.get("ratios", {})
+    if ratio:
+        lines.append("ledgersync / per-record: loopback {}x, {} {}x; ledgersync / min(ceilings): {}".format(
+            ratio.get("ledgersync_vs_per_record_loopback"), delayed,
+            ratio.get("ledgersync_vs_per_record_delayed"), ratio.get("ledgersync_vs_min_ceiling")))
+    for name, target in result.get("targets", {}).items():
+        state = {True: "met", False: "NOT met", None: "not measured"}[target["met"]]
+        lines.append(f"target {name}: {target['value']} (goal {target['goal']}): {state}")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    options = BenchOptions(
+        revisions=args.revisions, shards=args.shards, tables=args.tables, versions=args.versions,
+        duplicates=args.duplicates, rtt_ms=args.rtt_ms, batch_rows=args.batch_rows,
+        latency_rate=args.latency_rate, latency_seconds=args.latency_seconds,
+        latency_warmup_s=args.latency_warmup, parts=tuple(args.parts.split(",")) if args.parts else PARTS,
+        timeout_s=args.timeout, json_path=args.json, keep=args.keep, py_spy_dir=args.py_spy)
+    run_bench(options)
+    return 0
+
+
+def add_bench_parser(commands) -> None:
+    """``ledgersync bench`` (job/cli.py calls this)."""
+    bench = commands.add_parser(
+        "bench", help="benchmark ledgersync against a per-record consumer and the stream/database ceilings",
+        description="Pre-load one stream on the local services, then measure ledgersync (history on), a "
+                    "per-record consumer, a bare GetRecords loop and batched upserts without Flink, at loopback "
+                    "and through a delay proxy, and put-to-visible latency at a fixed rate. Prints one table.")
+    bench.add_argument("--revisions", type=_at_least(1), default=100_000,
+                       help="distinct revisions on the stream (default 100000; duplicates on top)")
+    bench.add_argument("--shards", type=_at_least(1), default=4, help="shards (default 4)")
+    bench.add_argument("--tables", type=_at_least(1), default=2, help="QLDB tables (default 2, at most 6)")
+    bench.add_argument("--versions", type=_at_least(1), default=5, help="revisions per document (default 5)")
+    bench.add_argument("--duplicates", type=float, default=0.05, help="fraction put twice (default 0.05)")
+    bench.add_argument("--rtt-ms", type=float, default=1.0,
+                       help="round trip the delay proxy adds between a consumer and MariaDB (default 1)")
+    bench.add_argument("--batch-rows", type=_at_least(1), default=1000,
+                       help="sink.batch.max.rows for ledgersync and the ceiling's batch (default 1000)")
+    bench.add_argument("--latency-rate", type=_at_least(1), default=1000,
+                       help="revisions put per second in the latency part (default 1000)")
+    bench.add_argument("--latency-seconds", type=float, default=30.0,
+                       help="measured seconds of the latency part (default 30)")
+    bench.add_argument("--latency-warmup", type=float, default=5.0,
+                       help="seconds put before measuring (default 5)")
+    bench.add_argument("--parts", default=None, metavar="LIST",
+                       help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
+    bench.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                       help="give up on one part after this long (default 1800)")
+    bench.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON to FILE")
+    bench.add_argument("--py-spy", default=None, metavar="DIR",
+                       help="record the Python workers of the loopback ledgersync run with py-spy into DIR "
+                            "and print where their time goes")
+    bench.add_argument("--keep", action="store_true", help="keep the bench databases, streams and checkpoints")
+
+
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        import argparse
+
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}")
+        return value
+    return parse

@@ -1,0 +1,140 @@
+"""The benchmark's Kinesis side: reading shards to their tip with bare GetRecords calls,
+and putting revisions at a fixed rate that carry their put time. No MySQL here
+(job/bench_consumers.py is the MySQL side; job/bench.py puts them together).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+from connectors.aws_clients import aws_client
+from connectors.kinesis_shard_reader import ShardReader, StartPosition
+from connectors.kinesis_shards import list_shards
+from connectors.qldb_records import decode_kinesis_record, encode_revision
+from job.simulate import document_id, ensure_stream, put_records
+
+# The consumers read as the job does: up to this many records a call.
+READ_LIMIT = 1000
+# A read that fails in a way a backoff can fix (throttled, endpoint busy) is retried
+# after this long; the benchmark never expects one, it only must not die of one.
+RETRY_WAIT_S = 0.2
+
+
+def kinesis(endpoint: Optional[str], region: str = "us-east-1"):
+    return aws_client("kinesis", region, endpoint, max_pool_connections=16)
+
+
+def shard_ids(client, stream: str) -> list:
+    return [s.shard_id for s in list_shards(client, stream)]
+
+
+def read_to_tip(client, stream: str, shard_id: str, limit: int = READ_LIMIT) -> Iterator[list]:
+    """Every record of one open shard from its start, one GetRecords call's records at a
+    time, until a call finds nothing waiting: a bare loop, no pacing (the endpoint's pace)."""
+    shard = next(s for s in list_shards(client, stream) if s.shard_id == shard_id)
+    reader = ShardReader(client, client, stream, limit)
+    position = None
+    start = StartPosition("TRIM_HORIZON")
+    while True:
+        result = reader.read(shard, position, start)
+        if result.error:
+            time.sleep(RETRY_WAIT_S)
+            continue
+        if result.records:
+            position = result.records[-1].sequence_number
+            yield result.records
+        if result.finished or result.at_tip:
+            return
+
+
+def revisions_of(records: list) -> Iterator:
+    """The revisions in a batch of Kinesis records (bad records and non-revisions skipped:
+    the benchmark's workload has none)."""
+    for record in records:
+        for item in decode_kinesis_record(record.stream, record.shard_id, record.sequence_number, record.data):
+            revision = getattr(item, "revision", None)
+            if revision is not None:
+                yield revision
+
+
+# --- putting at a fixed rate, for the latency measurement -------------------------------
+
+PUT_TICK_S = 0.05  # one PutRecords call every 50 ms: 50 revisions a call at 1,000/s
+
+
+@dataclass
+class PutLog:
+    """What the putter put: how many, how fast, and when the measured part started."""
+
+    put: int = 0
+    measured_from_us: int = 0  # revisions put before this are warm-up
+    started: float = 0.0
+    ended: float = 0.0
+    late_ticks: int = 0  # ticks that started more than one tick late (the putter fell behind)
+    tables: dict = field(default_factory=dict)  # QLDB table -> revisions put
+
+    @property
+    def rate(self) -> float:
+        return self.put / (self.ended - self.started) if self.ended > self.started else 0.0
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def put_at_rate(client, stream: str, *, rate: int, warmup_s: float, seconds: float, tables: list,
+                documents: int = 1000, seed: int = 7, say: Callable[[str], None] = lambda _t: None) -> PutLog:
+    """Put ``rate`` revisions a second for ``warmup_s + seconds``, each carrying its put
+    time in microseconds (``data.put_us``, also its ``txTime``), set just before the
+    PutRecords call that carries it. Documents cycle through a pool, so the current view
+    sees updates as well as inserts."""
+    rng = random.Random(seed)
+    pool = [(tables[i % len(tables)], document_id(rng)) for i in range(documents)]
+    log = PutLog()
+    per_tick = max(1, round(rate * PUT_TICK_S))
+    tick = per_tick / rate
+    log.started = time.monotonic()
+    log.measured_from_us = now_us() + int(warmup_s * 1e6)
+    end = log.started + warmup_s + seconds
+    due = log.started
+    n = 0
+    last_say = log.started
+    while due < end:
+        pause = due - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        elif -pause > tick:
+            log.late_ticks += 1
+        put_us = now_us()
+        put_time = _dt.datetime.fromtimestamp(put_us / 1e6, _dt.timezone.utc)
+        payloads = []
+        for _ in range(per_tick):
+            table, doc = pool[n % len(pool)]
+            version = n // len(pool)
+            payloads.append((doc, encode_revision(
+                table=table, document_id=doc, version=version, tx_id=f"lat{n:012d}", tx_time=put_time,
+                data={"put_us": put_us, "n": n, "note": "latency probe"}, sequence_no=n)))
+            log.tables[table] = log.tables.get(table, 0) + 1
+            n += 1
+        put_records(client, stream, payloads)
+        log.put = n
+        due += tick
+        if time.monotonic() - last_say >= 5:
+            last_say = time.monotonic()
+            say(f"latency: put {n} revisions ({n / (last_say - log.started):.0f}/s)")
+    log.ended = time.monotonic()
+    return log
+
+
+def create_stream(client, stream: str, shards: int) -> None:
+    ensure_stream(client, stream, shards)
+
+
+def delete_stream(client, stream: str) -> None:
+    try:
+        client.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
+    except Exception:  # already gone: nothing to clean up
+        pass
