@@ -11,13 +11,14 @@ BASE_PYTHON ?= $(shell for p in python3.12 /root/.pyenv/versions/3.12.1/bin/pyth
 	&& { command -v $$p; break; }; done)
 PYTEST_ARGS ?=
 
-.PHONY: help install java run test test-unit test-integration services services-down services-status clean package
+.PHONY: help install java run test test-unit test-integration test-localstack services services-down services-status clean package
 
 help:
 	@echo "make run      - install, start local MariaDB + moto, put a demo stream, replicate it, show the tables"
 	@echo "make test     - install, then run unit and integration tests (starts and stops the services itself)"
 	@echo "make package  - build dist/ledgersync-msf.zip for Amazon Managed Service for Apache Flink"
 	@echo "make bench    - benchmark ledgersync vs a per-record consumer and the stream/database ceilings (BENCH_ARGS=...)"
+	@echo "make test-localstack - the integration tests against LocalStack (in a private network namespace)"
 	@echo "make test-unit | test-integration | services | services-down | services-status | clean"
 
 java:
@@ -68,6 +69,12 @@ test-unit: install
 
 test-integration: install
 	@$(WITH_SERVICES) $(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+# The integration suite against LocalStack instead of moto: installs LocalStack (Python 3.13
+# venv under .local/localstack) if missing, then runs it with its own MariaDB in a private
+# network namespace; the host's services are not used (tests/localstack_namespace.py).
+test-localstack: install
+	$(PY) tests/localstack_namespace.py -- $(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 clean: services-down
 	rm -rf .local build dist *.egg-info

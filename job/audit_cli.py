@@ -113,7 +113,12 @@ def run_audit_command(args) -> int:
     from job.ship_audit import LOCAL_ROLE_ARN, ship_audit
 
     log_path = args.log or audit_source.default_paths().audit_log
-    role_arn = args.role_arn or (LOCAL_ROLE_ARN if endpoint else None)
+    role_arn = args.role_arn
+    if role_arn is None and endpoint:
+        # The stand-in role must be in the caller's account (moto 123456789012, LocalStack
+        # 000000000000): LocalStack assumes it and looks for the stream in that account.
+        account = aws_client("sts", region, endpoint).get_caller_identity()["Account"]
+        role_arn = ":".join(LOCAL_ROLE_ARN.split(":")[:4] + [account] + LOCAL_ROLE_ARN.split(":")[5:])
     if role_arn is None:
         print("ledgersync: ship-audit to AWS needs --role-arn (a role CloudWatch Logs may use to put records "
               "on the stream)", file=sys.stderr)

@@ -11,13 +11,26 @@ import uuid
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Set (e.g. http://127.0.0.1:4566), the AWS calls go there instead of the moto server;
+# LEDGERSYNC_MYSQL_PORT moves MariaDB. Unset: moto, as always.
+TEST_AWS_ENDPOINT = os.environ.get("LEDGERSYNC_TEST_AWS_ENDPOINT", "").strip()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_network(reason): needs a package registry; skipped where "
+                            "LEDGERSYNC_TEST_OFFLINE is set (make test-localstack runs in a namespace without network)")
 
 
 def pytest_collection_modifyitems(config, items):
     # Everything under tests/integration is an integration test, marked or not.
+    offline = os.environ.get("LEDGERSYNC_TEST_OFFLINE")
     for item in items:
         if os.sep + "integration" + os.sep in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+        marker = item.get_closest_marker("needs_network")
+        if offline and marker:
+            why = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "needs the network")
+            item.add_marker(pytest.mark.skip(reason=f"no network in this run (make test-localstack): {why}"))
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +41,17 @@ def services():
     started once pytest is done."""
     from job import local_services
 
+    if TEST_AWS_ENDPOINT:
+        # Another AWS stand-in (LocalStack: `make test-localstack`) instead of moto: every
+        # fixture and helper asks local_services.aws_endpoint(); MariaDB is the local one.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(local_services, "aws_endpoint", lambda: TEST_AWS_ENDPOINT)
+            with local_services._services_lock(local_services.DEFAULT_LOCAL_DIR):
+                local_services.start_mariadb(local_services.Paths(local_services.DEFAULT_LOCAL_DIR))
+            yield local_services
+        return
     local_services.up()
-    return local_services
+    yield local_services
 
 
 @pytest.fixture

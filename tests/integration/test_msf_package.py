@@ -31,6 +31,8 @@ from job.simulate import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
 from tests.oracle import actual_tables, diff, expected_tables
 
+# Building the zip and the runtime venv asks PyPI; the moto run covers this module.
+pytestmark = pytest.mark.needs_network(reason="`ledgersync package` and the runtime venv install from PyPI")
 RUNTIME_VENV = os.path.join(ROOT, ".local", "msf-runtime-venv")
 SPEC = WorkloadSpec(tables=2, documents=40, revisions=3, duplicates=0.2, shuffle=True, seed=11)
 
