@@ -27,11 +27,8 @@ import json
 import multiprocessing
 import os
 import platform
-import re
-import signal
-import subprocess
+import shutil
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -40,13 +37,14 @@ from connectors.mysql_writer import MySqlSettings
 from connectors.qldb_records import decode_record
 from job import bench_consumers as db
 from job import bench_stream as ks
+from job.bench_job_run import JobRun
 from job.bench_profile import cpu_by_kind, service_cpu_seconds
-from job.run_status import read_board
-from job.runner import DEFAULT_LOCAL_DIR, PROJECT_ROOT
-from job.simulate import TABLE_NAMES, WorkloadSpec, delivery, encode, generate, simulate_qldb
+from job.bench_report import format_table, ratios, targets
+from job.delay_proxy import DelayProxy
+from job.runner import DEFAULT_LOCAL_DIR
+from job.simulate import TABLE_NAMES, WorkloadSpec, delivery, encode, simulate_qldb
 
 PARTS = ("ceilings", "per-record", "ledgersync", "latency")
-SAMPLE_EVERY_S = 0.1
 
 
 @dataclass
@@ -107,28 +105,6 @@ def local_services(say: Callable[[str], None] = print) -> Services:
             raise exc from None
         say(f"services up said: {exc}; MariaDB and Kinesis answer, going on")
     return services
-
-
-# --- the delay proxy --------------------------------------------------------------------
-
-class DelayProxy:
-    """``python -m job.delay_proxy`` in its own process, so it never waits for our GIL."""
-
-    def __init__(self, target_port: int, rtt_ms: float):
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "job.delay_proxy", "--target-port", str(target_port), "--rtt-ms", str(rtt_ms)],
-            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
-        line = self._process.stdout.readline()
-        match = re.search(r"listening on [\d.]+:(\d+) ", line)
-        if not match:
-            self.close()
-            raise RuntimeError(f"delay proxy did not start: {line!r}")
-        self.port = int(match.group(1))
-
-    def close(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
 
 
 def round_trip_ms(services: Services, port: int, samples: int = 300) -> float:
@@ -228,152 +204,6 @@ def write_properties(path: str, *, services: Services, stream: str, database: st
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(groups, handle, indent=2)
     return path
-
-
-def process_tree_rss(pid: int) -> tuple:
-    """(total RSS in bytes, the processes) of ``pid`` and all its descendants (0 if gone)."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        processes = [root] + root.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return 0, []
-    total = 0
-    for process in processes:
-        try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total, processes
-
-
-class JobRun:
-    """``ledgersync run`` in its own process, watched from outside: its output, its
-    status board (rows written and when) and the RSS of its whole process tree."""
-
-    def __init__(self, properties: str, log_path: str, checkpoint_dir: str, *, until_caught_up: bool,
-                 timeout_s: float, on_workers: Optional[Callable[[list], None]] = None):
-        command = [sys.executable, "-m", "job", "run", "--properties", properties,
-                   "--checkpoint-dir", checkpoint_dir]
-        if until_caught_up:
-            command += ["--until-caught-up", "--timeout", str(int(timeout_s))]
-        self.log_path = log_path
-        self.launched = time.time()
-        self.running_at: Optional[float] = None
-        self.status_dir: Optional[str] = None
-        self.first_write: Optional[float] = None
-        self.last_write: Optional[float] = None
-        self.written = 0
-        self.peak_rss = 0
-        self.caught_up_line = ""
-        self._written: dict = {}
-        self.cpu: dict = {}  # pid -> (kind, CPU seconds so far)
-        self._kinds: dict = {}
-        self._on_workers = on_workers
-        self._workers_seen: set = set()
-        self._log = open(log_path, "w", encoding="utf-8")
-        self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
-        self._threads = [threading.Thread(target=self._read_output, daemon=True),
-                         threading.Thread(target=self._sample, daemon=True)]
-        for thread in self._threads:
-            thread.start()
-
-    def _read_output(self) -> None:
-        for line in self.process.stdout:
-            self._log.write(line)
-            self._log.flush()
-            if self.running_at is None and re.search(r"ledgersync: job \S+ running", line):
-                self.running_at = time.time()
-                match = re.search(r"status in (\S+);", line)
-                self.status_dir = match.group(1) if match else None
-            if "caught up after" in line:
-                self.caught_up_line = line.strip()
-
-    def _sample(self) -> None:
-        while self.process.poll() is None:
-            rss, processes = process_tree_rss(self.process.pid)
-            self.peak_rss = max(self.peak_rss, rss)
-            self._note_cpu(processes)
-            if self._on_workers is not None:
-                self._notice_workers(processes)
-            if self.status_dir:
-                self._read_writers()
-            time.sleep(SAMPLE_EVERY_S)
-
-    def _note_cpu(self, processes: list) -> None:
-        from job.bench_profile import process_kind
-
-        for process in processes:
-            try:
-                times = process.cpu_times()
-                if process.pid not in self._kinds:
-                    self._kinds[process.pid] = process_kind(" ".join(process.cmdline()), self.process.pid,
-                                                            process.pid)
-            except Exception:  # gone meanwhile: its last sample stands
-                continue
-            self.cpu[process.pid] = (self._kinds[process.pid], times.user + times.system)
-
-    def _notice_workers(self, processes: list) -> None:
-        fresh = []
-        for process in processes:
-            try:
-                if process.pid not in self._workers_seen and "pyflink.fn_execution" in " ".join(process.cmdline()):
-                    self._workers_seen.add(process.pid)
-                    fresh.append(process.pid)
-            except Exception:  # gone meanwhile
-                continue
-        if fresh:
-            self._on_workers(fresh)
-
-    def _read_writers(self) -> None:
-        for name, status in read_board(self.status_dir).items():
-            if status.get("kind") != "writer":
-                continue
-            written = int(status.get("written", 0))
-            if written != self._written.get(name, 0):
-                self._written[name] = written
-                # The writer publishes right after each commit, so this is when it wrote.
-                at = float(status.get("updated", time.time()))
-                self.first_write = at if self.first_write is None else min(self.first_write, at)
-                self.last_write = at if self.last_write is None else max(self.last_write, at)
-        self.written = sum(self._written.values())
-
-    def board(self) -> dict:
-        return read_board(self.status_dir) if self.status_dir else {}
-
-    def wait(self, timeout_s: float) -> int:
-        try:
-            code = self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise RuntimeError(f"ledgersync run did not end within {timeout_s:.0f}s (log: {self.log_path})")
-        self._finish()
-        return code
-
-    def stop(self) -> int:
-        """SIGTERM: the run cancels its job and ends (see job/runner.py)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._finish()
-        return self.process.returncode
-
-    def _finish(self) -> None:
-        for thread in self._threads:
-            thread.join(timeout=10)
-        if self.status_dir:
-            self._read_writers()
-        self._log.close()
-
-    def log_tail(self, lines: int = 40) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as handle:
-            return "".join(handle.readlines()[-lines:])
 
 
 # --- the benchmark ---------------------------------------------------------------------
@@ -589,43 +419,6 @@ def _round(value: Optional[float], digits: int = 1) -> Optional[float]:
     return None if value is None else round(value, digits)
 
 
-def ratios(result: dict) -> dict:
-    ls, rec, ceil = result.get("ledgersync", {}), result.get("per_record", {}), result.get("ceilings", {})
-
-    def rate(part: dict, key: str) -> Optional[float]:
-        return (part.get(key) or {}).get("revisions_per_s")
-
-    def ratio(a, b):
-        return round(a / b, 2) if a and b else None
-
-    ceilings = [r for r in (rate(ceil, "read"), rate(ceil, "database")) if r]
-    return {
-        "ledgersync_vs_per_record_loopback": ratio(rate(ls, "loopback"), rate(rec, "loopback")),
-        "ledgersync_vs_per_record_delayed": ratio(rate(ls, "delayed"), rate(rec, "delayed")),
-        "ledgersync_vs_min_ceiling": ratio(rate(ls, "loopback"), min(ceilings) if ceilings else None),
-    }
-
-
-def targets(result: dict) -> dict:
-    """The issue's targets on this machine, each met or not (None: not measured)."""
-    r, latency = result["ratios"], result.get("latency", {})
-    peak = max([p.get("peak_rss_mib") or 0 for p in result.get("ledgersync", {}).values()] + [0]) or None
-
-    def at_least(value, goal):
-        return {"goal": goal, "value": value, "met": None if value is None else value >= goal}
-
-    def below(value, goal):
-        return {"goal": goal, "value": value, "met": None if value is None else value < goal}
-
-    return {
-        "per_record_delayed_x": at_least(r["ledgersync_vs_per_record_delayed"], 10),
-        "per_record_loopback_x": at_least(r["ledgersync_vs_per_record_loopback"], 3),
-        "min_ceiling_fraction": at_least(r["ledgersync_vs_min_ceiling"], 0.5),
-        "p99_latency_ms": below(latency.get("p99_ms"), 2000),
-        "peak_rss_mib": below(peak, 1536),
-    }
-
-
 def run_bench(options: BenchOptions, say: Callable[[str], None] = None) -> dict:
     unknown = set(options.parts) - set(PARTS)
     if unknown:
@@ -667,65 +460,12 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = None) -> dict:
             with services.admin() as conn:
                 for name in ctx.databases:
                     db.drop_database(conn, name)
-            import shutil
-
             shutil.rmtree(os.path.join(work_dir, "checkpoints"), ignore_errors=True)
     if options.json_path:
         with open(options.json_path, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)
     print(format_table(result), flush=True)
     return result
-
-
-# --- the table ---------------------------------------------------------------------------
-
-def format_table(result: dict) -> str:
-    work = result.get("workload", {})
-    rtt = result.get("proxy", {})
-    delayed = f"+{rtt.get('rtt_ms_asked', '?'):g} ms RTT (measured {rtt.get('rtt_ms_added_measured', '?')} ms)"
-    rows = []
-
-    def add(name: str, part: Optional[dict], note: str = "") -> None:
-        if part is None:
-            return
-        check = part.get("check")
-        ok = "" if check is None else ("ok" if check["ok"] else "WRONG: " + "; ".join(check["problems"])[:60])
-        rows.append((name, f"{part['revisions_per_s']:,.0f}", f"{part['seconds']:.1f}", ", ".join(
-            x for x in (note, ok) if x)))
-
-    ls, rec, ceil = result.get("ledgersync", {}), result.get("per_record", {}), result.get("ceilings", {})
-    for label, text in (("loopback", "loopback"), ("delayed", delayed)):
-        part = ls.get(label)
-        add(f"ledgersync, {text}", part, part and f"peak RSS {part['peak_rss_mib']:,.0f} MiB, "
-            f"first row after {part['running_to_first_row_s']:.1f}s")
-    for label, text in (("loopback", "loopback"), ("delayed", delayed)):
-        part = rec.get(label)
-        add(f"per-record consumer, {text}", part, part and f"{part['processes']} processes, "
-            f"{part['retries']} retries")
-    add("ceiling: bare GetRecords loop", ceil.get("read"))
-    add("ceiling: batched upserts, no Flink, loopback", ceil.get("database"))
-    add(f"(batched upserts, no Flink, {delayed})", ceil.get("database_delayed"))
-    width = max([len(r[0]) for r in rows] + [10])
-    lines = [f"ledgersync bench, {result.get('date', '')}: {work.get('revisions', '?'):,} revisions "
-             f"({work.get('records', '?'):,} records with duplicates) over {work.get('shards', '?')} shards, "
-             f"{work.get('tables', '?')} tables, history on",
-             f"{'':{width}}  {'revisions/s':>12}  {'seconds':>8}  notes"]
-    for name, rate, seconds, note in rows:
-        lines.append(f"{name:{width}}  {rate:>12}  {seconds:>8}  {note}")
-    latency = result.get("latency")
-    if latency:
-        lines.append(f"latency at {latency['rate_asked']:,}/s (put {latency['rate_put']:,.0f}/s): "
-                     f"p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms "
-                     f"over {latency['measured']:,} revisions")
-    ratio = result.get("ratios", {})
-    if ratio:
-        lines.append("ledgersync / per-record: loopback {}x, {} {}x; ledgersync / min(ceilings): {}".format(
-            ratio.get("ledgersync_vs_per_record_loopback"), delayed,
-            ratio.get("ledgersync_vs_per_record_delayed"), ratio.get("ledgersync_vs_min_ceiling")))
-    for name, target in result.get("targets", {}).items():
-        state = {True: "met", False: "NOT met", None: "not measured"}[target["met"]]
-        lines.append(f"target {name}: {target['value']} (goal {target['goal']}): {state}")
-    return "\n".join(lines)
 
 
 def main(args) -> int:

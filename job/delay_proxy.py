@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
+import re
 import socket
+import subprocess
 import sys
 import threading
 import time
 
 HOST = "127.0.0.1"
 CHUNK = 65536
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class _Lateness:
@@ -138,6 +142,26 @@ def serve(listener: socket.socket, target_host: str, target_port: int, rtt_ms: f
         for sock in (client, upstream):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         _Connection(client, upstream, one_way)
+
+
+class DelayProxy:
+    """``python -m job.delay_proxy`` in its own process, so it never waits for our GIL."""
+
+    def __init__(self, target_port: int, rtt_ms: float):
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "job.delay_proxy", "--target-port", str(target_port), "--rtt-ms", str(rtt_ms)],
+            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+        line = self._process.stdout.readline()
+        match = re.search(r"listening on [\d.]+:(\d+) ", line)
+        if not match:
+            self.close()
+            raise RuntimeError(f"delay proxy did not start: {line!r}")
+        self.port = int(match.group(1))
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ import time
 
 from connectors.qldb_records import decode_record
 from connectors.row_images import CURRENT, HISTORY
-from job import bench, bench_consumers, bench_profile, delay_proxy
+from job import bench, bench_consumers, bench_profile, bench_report, delay_proxy
 from job.simulate import WorkloadSpec, delivery, encode, generate
 
 
@@ -73,11 +73,11 @@ def _result(ls_loop=9000.0, ls_delay=8000.0, rec_loop=3000.0, rec_delay=700.0, r
 
 def test_ratios_and_targets():
     result = _result()
-    result["ratios"] = bench.ratios(result)
+    result["ratios"] = bench_report.ratios(result)
     assert result["ratios"] == {"ledgersync_vs_per_record_loopback": 3.0,
                                 "ledgersync_vs_per_record_delayed": 11.43,
                                 "ledgersync_vs_min_ceiling": 0.6}
-    targets = bench.targets(result)
+    targets = bench_report.targets(result)
     assert targets["per_record_delayed_x"]["met"] is True
     assert targets["per_record_loopback_x"]["met"] is True
     assert targets["min_ceiling_fraction"]["met"] is True
@@ -87,16 +87,16 @@ def test_ratios_and_targets():
 
 def test_missing_parts_are_not_measured_rather_than_failed():
     result = {"ledgersync": {"loopback": {"revisions_per_s": 100.0}}}
-    result["ratios"] = bench.ratios(result)
+    result["ratios"] = bench_report.ratios(result)
     assert set(result["ratios"].values()) == {None}
-    assert all(t["met"] is None for name, t in bench.targets(result).items() if name != "peak_rss_mib")
+    assert all(t["met"] is None for name, t in bench_report.targets(result).items() if name != "peak_rss_mib")
 
 
 def test_table_names_every_figure():
     result = _result()
-    result["ratios"] = bench.ratios(result)
-    result["targets"] = bench.targets(result)
-    table = bench.format_table(result)
+    result["ratios"] = bench_report.ratios(result)
+    result["targets"] = bench_report.targets(result)
+    table = bench_report.format_table(result)
     for text in ("ledgersync, loopback", "ledgersync, +1 ms RTT", "per-record consumer, loopback",
                  "per-record consumer, +1 ms RTT", "ceiling: bare GetRecords loop",
                  "ceiling: batched upserts, no Flink, loopback", "p50 400.0 ms", "p99 2500.0 ms",
