@@ -96,6 +96,7 @@ class AuditRecord:
     sub_sequence: int
     log_group: str = ""
     log_stream: str = ""
+    read_ms: int = 0  # when the reader emitted the Kinesis record (the replay's read clock)
 
 
 def parse_timestamp(text: str) -> tuple:

@@ -28,6 +28,9 @@ from job.run_status import StatusBoard
 # Dead letters from decoding have no server; they travel under this key (no server
 # name can start with NUL) and are written as they come.
 DEAD_LETTER_KEY = "\x00dead-letters"
+# Per timer call at most this many batches (sink.batch.max.rows each) are replayed; the
+# next call follows at once.
+RELEASE_BATCHES = 4
 
 
 def replay_key(item) -> str:
@@ -69,12 +72,14 @@ class DecodeAuditFunction(FlatMapFunction):
         if decoded.is_control:
             self._control.inc()
             return
+        read_ms = int(time.time() * 1000)  # the replay's read clock (see job/audit_order.py)
         for index, log_event in enumerate(decoded.log_events):
             reason = None
             try:
                 event = parse_audit_line(log_event.message)
                 item = AuditRecord(event=event, stream=stream, shard_id=shard_id, sequence_number=sequence_number,
-                                   sub_sequence=index, log_group=decoded.log_group, log_stream=decoded.log_stream)
+                                   sub_sequence=index, log_group=decoded.log_group, log_stream=decoded.log_stream,
+                                   read_ms=read_ms)
                 reason = check_event(item)
             except BadAuditLine as exc:
                 reason = f"unparseable audit line: {exc}"
@@ -143,7 +148,7 @@ class AuditReplayFunction(KeyedProcessFunction):
             self._replayer.write_dead_letters([item])
             return ()
         now = ctx.timer_service().current_processing_time()
-        self._watermarks(server).seen(item.shard_id, now)
+        self._watermarks(server).seen(item.shard_id, item.read_ms, now)
         self._pending.add(item)
         self._waiting[server] = self._waiting.get(server, 0) + 1
         if self._waiting[server] == 1:
@@ -152,8 +157,8 @@ class AuditReplayFunction(KeyedProcessFunction):
             self._schedule(ctx, server, now)
         return ()
 
-    def _schedule(self, ctx, server: str, now: int) -> None:
-        due = now + self._interval_ms
+    def _schedule(self, ctx, server: str, now: int, soon: bool = False) -> None:
+        due = now + (1 if soon else self._interval_ms)
         ctx.timer_service().register_processing_time_timer(due)
         self._timer[server] = due
 
@@ -162,24 +167,27 @@ class AuditReplayFunction(KeyedProcessFunction):
         if self._timer.get(server) == timestamp:
             del self._timer[server]
         now = ctx.timer_service().current_processing_time()
-        waiting = self._release(server, now)
+        waiting, more_ready = self._release(server, now)
         if waiting and server not in self._timer:
-            self._schedule(ctx, server, now)
+            self._schedule(ctx, server, now, soon=more_ready)
         return ()  # PyFlink iterates what a timer returns
 
-    def _release(self, server: str, now: int) -> int:
+    def _release(self, server: str, now: int) -> tuple:
+        """Release what the watermark allows (a bounded amount, so that checkpoint barriers
+        are not held up by one long call); returns (events still waiting, more ready now)."""
         records = list(self._pending.get() or [])
         if not records:
             self._waiting[server] = 0
             self._publish(server, pending=False)
-            return 0
+            return 0, False
         state = self._order.value() or OrderState()
         for record in records:  # newest event time per shard, before the watermark is read
             t = record.event.event_time_us
             if t > state.shard_max.get(record.shard_id, -1):
                 state.shard_max[record.shard_id] = t
         watermark = self._watermarks(server).watermark(state.shard_max, now)
-        ready, late, waiting = take_ready(state, records, watermark)
+        ready, late, waiting = take_ready(state, records, watermark, limit=self._max_rows * RELEASE_BATCHES)
+        more_ready = watermark is not None and any(r.event.event_time_us < watermark for r in waiting)
         if ready or late:
             totals = self._totals.setdefault(server, {"events": 0, "applied": 0, "already_applied": 0,
                                                       "failed": 0, "late": 0})
@@ -206,7 +214,7 @@ class AuditReplayFunction(KeyedProcessFunction):
             self._order.update(state)
         self._waiting[server] = len(waiting)
         self._publish(server, pending=bool(waiting), watermark=watermark)
-        return len(waiting)
+        return len(waiting), more_ready
 
     def _publish(self, server: str, pending: bool, watermark=None) -> None:
         totals = self._totals.get(server, {})

@@ -6,14 +6,21 @@ of order. Each shard's watermark is the newest event time it delivered for the s
 minus ``audit.max.out.of.orderness.ms``; the server's watermark is the lowest over its
 shards, and events older than it are released in (event time, query id) order. This
 is Flink's per-shard watermark rule, kept here rather than in Flink's watermarks
-because the shared shard reader emits every shard on one channel. A shard that has
-delivered nothing for ``audit.idle.timeout.ms`` (processing time) no longer holds the
-watermark back; when every shard is idle, everything waiting is released: that is how
+because the shared shard reader emits every shard on one channel.
+
+Idleness: a shard that has delivered nothing for the server for
+``audit.idle.timeout.ms`` no longer holds the watermark back. That time is measured
+on the *read clock*: each record carries the time the reader emitted it, so a replay
+function that is behind (backpressure, a backlog being read) does not mistake the
+shards whose records are still queued in front of it for idle ones. When nothing at
+all has arrived for the server for one idle timeout of wall-clock time, the input is
+drained and every shard counts as idle: everything waiting is released. That is how
 the last events get out at the end of a catch-up run, and how a quiet server's last
-statement is applied. After a (re)start nothing is released until one idle timeout
-after the first event arrived, so that every shard can deliver before the first release. An event that arrives after
-later events were released is *late*: it is recorded, not replayed, and goes to the
-dead-letter table (unless it is a duplicate of one already recorded).
+statement is applied. After a (re)start nothing is released before the read clock has
+moved one idle timeout past the first record (or the input is drained), so that every
+shard can deliver before the first release. An event that arrives after later events
+were released is *late*: it is recorded, not replayed, and goes to the dead-letter
+table (unless it is a duplicate of one already recorded).
 
 **Transactions.** Statements are replayed as the source committed them: per
 connection, statements inside ``BEGIN``/``START TRANSACTION`` or with
@@ -69,42 +76,48 @@ class Plan:
 
 
 class Watermarks:
-    """Per-shard watermarks of one server; processing-time idleness lives in memory only."""
+    """Per-shard watermarks of one server. Idleness is kept in memory only (a restart
+    starts it over); the read clock is the reader's emit time carried by each record."""
 
     def __init__(self, out_of_orderness_ms: int, idle_timeout_ms: int, opened_ms: int):
         self._bound_us = out_of_orderness_ms * 1000
         self._idle_ms = idle_timeout_ms
-        # The start-up grace runs from the first event that arrives in this process (the
-        # reader may take a while to start), or from the start if restored events wait alone.
-        self._grace_from = opened_ms
-        self._arrived = False
-        self._last_seen: dict = {}
+        self._last_arrival_ms = opened_ms  # wall clock: when anything last arrived (or the start)
+        self._first_read_ms: Optional[int] = None
+        self._latest_read_ms = 0
+        self._last_read: dict = {}  # shard -> read clock of its newest record for this server
 
-    def seen(self, shard_id: str, now_ms: int) -> None:
-        if not self._arrived:
-            self._arrived = True
-            self._grace_from = max(self._grace_from, now_ms)
-        self._last_seen[shard_id] = now_ms
+    def seen(self, shard_id: str, read_ms: int, now_ms: int) -> None:
+        if self._first_read_ms is None:
+            self._first_read_ms = read_ms
+        self._latest_read_ms = max(self._latest_read_ms, read_ms)
+        self._last_read[shard_id] = max(self._last_read.get(shard_id, read_ms), read_ms)
+        self._last_arrival_ms = max(self._last_arrival_ms, now_ms)
 
-    def last_seen(self, shard_id: str) -> int:
-        # A shard known from restored state but silent since the start: idle one timeout later.
-        return self._last_seen.get(shard_id, self._grace_from)
+    def drained(self, now_ms: int) -> bool:
+        """Nothing arrived for one idle timeout of wall-clock time: every shard is idle."""
+        return now_ms - self._last_arrival_ms >= self._idle_ms
 
     def watermark(self, shard_max: dict, now_ms: int) -> Optional[float]:
         """Event time (us) below which events may be released; None: nothing yet (start-up)."""
-        if now_ms - self._grace_from < self._idle_ms:
+        if self.drained(now_ms):
+            return math.inf
+        if self._first_read_ms is None or self._latest_read_ms - self._first_read_ms < self._idle_ms:
             return None
-        active = [t for s, t in shard_max.items() if now_ms - self.last_seen(s) < self._idle_ms]
+        active = [t for s, t in shard_max.items()
+                  # A shard known from restored state but silent since the start counts from the first record.
+                  if self._latest_read_ms - self._last_read.get(s, self._first_read_ms) < self._idle_ms]
         if not active:
             return math.inf
         return min(active) - self._bound_us
 
 
-def take_ready(state: OrderState, pending: list, watermark: Optional[float]) -> tuple:
+def take_ready(state: OrderState, pending: list, watermark: Optional[float], limit: Optional[int] = None) -> tuple:
     """Split ``pending`` into (ready in order, late, still waiting); moves the state on.
 
     Duplicates (same event key) collapse to one. ``late`` holds events ordered before
     the last one released: either duplicates of released events or truly late ones.
+    At most ``limit`` events are released; the rest of the ready ones wait for the next call.
     """
     for record in pending:
         t = record.event.event_time_us
@@ -123,6 +136,9 @@ def take_ready(state: OrderState, pending: list, watermark: Optional[float]) -> 
         else:
             waiting.append(record)
     ready.sort(key=lambda r: r.event.order_key)
+    if limit is not None and len(ready) > limit:
+        waiting += ready[limit:]
+        ready = ready[:limit]
     if ready:
         state.last_released = ready[-1].event.order_key
     return ready, late, waiting

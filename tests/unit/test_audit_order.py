@@ -25,31 +25,31 @@ def replayed(state, records, database="shop", ddl=frozenset()):
 
 # --- watermarks ----------------------------------------------------------------------
 
-def test_nothing_is_released_during_the_start_up_grace():
+def test_nothing_is_released_before_the_read_clock_passes_the_grace():
     marks = Watermarks(out_of_orderness_ms=1000, idle_timeout_ms=3000, opened_ms=0)
-    marks.seen("s1", 5000)  # the grace runs from the first arrival
-    marks.seen("s1", 7000)
-    assert marks.watermark({"s1": 10_000_000}, now_ms=7999) is None
-    assert marks.watermark({"s1": 10_000_000}, now_ms=8000) == 9_000_000
-    assert marks.watermark({"s1": 10_000_000}, now_ms=10_000) == math.inf  # s1 silent for a whole idle timeout
+    marks.seen("s1", read_ms=5000, now_ms=20_000)  # read at 5000, arrives late (backpressure)
+    marks.seen("s1", read_ms=7000, now_ms=20_100)
+    assert marks.watermark({"s1": 10_000_000}, now_ms=20_200) is None  # read clock moved 2 s < 3 s
+    marks.seen("s2", read_ms=8000, now_ms=20_300)
+    assert marks.watermark({"s1": 10_000_000, "s2": 12_000_000}, now_ms=20_400) == 9_000_000
 
 
-def test_restored_events_with_nothing_arriving_are_released_after_the_grace():
+def test_idleness_runs_on_the_read_clock_not_on_arrival():
+    marks = Watermarks(out_of_orderness_ms=500, idle_timeout_ms=1000, opened_ms=0)
+    for read, shard in ((0, "a"), (100, "b"), (1500, "a"), (1600, "b")):
+        marks.seen(shard, read_ms=read, now_ms=10_000)  # all arrive at once: the function was behind
+    shard_max = {"a": 9_000_000, "b": 4_000_000}
+    assert marks.watermark(shard_max, now_ms=10_100) == 3_500_000
+    marks.seen("a", read_ms=2700, now_ms=10_200)
+    assert marks.watermark(shard_max, now_ms=10_300) == 8_500_000  # b: nothing for 1.1 s of read clock
+    # Nothing arrives for one idle timeout of wall-clock time: drained, release everything.
+    assert marks.watermark(shard_max, now_ms=11_200) == math.inf
+
+
+def test_restored_events_with_nothing_arriving_are_released_once_drained():
     marks = Watermarks(out_of_orderness_ms=1000, idle_timeout_ms=3000, opened_ms=100)
     assert marks.watermark({"s1": 10_000_000}, now_ms=3000) is None
     assert marks.watermark({"s1": 10_000_000}, now_ms=3100) == math.inf
-
-
-def test_lowest_active_shard_holds_the_watermark_and_idle_shards_do_not():
-    marks = Watermarks(out_of_orderness_ms=500, idle_timeout_ms=1000, opened_ms=0)
-    marks.seen("a", 5000)
-    marks.seen("b", 5900)
-    marks.seen("a", 5950)
-    shard_max = {"a": 9_000_000, "b": 4_000_000}
-    assert marks.watermark(shard_max, now_ms=6000) == 3_500_000
-    marks.seen("a", 6800)
-    assert marks.watermark(shard_max, now_ms=6950) == 8_500_000  # b silent since 5900: idle
-    assert marks.watermark(shard_max, now_ms=7900) == math.inf  # both idle: release everything
 
 
 def test_take_ready_orders_by_time_then_query_id_and_dedups():
@@ -75,22 +75,18 @@ def test_per_shard_order_is_enough_for_a_total_order(seed, shards, n):
     queues = {s: sorted([e for e in events if e.shard_id == s], key=lambda r: r.event.order_key)
               for s in {e.shard_id for e in events}}
     state = OrderState()
-    marks = Watermarks(out_of_orderness_ms=0, idle_timeout_ms=10 ** 9, opened_ms=-10 ** 9)
     pending, released = [], []
-    now = 0
     while any(queues.values()):
         shard = rng.choice([s for s, q in queues.items() if q])
         batch = [queues[shard].pop(0) for _ in range(rng.randint(1, 3)) if queues[shard]]
-        for r in batch:
-            marks.seen(r.shard_id, now)
         pending += batch
         for r in pending:
             state.shard_max[r.shard_id] = max(state.shard_max.get(r.shard_id, -1), r.event.event_time_us)
         if len(state.shard_max) == len(queues):  # every shard has spoken
-            ready, late, pending = take_ready(state, pending, marks.watermark(state.shard_max, now))
+            watermark = min(state.shard_max.values())  # (what marks.watermark gives past the grace, no idle shard)
+            ready, late, pending = take_ready(state, pending, watermark, limit=rng.choice((None, 1, 5)))
             assert late == []
             released += ready
-        now += 1
     ready, late, pending = take_ready(state, pending, math.inf)  # end of input: every shard idle
     assert late == [] and pending == []
     released += ready
