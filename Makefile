@@ -15,6 +15,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run      - install, start local MariaDB + moto, put a demo stream, replicate it, show the tables"
+	@echo "make run-audit - audit-log sync: MariaDB with server_audit -> CloudWatch Logs -> Kinesis -> replayed, compared"
 	@echo "make test     - install, then run unit and integration tests (starts and stops the services itself)"
 	@echo "make package  - build dist/ledgersync-msf.zip for Amazon Managed Service for Apache Flink"
 	@echo "make bench    - benchmark ledgersync vs a per-record consumer and the stream/database ceilings (BENCH_ARGS=...)"
@@ -48,6 +49,18 @@ run: services
 	$(LEDGERSYNC) run --until-caught-up --timeout 600
 	$(LEDGERSYNC) show --rows 3
 
+# Audit-log sync (README "Audit-log sync"): a MariaDB with server_audit (127.0.0.1:13307) runs a
+# workload; ship-audit puts its audit log into CloudWatch Logs (moto), whose subscription filter
+# puts it on Kinesis; the job replays it on the shared MariaDB; then source and replica are compared.
+AUDIT_PROPERTIES := flink-conf/audit_properties.json
+.PHONY: run-audit
+run-audit: services
+	$(LEDGERSYNC) audit-source up
+	$(LEDGERSYNC) audit-source workload --properties $(AUDIT_PROPERTIES) --reset --connections 4 --operations 200
+	$(LEDGERSYNC) ship-audit --properties $(AUDIT_PROPERTIES)
+	$(LEDGERSYNC) run --properties $(AUDIT_PROPERTIES) --until-caught-up --timeout 600
+	$(LEDGERSYNC) audit-source compare --properties $(AUDIT_PROPERTIES)
+
 package: install
 	$(LEDGERSYNC) package
 
@@ -77,4 +90,5 @@ test-localstack: install
 	$(PY) tests/localstack_namespace.py -- $(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 clean: services-down
+	@test -x $(LEDGERSYNC) && $(LEDGERSYNC) audit-source down || true
 	rm -rf .local build dist *.egg-info

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     from job.record_tool import add_record_parser
     add_record_parser(commands)
 
+    from job.audit_cli import add_audit_parsers  # simulate audit, ship-audit, audit-source
+    add_audit_parsers(commands, kinds, DEFAULT_PROPERTIES)
+
     from job.bench import add_bench_parser
     add_bench_parser(commands)
 
@@ -116,6 +119,10 @@ def main(argv=None) -> int:
             from job.record_tool import run_record
 
             return run_record(args)
+        from job.audit_cli import is_audit_command, run_audit_command
+
+        if is_audit_command(args):
+            return run_audit_command(args)
         props = load_properties(args.properties)
         if args.command == "simulate":
             return _simulate(args, props)

@@ -65,6 +65,12 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
         )
     ).name("kinesis-shard-reader").uid("kinesis-shard-reader")
 
+    if props["source.format"] == "cloudwatch-audit":
+        from job.audit_pipeline import build_audit_stages
+
+        build_audit_stages(records, props, status_dir)  # audit-log sync: see job/audit_pipeline.py
+        return
+
     decoded = records.flat_map(DecodeQldbFunction(props["replication.tables.include"])) \
         .name("decode-qldb").uid("decode-qldb")
     dead_letters = decoded.filter(lambda item: isinstance(item, DeadLetter)).name("dead-letters")

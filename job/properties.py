@@ -61,6 +61,22 @@ def _csv(text: str) -> tuple:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _mysql_identifier(text: str) -> str:
+    from connectors.mysql_sql import BadIdentifier, quote_identifier
+
+    try:
+        quote_identifier(text)
+    except BadIdentifier:
+        raise ValueError("expected a database name of letters, digits and _ (at most 64)") from None
+    return text
+
+
+def _replay_ddl(text: str) -> frozenset:
+    from connectors.audit_statements import parse_ddl_setting
+
+    return parse_ddl_setting(text)
+
+
 REQUIRED = object()
 
 # group -> key -> (parser, default). REQUIRED marks a key that must be present.
@@ -100,8 +116,13 @@ SPEC: dict = {
     },
     "audit": {
         "replay.enabled": (_bool, False),
-        "replay.database": (str, None),
+        "replay.database": (_mysql_identifier, None),
         "max.out.of.orderness.ms": (_positive_int, 5_000),
+        # Audit-log sync (source.format=cloudwatch-audit); see README "Audit-log sync".
+        "source.database": (str, None),
+        "replay.ddl": (_replay_ddl, frozenset()),
+        "replay.stop.on.error": (_bool, False),
+        "idle.timeout.ms": (_positive_int, 3_000),
     },
 }
 
@@ -168,15 +189,8 @@ def _check_combinations(props: Properties, origin: str) -> None:
         raise PropertiesError(f"{origin}: source.initial.position=AT_TIMESTAMP needs source.initial.timestamp")
     if props["sink.mysql.password"] is None and props["sink.mysql.secret.arn"] is None:
         raise PropertiesError(f"{origin}: set sink.mysql.password or sink.mysql.secret.arn")
-    # Declared by the design, built in later steps: refuse them loudly rather than ignore them.
-    unsupported = {
-        "audit.replay.enabled": props["audit.replay.enabled"],
-    }
-    if props["source.format"] != "qldb":
-        unsupported["source.format=cloudwatch-audit"] = True
-    for name, used in unsupported.items():
-        if used:
-            raise PropertiesError(f"{origin}: {name} is not supported by this version of ledgersync yet")
+    if props["audit.replay.enabled"] and not props["audit.replay.database"]:
+        raise PropertiesError(f"{origin}: audit.replay.enabled=true needs audit.replay.database")
 
 
 def load_properties(path: Optional[str] = None) -> Properties:
