@@ -35,7 +35,8 @@ def _fraction(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ledgersync",
-        description="Keep MySQL in step with QLDB-format change streams on Kinesis (a PyFlink job).")
+        description="Keep MySQL in step with QLDB-format change streams and database audit logs on Kinesis "
+                    "(a PyFlink job).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the job on a local Flink mini-cluster")
