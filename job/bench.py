@@ -64,7 +64,8 @@ class BenchOptions:
     timeout_s: float = 1800.0
     json_path: Optional[str] = None
     keep: bool = False
-    py_spy_dir: Optional[str] = None  # record the Python workers of the loopback ledgersync run
+    py_spy_dir: Optional[str] = None  # record the Python operators of the loopback ledgersync run
+    python_worker_mode: Optional[str] = None  # None: PyFlink's default (loopback on a local mini-cluster)
 
     def spec(self) -> WorkloadSpec:
         documents = max(1, self.revisions // (self.tables * self.versions))
@@ -320,14 +321,14 @@ def part_ledgersync(ctx: Context, out: dict) -> None:
                                       batch_rows=options.batch_rows)
         profiler = None
         if options.py_spy_dir and label == "loopback":
-            from job.bench_profile import PySpy
+            from job.bench_profile import Profiler
 
-            profiler = PySpy(options.py_spy_dir)
+            profiler = Profiler(options.py_spy_dir)
         ctx.say(f"ledgersync, {label}: ledgersync run --until-caught-up (log {ctx.work_dir}/ledgersync-{label}.log) ...")
         services_before = service_cpu_seconds(services.port, _port_of(services.aws_endpoint))
         run = JobRun(properties, os.path.join(ctx.work_dir, f"ledgersync-{label}.log"),
                      os.path.join(ctx.work_dir, "checkpoints"), until_caught_up=True, timeout_s=options.timeout_s,
-                     on_workers=profiler.attach if profiler else None)
+                     profiler=profiler, python_worker_mode=options.python_worker_mode)
         code = run.wait(options.timeout_s + 120)
         services_after = service_cpu_seconds(services.port, _port_of(services.aws_endpoint))
         summary = profiler.finish() if profiler else None
@@ -343,9 +344,10 @@ def part_ledgersync(ctx: Context, out: dict) -> None:
             # Whole run, start-up included; the services' share includes other users' load.
             "cpu_seconds": {**cpu_by_kind(run.cpu), **{
                 k: round(services_after[k] - services_before[k], 1) for k in services_after}},
+            "cpu_seconds_before_first_row": run.cpu_at_first_row,
             "caught_up": run.caught_up_line, "check": ctx.check(database)}
         if summary:
-            out[label]["py_spy"] = summary.splitlines()
+            out[label]["profile"] = summary.splitlines()
             ctx.say(summary)
         ctx.say(f"ledgersync, {label}: {ctx.records} revisions in {seconds:.1f}s, "
                 f"peak RSS {run.peak_rss / 2 ** 20:.0f} MiB")
@@ -365,7 +367,8 @@ def part_latency(ctx: Context, out: dict) -> None:
                                   batch_rows=options.batch_rows)
     ctx.say(f"latency: starting ledgersync on {stream} (log {ctx.work_dir}/ledgersync-latency.log) ...")
     run = JobRun(properties, os.path.join(ctx.work_dir, "ledgersync-latency.log"),
-                 os.path.join(ctx.work_dir, "checkpoints"), until_caught_up=False, timeout_s=options.timeout_s)
+                 os.path.join(ctx.work_dir, "checkpoints"), until_caught_up=False, timeout_s=options.timeout_s,
+                 python_worker_mode=options.python_worker_mode)
     try:
         deadline = time.monotonic() + 300
         while not readers_at_tip(run.board()):
@@ -392,6 +395,9 @@ def part_latency(ctx: Context, out: dict) -> None:
         "rate_asked": options.latency_rate, "rate_put": round(log.rate, 1), "late_put_ticks": log.late_ticks,
         "put": log.put, "measured": len(samples), "warmup_s": options.latency_warmup_s,
         "p50_ms": _round(db.percentile(samples, 0.50)), "p99_ms": _round(db.percentile(samples, 0.99)),
+        # How long the PutRecords calls took (counted in the latency above: put time is the call's start).
+        "put_call_p50_ms": _round(db.percentile(log.call_ms, 0.50)),
+        "put_call_p99_ms": _round(db.percentile(log.call_ms, 0.99)),
         "max_ms": _round(max(samples) if samples else None),
         "peak_rss_mib": round(run.peak_rss / 2 ** 20, 1)})
     ctx.say(f"latency: p50 {out['p50_ms']} ms, p99 {out['p99_ms']} ms over {len(samples)} revisions")
@@ -431,6 +437,7 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = None) -> dict:
     ctx = Context(options=options, services=services, run_id=run_id, work_dir=work_dir,
                   stream=f"bench-{run_id}", say=say)
     result: dict = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
+                    "python_worker_mode": options.python_worker_mode or "PyFlink default (loopback locally)",
                     "command": ("ledgersync bench " + " ".join(sys.argv[2:])).strip() if sys.argv[1:2] == ["bench"] else ""}
     client = ks.kinesis(services.aws_endpoint)
     try:
@@ -474,7 +481,8 @@ def main(args) -> int:
         duplicates=args.duplicates, rtt_ms=args.rtt_ms, batch_rows=args.batch_rows,
         latency_rate=args.latency_rate, latency_seconds=args.latency_seconds,
         latency_warmup_s=args.latency_warmup, parts=tuple(args.parts.split(",")) if args.parts else PARTS,
-        timeout_s=args.timeout, json_path=args.json, keep=args.keep, py_spy_dir=args.py_spy)
+        timeout_s=args.timeout, json_path=args.json, keep=args.keep, py_spy_dir=args.py_spy,
+        python_worker_mode=args.python_worker_mode)
     run_bench(options)
     return 0
 
@@ -508,8 +516,12 @@ def add_bench_parser(commands) -> None:
                        help="give up on one part after this long (default 1800)")
     bench.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON to FILE")
     bench.add_argument("--py-spy", default=None, metavar="DIR",
-                       help="record the Python workers of the loopback ledgersync run with py-spy into DIR "
-                            "and print where their time goes")
+                       help="record the processes running the job's Python operators (loopback run) with "
+                            "py-spy into DIR and print where their time goes")
+    bench.add_argument("--python-worker-mode", choices=("loopback", "process"), default=None,
+                       help="where the job's Python operators run: PyFlink's local default is loopback (threads "
+                            "of the `ledgersync run` process); process runs them in Python worker processes, "
+                            "as on a cluster")
     bench.add_argument("--keep", action="store_true", help="keep the bench databases, streams and checkpoints")
 
 

@@ -2,15 +2,16 @@
 board (rows written and when) and the memory and CPU of its whole process tree."""
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from typing import Callable, Optional
+from typing import Optional
 
-from job.bench_profile import process_kind
+from job.bench_profile import cpu_by_kind, process_kind
 from job.run_status import read_board
 from job.runner import PROJECT_ROOT
 
@@ -40,7 +41,8 @@ class JobRun:
     status board (rows written and when) and the RSS of its whole process tree."""
 
     def __init__(self, properties: str, log_path: str, checkpoint_dir: str, *, until_caught_up: bool,
-                 timeout_s: float, on_workers: Optional[Callable[[list], None]] = None):
+                 timeout_s: float, profiler=None,
+                 python_worker_mode: Optional[str] = None):
         command = [sys.executable, "-m", "job", "run", "--properties", properties,
                    "--checkpoint-dir", checkpoint_dir]
         if until_caught_up:
@@ -57,11 +59,19 @@ class JobRun:
         self._written: dict = {}
         self.cpu: dict = {}  # pid -> (kind, CPU seconds so far)
         self._kinds: dict = {}
-        self._on_workers = on_workers
+        # Told (see job/bench_profile.Profiler) when the job runs, of every process that runs
+        # Python operators (the driver itself: PyFlink's local default, "loopback" mode, runs
+        # them in its threads; and any Python worker process, "process" mode), and when the
+        # run is caught up (before it cancels the job).
+        self._profiler = profiler
+        self.cpu_at_first_row: dict = {}
         self._workers_seen: set = set()
         self._log = open(log_path, "w", encoding="utf-8")
+        env = dict(os.environ)
+        if python_worker_mode:
+            env["_python_worker_execution_mode"] = python_worker_mode  # read by PyFlink at job start
         self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+                                        stderr=subprocess.STDOUT, text=True, env=env)
         self._threads = [threading.Thread(target=self._read_output, daemon=True),
                          threading.Thread(target=self._sample, daemon=True)]
         for thread in self._threads:
@@ -75,15 +85,20 @@ class JobRun:
                 self.running_at = time.time()
                 match = re.search(r"status in (\S+);", line)
                 self.status_dir = match.group(1) if match else None
+                if self._profiler is not None:
+                    self._workers_seen.add(self.process.pid)
+                    self._profiler.job_running(self.process.pid)
             if "caught up after" in line:
                 self.caught_up_line = line.strip()
+                if self._profiler is not None:
+                    self._profiler.caught_up()
 
     def _sample(self) -> None:
         while self.process.poll() is None:
             rss, processes = process_tree_rss(self.process.pid)
             self.peak_rss = max(self.peak_rss, rss)
             self._note_cpu(processes)
-            if self._on_workers is not None:
+            if self._profiler is not None:
                 self._notice_workers(processes)
             if self.status_dir:
                 self._read_writers()
@@ -110,7 +125,7 @@ class JobRun:
             except Exception:  # gone meanwhile
                 continue
         if fresh:
-            self._on_workers(fresh)
+            self._profiler.attach(fresh)
 
     def _read_writers(self) -> None:
         for name, status in read_board(self.status_dir).items():
@@ -121,6 +136,8 @@ class JobRun:
                 self._written[name] = written
                 # The writer publishes right after each commit, so this is when it wrote.
                 at = float(status.get("updated", time.time()))
+                if self.first_write is None:
+                    self.cpu_at_first_row = cpu_by_kind(self.cpu)  # start-up's share of the CPU
                 self.first_write = at if self.first_write is None else min(self.first_write, at)
                 self.last_write = at if self.last_write is None else max(self.last_write, at)
         self.written = sum(self._written.values())

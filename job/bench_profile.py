@@ -1,19 +1,24 @@
-"""Where ledgersync's time goes: py-spy on the Flink Python workers during a benchmark
-run, summed by kind of work; and CPU seconds per process of the run's tree.
+"""Where ledgersync's time goes: py-spy on the processes running the job's Python operators
+during a benchmark run, summed by kind of work; and CPU seconds per process of the run's tree.
 
 ``ledgersync bench --parts ledgersync --py-spy DIR`` attaches ``py-spy record
---nonblocking`` (sampling from outside, without pausing the worker) to each Python
-worker of the loopback run, writes the raw stacks to DIR, and prints a summary: each
-sample goes to the first kind in ``KINDS`` that one of its frames belongs to.
+--nonblocking`` (sampling from outside, without pausing it) to every process that runs
+Python operators in the loopback-latency run, from the moment the job runs: on the local
+mini-cluster that is the ``ledgersync run`` driver itself (PyFlink's "loopback" mode runs
+the operators in its threads), plus any Python worker process. It writes the raw stacks
+to DIR and prints a summary: each sample goes to the first kind in ``KINDS`` that one of
+its frames belongs to. The job's JVM gets a Java Flight Recorder recording over the same
+span (``jcmd JFR.start`` / ``JFR.dump``, ``DIR/jvm.jfr``), summed the same way (``JVM_KINDS``).
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from collections import Counter
-from typing import Iterable
+from typing import Iterable, Optional
 
 # (kind, path fragments), first match wins: state access and (de)serialisation first,
 # since both happen inside the operators that call them.
@@ -66,7 +71,7 @@ def hot_frames(lines: Iterable[str], top: int = 15) -> list:
 
 def format_summary(counts: Counter, hot: list) -> str:
     total = sum(counts.values()) or 1
-    lines = [f"py-spy: {total} samples of the Python workers (active threads), by kind of work:"]
+    lines = [f"py-spy --gil: {total} samples of the Python thread holding the GIL in the processes running Python operators, by kind of work:"]
     for kind, n in counts.most_common():
         lines.append(f"  {100.0 * n / total:5.1f}%  {kind}")
     lines.append("hottest leaf frames:")
@@ -75,31 +80,48 @@ def format_summary(counts: Counter, hot: list) -> str:
     return "\n".join(lines)
 
 
-class PySpy:
-    """``py-spy record`` attached to worker processes as they appear; summary at the end."""
+class Profiler:
+    """py-spy on every process that runs Python operators, and Java Flight Recorder on the
+    job's JVM, from the moment the job runs until it is caught up."""
 
     def __init__(self, out_dir: str, rate: int = 100):
         self._dir = os.path.abspath(out_dir)
         self._rate = rate
         self._recorders: list = []
+        self._jvm: Optional[int] = None
+        self._jfr = os.path.join(self._dir, "jvm.jfr")
         os.makedirs(self._dir, exist_ok=True)
         self._binary = os.path.join(os.path.dirname(sys.executable), "py-spy")
 
+    def job_running(self, driver_pid: int) -> None:
+        self.attach([driver_pid])
+        self._jvm = _java_child(driver_pid)
+        if self._jvm and shutil.which("jcmd"):
+            _quiet(["jcmd", str(self._jvm), "JFR.start", "name=ledgersync-bench", "settings=profile"])
+
     def attach(self, pids: list) -> None:
+        # --gil: only the thread holding the GIL, i.e. where Python actually spends CPU.
         for pid in pids:
-            output = os.path.join(self._dir, f"worker-{pid}.txt")
-            log = open(os.path.join(self._dir, f"worker-{pid}.log"), "w")
+            output = os.path.join(self._dir, f"python-{pid}.txt")
+            log = open(os.path.join(self._dir, f"python-{pid}.log"), "w")
             self._recorders.append((subprocess.Popen(
                 [self._binary, "record", "--pid", str(pid), "--rate", str(self._rate), "--format", "raw",
-                 "--nonblocking", "--output", output], stdout=log, stderr=subprocess.STDOUT), output, log))
+                 "--gil", "--nonblocking", "--output", output], stdout=log, stderr=subprocess.STDOUT), output, log))
+
+    def caught_up(self) -> None:
+        """Stop sampling now, before the run cancels its job (cancelling is not the work)."""
+        if self._jvm and shutil.which("jcmd"):
+            _quiet(["jcmd", str(self._jvm), "JFR.dump", "name=ledgersync-bench", f"filename={self._jfr}"])
+        for process, _output, _log in self._recorders:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)  # py-spy writes what it has on Ctrl-C
 
     def finish(self, timeout_s: float = 30.0) -> str:
-        """Wait for the recorders (they end with their worker), then summarize."""
         for process, _output, log in self._recorders:
             try:
                 process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                process.send_signal(signal.SIGINT)  # py-spy writes what it has on Ctrl-C
+                process.send_signal(signal.SIGINT)
                 process.wait(timeout=timeout_s)
             log.close()
         lines = []
@@ -107,19 +129,97 @@ class PySpy:
             if os.path.exists(output):
                 with open(output, encoding="utf-8", errors="replace") as handle:
                     lines += handle.readlines()
-        summary = format_summary(summarize_raw(lines), hot_frames(lines))
+        parts = [format_summary(summarize_raw(lines), hot_frames(lines))]
+        if os.path.exists(self._jfr) and shutil.which("jfr"):
+            parts.append(format_jvm_summary(*summarize_jfr(self._jfr)))
+        summary = "\n".join(parts)
         with open(os.path.join(self._dir, "summary.txt"), "w", encoding="utf-8") as handle:
             handle.write(summary + "\n")
         return summary
 
 
+def _java_child(pid: int) -> Optional[int]:
+    import psutil
+
+    try:
+        for child in psutil.Process(pid).children(recursive=True):
+            if "java" in child.name():
+                return child.pid
+    except psutil.Error:
+        pass
+    return None
+
+
+def _quiet(command: list) -> None:
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+
+
+# (kind, class-name prefixes), first match in a sample's stack wins, leaf first.
+JVM_KINDS = (
+    ("RocksDB state (Top-1, timers, checkpoints)", ("org.rocksdb.", "org.apache.flink.state.rocksdb",
+                                                    "org.apache.flink.contrib.streaming.state")),
+    ("checkpointing", ("org.apache.flink.runtime.checkpoint", "org.apache.flink.runtime.state")),
+    ("Java<->Python (Beam runner, coders, gRPC)", ("org.apache.flink.python", "org.apache.flink.streaming.api"
+                                                  ".runners.python", "org.apache.beam", "io.grpc",
+                                                  "org.apache.flink.fnexecution", "org.apache.flink.shaded.netty")),
+    ("Top-1 and SQL operators", ("org.apache.flink.table.runtime",)),
+    ("serialization (Flink types)", ("org.apache.flink.api.common.typeutils", "org.apache.flink.api.java.typeutils",
+                                     "org.apache.flink.table.data", "org.apache.flink.core.memory")),
+    ("network, mailbox, task runtime", ("org.apache.flink.runtime", "org.apache.flink.streaming.runtime")),
+    ("start-up: class loading, SQL planner", ("java.lang.ClassLoader", "org.apache.calcite",
+                                                   "org.apache.flink.table.planner", "org.codehaus")),
+)
+
+
+def summarize_jfr(path: str) -> tuple:
+    """(samples per kind, top leaf methods) of the JVM's execution samples in a JFR file."""
+    import json as _json
+
+    printed = subprocess.run(["jfr", "print", "--json", "--events", "jdk.ExecutionSample", "--stack-depth", "64",
+                              path], capture_output=True, text=True, timeout=300, check=False)
+    try:
+        events = _json.loads(printed.stdout)["recording"]["events"]
+    except (ValueError, KeyError):
+        return Counter(), []
+    kinds: Counter = Counter()
+    leaves: Counter = Counter()
+    for event in events:
+        frames = [f"{f['method']['type']['name']}.{f['method']['name']}"
+                  for f in event.get("values", {}).get("stackTrace", {}).get("frames", [])]
+        if not frames:
+            continue
+        leaves[frames[0]] += 1
+        kinds[_jvm_kind(frames)] += 1
+    return kinds, leaves.most_common(15)
+
+
+def _jvm_kind(frames: list) -> str:
+    for kind, prefixes in JVM_KINDS:
+        if any(frame.startswith(prefix) for frame in frames for prefix in prefixes):
+            return kind
+    return OTHER
+
+
+def format_jvm_summary(kinds: Counter, leaves: list) -> str:
+    total = sum(kinds.values()) or 1
+    lines = [f"JFR: {total} execution samples of the job's JVM (Java code only; native RocksDB time not "
+             "included), by kind of work:"]
+    for kind, n in kinds.most_common():
+        lines.append(f"  {100.0 * n / total:5.1f}%  {kind}")
+    lines.append("hottest JVM methods:")
+    for frame, n in leaves:
+        lines.append(f"  {100.0 * n / total:5.1f}%  {frame}")
+    return "\n".join(lines)
+
+
 def process_kind(cmdline: str, root_pid: int, pid: int) -> str:
     if pid == root_pid:
-        return "driver (ledgersync run)"
+        # PyFlink's local default ("loopback" mode) runs the Python operators in its threads.
+        return "driver + Python operators (ledgersync run)"
     if "java" in cmdline.split(" ", 1)[0] or "org.apache.flink" in cmdline:
         return "JVM (Flink runtime, Top-1 state)"
     if "pyflink.fn_execution" in cmdline:
-        return "Python workers (reader, decode, writer)"
+        return "Python worker processes"
     return "other"
 
 
