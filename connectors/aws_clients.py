@@ -12,17 +12,23 @@ import boto3
 from botocore.config import Config
 
 # botocore's "standard" retry mode backs off with jitter on throttling and transient
-# errors (ProvisionedThroughputExceeded, 5xx, connection errors) up to max_attempts.
-_RETRY_ATTEMPTS = 8
+# errors (ProvisionedThroughputExceeded, LimitExceeded, 5xx, connection errors) up to
+# the given number of attempts (the first call included), and stops retrying when its
+# retry quota says the endpoint is struggling.
+DEFAULT_ATTEMPTS = 9
 
 
 def aws_client(service: str, region: str, endpoint: Optional[str] = None,
-               connect_timeout: float = 5.0, read_timeout: float = 30.0):
+               connect_timeout: float = 5.0, read_timeout: float = 30.0,
+               attempts: int = DEFAULT_ATTEMPTS, max_pool_connections: int = 10):
+    """``attempts=1`` turns botocore's retries off, for callers that back off themselves;
+    ``max_pool_connections`` must cover the threads that share the client."""
     config = Config(
         region_name=region,
-        retries={"mode": "standard", "max_attempts": _RETRY_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
+        max_pool_connections=max_pool_connections,
     )
     kwargs = {"config": config, "region_name": region}
     if endpoint:

@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                      help="with --until-caught-up: fail if not caught up by then")
     run.add_argument("--from-savepoint", metavar="PATH", help="restore from this savepoint or checkpoint")
+    run.add_argument("--from-latest-checkpoint", action="store_true",
+                     help="restore from the newest complete checkpoint under --checkpoint-dir (any earlier run)")
+    run.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                     help="where checkpoints go, one directory per job id (default: .local/checkpoints)")
+    run.add_argument("--stop-with-savepoint", default=None, metavar="DIR",
+                     help="when the run ends (caught up, Ctrl-C or SIGTERM), stop the job with a savepoint in DIR "
+                          "instead of cancelling it")
     run.add_argument("--flink-conf", default=None, help="Flink config.yaml (default: flink-conf/config.yaml)")
 
     simulate = commands.add_parser("simulate", help="put a simulated workload on a stream")
@@ -167,7 +174,8 @@ def _run(args, props) -> int:
 
     run_local(props, until_caught_up=args.until_caught_up,
               flink_conf=args.flink_conf or DEFAULT_FLINK_CONF, timeout_s=args.timeout,
-              from_savepoint=args.from_savepoint)
+              from_savepoint=args.from_savepoint, from_latest_checkpoint=args.from_latest_checkpoint,
+              checkpoint_dir=args.checkpoint_dir, stop_with_savepoint=args.stop_with_savepoint)
     sys.stdout.flush()
     sys.stderr.flush()
     # PyFlink's Beam gRPC servers complain noisily at interpreter shutdown once the job

@@ -16,7 +16,7 @@ from connectors.mysql_writer import MySqlSettings
 from connectors.row_images import CURRENT, HISTORY, RowImage, image_of
 from job.decode_function import DecodeQldbFunction
 from job.order_function import OrderedRevisionsFunction, order_bucket
-from job.shard_reader_function import ShardReaderFunction
+from job.shard_reader_function import READER_KEY, ShardReaderFunction
 from job.writer_function import MySqlWriterFunction, route_slot
 from job.properties import Properties
 
@@ -41,29 +41,39 @@ def mysql_settings(props: Properties) -> MySqlSettings:
 
 def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
                    status_dir: Optional[str] = None) -> None:
-    reader_slots = props["source.reader.slots"]
     writer_slots = props["sink.writer.slots"]
-    poll_ms = props["source.poll.interval.ms"]
 
     # PyFlink cannot run a source written in Python, so an unbounded, rate-limited
-    # datagen table drives the reader: each tick asks one slot to poll its shards.
+    # datagen table drives the reader: on each tick it polls the shards that are due
+    # (each shard at most every poll interval; see connectors/kinesis_shard_reader.py).
     t_env = StreamTableEnvironment.create(env)
-    ticks_per_second = max(1, reader_slots * 1000 // poll_ms)
+    # Stable uids for the SQL operators too (Top-1 keeps per-document state), so a savepoint
+    # restores into a job with another parallelism, where the operator chains differ.
+    t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
+    ticks_per_second = max(5, 2000 // props["source.poll.interval.ms"])
+    # ts: when the tick was made (datagen's random timestamps with no max-past are "now"),
+    # so the reader can skip ticks that queued up while it was held up by backpressure.
     t_env.execute_sql(
-        f"CREATE TEMPORARY TABLE {TICK_TABLE} (n BIGINT) WITH ("
+        f"CREATE TEMPORARY TABLE {TICK_TABLE} (n BIGINT, ts TIMESTAMP_LTZ(3)) WITH ("
         f"'connector' = 'datagen', 'rows-per-second' = '{ticks_per_second}', "
         "'fields.n.kind' = 'random', 'fields.n.min' = '0', 'fields.n.max' = '1000000000')"
     )
     ticks = t_env.to_data_stream(t_env.from_path(TICK_TABLE))
 
-    records = ticks.key_by(lambda row: row[0] % reader_slots, key_type=Types.INT()).process(
+    # One key: every shard's position in one keyed state (see job/shard_reader_function.py),
+    # so one reader subtask; source.reader.slots shards are read at the same time in it.
+    records = ticks.key_by(lambda row: READER_KEY, key_type=Types.INT()).process(
         ShardReaderFunction(
             stream=props["source.stream.name"], region=props["source.aws.region"],
             endpoint=props["source.aws.endpoint"], initial_position=props["source.initial.position"],
-            initial_timestamp=props["source.initial.timestamp"], slots=reader_slots,
-            poll_interval_ms=poll_ms, limit=props["source.get.records.limit"], status_dir=status_dir,
+            initial_timestamp=props["source.initial.timestamp"],
+            poll_interval_ms=props["source.poll.interval.ms"],
+            idle_poll_interval_ms=props["source.idle.poll.interval.ms"],
+            discovery_interval_ms=props["source.shard.discovery.interval.ms"],
+            limit=props["source.get.records.limit"], concurrency=props["source.reader.slots"],
+            status_dir=status_dir,
         )
-    ).name("kinesis-shard-reader").uid("kinesis-shard-reader")
+    ).name("kinesis-shard-reader").uid("kinesis-shard-reader").set_parallelism(1)
 
     if props["source.format"] == "cloudwatch-audit":
         from job.audit_pipeline import build_audit_stages

@@ -44,6 +44,15 @@ def _port(text: str) -> int:
     return number
 
 
+def _int_between(low: int, high: int, why: str = "") -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        number = int(text)
+        if not low <= number <= high:
+            raise ValueError(f"expected a whole number {low}..{high}{why}")
+        return number
+    return parse
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in options:
@@ -88,9 +97,12 @@ SPEC: dict = {
         "initial.position": (_choice("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"), "TRIM_HORIZON"),
         "initial.timestamp": (_timestamp, None),
         "format": (_choice("qldb", "cloudwatch-audit"), "qldb"),
-        "poll.interval.ms": (_positive_int, 200),
-        "reader.slots": (_positive_int, 4),
-        "get.records.limit": (_positive_int, 1000),
+        # Kinesis allows 5 GetRecords calls per second per shard, and 10,000 records per call.
+        "poll.interval.ms": (_int_between(200, 3_600_000, " (Kinesis allows 5 GetRecords calls/s per shard)"), 200),
+        "idle.poll.interval.ms": (_int_between(200, 3_600_000), 1000),
+        "shard.discovery.interval.ms": (_int_between(100, 3_600_000), 10_000),
+        "reader.slots": (_int_between(1, 64), 4),
+        "get.records.limit": (_int_between(1, 10_000), 1000),
     },
     "sink": {
         "mysql.host": (str, REQUIRED),

@@ -1,0 +1,61 @@
+"""Throttling test: the job reads through a proxy that rejects some GetRecords calls with
+ProvisionedThroughputExceededException, expires iterators, answers 500, resets
+connections, throttles ListShards/GetShardIterator, and goes away twice (connections
+refused, as in an endpoint restart); the job still ends exactly equal to the oracle."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+
+from connectors.qldb_records import decode_record
+from job.simulate import WorkloadSpec, encode, simulate_qldb
+from tests.conftest import run_job, write_properties
+from tests.fault_proxy import FaultProxy
+from tests.oracle import actual_tables, diff, expected_tables
+
+
+@pytest.mark.slow
+def test_throttled_and_failing_endpoint_still_ends_equal_to_the_oracle(
+        tmp_path, services, kinesis, stream_name, mysql_database, mysql_conn):
+    spec = WorkloadSpec(tables=3, documents=200, revisions=4, duplicates=0.1, shuffle=True, seed=29)
+    revisions = simulate_qldb(kinesis, stream_name, spec, shards=3, out=lambda *_: None)
+    expected = expected_tables([decode_record(encode(r)).revision for r in revisions], history=True)
+
+    proxy = FaultProxy(services.aws_endpoint(), seed=3, throttle=0.3, expire=0.05, server_error=0.05,
+                       reset=0.05, limit=0.2).start()
+
+    def restart_twice():
+        # Once reading is under way, the endpoint goes away for 2 s, twice.
+        while proxy.counts["get_records"] < 20:
+            time.sleep(0.1)
+        for _ in range(2):
+            proxy.restart(down_s=2.0)
+            time.sleep(3.0)
+
+    restarts = threading.Thread(target=restart_twice, daemon=True)
+    restarts.start()
+    # 50 records per call: enough calls for the faults to hit every shard many times.
+    props = write_properties(tmp_path, stream=stream_name, database=mysql_database, replication={"history": "true"},
+                             source={"aws.endpoint": proxy.url, "get.records.limit": "50",
+                                     "shard.discovery.interval.ms": "2000"})
+    try:
+        output = run_job(props, timeout_s=300)
+        restarts.join(timeout=30)
+    finally:
+        proxy.stop()
+
+    counts = proxy.counts
+    assert counts["restarts"] == 2, counts
+    assert counts["throttled"] >= 10 and counts["expired"] >= 1 and counts["server_error"] >= 1, counts
+    assert counts["reset"] >= 1 and counts["limit_exceeded"] >= 1, counts
+    # The reader saw the throttling itself (GetRecords has no botocore retries) and backed
+    # off; its counts are from the last status it published, the proxy's from the very end.
+    caught_up = re.search(r"caught up after .*throttled (\d+), errors (\d+)", output)
+    assert caught_up, output[-2000:]
+    print(counts, caught_up.group(0))
+    assert 10 <= int(caught_up.group(1)) <= counts["throttled"], (counts, caught_up.group(0))
+    assert int(caught_up.group(2)) >= 1, (counts, caught_up.group(0))
+    assert diff(expected, actual_tables(mysql_conn, expected)) == []
