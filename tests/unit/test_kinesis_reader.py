@@ -145,6 +145,14 @@ def test_a_closed_shard_is_finished_at_its_ending_sequence_number_even_without_a
     assert read_to_end(Shard("e", ending_sequence_number="0"), None)  # an empty closed shard
 
 
+def test_an_ending_below_the_shards_start_is_no_end_as_kinesis_local_lists_it():
+    # LocalStack's kinesis-local: 56-digit sequence numbers, every closed shard ending at 2**63-1.
+    start, record = "49680463183511301891070704159211894937932314826246193154", \
+        "49680463183511301891070704159211894937932314826246193155"
+    closed = Shard("k", starting_sequence_number=start, ending_sequence_number=str(2 ** 63 - 1))
+    assert not read_to_end(closed, record) and not read_to_end(closed, None)
+
+
 def test_throttling_keeps_the_iterator_and_expiry_gets_a_new_one_from_the_position():
     fake = FakeKinesis()
     for seq in (1, 2, 3, 4):
