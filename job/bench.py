@@ -455,7 +455,11 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = None) -> dict:
             if part in options.parts:
                 key, step = steps[part]
                 result[key] = {}
-                step(ctx, result[key])
+                try:
+                    step(ctx, result[key])
+                except Exception as exc:  # keep the other parts' figures; the run still fails
+                    result.setdefault("errors", {})[part] = f"{type(exc).__name__}: {exc}"[:4000]
+                    say(f"part {part} FAILED: {exc}")
         result["ratios"] = ratios(result)
         result["targets"] = targets(result)
         result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -472,7 +476,13 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = None) -> dict:
         with open(options.json_path, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)
     print(format_table(result), flush=True)
+    if result.get("errors"):
+        raise BenchFailed(f"bench part(s) failed: {', '.join(result['errors'])} (see above)")
     return result
+
+
+class BenchFailed(RuntimeError):
+    pass
 
 
 def main(args) -> int:
@@ -483,7 +493,11 @@ def main(args) -> int:
         latency_warmup_s=args.latency_warmup, parts=tuple(args.parts.split(",")) if args.parts else PARTS,
         timeout_s=args.timeout, json_path=args.json, keep=args.keep, py_spy_dir=args.py_spy,
         python_worker_mode=args.python_worker_mode)
-    run_bench(options)
+    try:
+        run_bench(options)
+    except BenchFailed as exc:
+        print(f"ledgersync: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

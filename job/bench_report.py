@@ -87,4 +87,6 @@ def format_table(result: dict) -> str:
     for name, target in result.get("targets", {}).items():
         state = {True: "met", False: "NOT met", None: "not measured"}[target["met"]]
         lines.append(f"target {name}: {target['value']} (goal {target['goal']}): {state}")
+    for part, error in result.get("errors", {}).items():
+        lines.append(f"part {part} FAILED: {error.splitlines()[0][:200]}")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ and putting revisions at a fixed rate that carry their put time. No MySQL here
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import random
 import threading
 import time
@@ -64,8 +65,7 @@ def revisions_of(records: list) -> Iterator:
 
 # --- putting at a fixed rate, for the latency measurement -------------------------------
 
-PUT_TICK_S = 0.05  # one PutRecords call every 50 ms: 50 revisions a call at 1,000/s
-PUTTERS = 4  # calls in flight at once, so one slow call does not hold up the next ticks
+PUT_TICK_S = 0.05  # one round of PutRecords calls every 50 ms: 50 revisions a round at 1,000/s
 
 
 @dataclass
@@ -76,7 +76,7 @@ class PutLog:
     measured_from_us: int = 0  # revisions put before this are warm-up
     started: float = 0.0
     ended: float = 0.0
-    late_ticks: int = 0  # ticks whose call started more than one tick late (the putter fell behind)
+    late_ticks: int = 0  # calls that started more than one tick late (the putter fell behind)
     call_ms: list = field(default_factory=list)  # how long each PutRecords call took
     tables: dict = field(default_factory=dict)  # QLDB table -> revisions put
 
@@ -89,27 +89,49 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+def shard_of(partition_key: str, ranges: list) -> str:
+    """The shard Kinesis puts a partition key in: MD5 of the key as a 128-bit number,
+    inside the shard's hash key range. ``ranges``: (shard id, start, end)."""
+    value = int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest(), "big")
+    return next(shard for shard, start, end in ranges if start <= value <= end)
+
+
+def hash_ranges(client, stream: str) -> list:
+    shards = client.list_shards(StreamName=stream)["Shards"]
+    return [(s["ShardId"], int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"]))
+            for s in shards if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {})]
+
+
 def put_at_rate(client, stream: str, *, rate: int, warmup_s: float, seconds: float, tables: list,
                 documents: int = 1000, seed: int = 7, say: Callable[[str], None] = lambda _t: None) -> PutLog:
     """Put ``rate`` revisions a second for ``warmup_s + seconds``, each carrying its put
     time in microseconds (``data.put_us``, also its ``txTime``): the moment the
     PutRecords call that carries it starts. Documents cycle through a pool, so the
-    current view sees updates as well as inserts."""
+    current view sees updates as well as inserts.
+
+    One putter thread per shard, each putting only its shard's documents: calls to
+    different shards are in flight at once (one slow call does not hold up the rest),
+    while one shard never gets two at once (the moto server assigns a shard's sequence
+    numbers without a lock, so two concurrent puts to one shard can lose a record)."""
     rng = random.Random(seed)
+    ranges = hash_ranges(client, stream)
     pool = [(tables[i % len(tables)], document_id(rng)) for i in range(documents)]
+    by_shard: dict = {}
+    for index, (_table, doc) in enumerate(pool):
+        by_shard.setdefault(shard_of(doc, ranges), []).append(index)
     log = PutLog()
     lock = threading.Lock()
     per_tick = max(1, round(rate * PUT_TICK_S))
     tick = per_tick / rate
 
-    def put_tick(first: int, due: float) -> None:
+    def put_tick(numbers: list, due: float) -> None:
         if time.monotonic() - due > tick:
             with lock:
                 log.late_ticks += 1
         put_us = now_us()
         put_time = _dt.datetime.fromtimestamp(put_us / 1e6, _dt.timezone.utc)
         payloads = []
-        for n in range(first, first + per_tick):
+        for n in numbers:
             table, doc = pool[n % len(pool)]
             payloads.append((doc, encode_revision(
                 table=table, document_id=doc, version=n // len(pool), tx_id=f"lat{n:012d}", tx_time=put_time,
@@ -117,23 +139,30 @@ def put_at_rate(client, stream: str, *, rate: int, warmup_s: float, seconds: flo
         put_records(client, stream, payloads)
         with lock:
             log.call_ms.append((now_us() - put_us) / 1000.0)
-            log.put += per_tick
-            for table, _doc in (pool[n % len(pool)] for n in range(first, first + per_tick)):
+            log.put += len(numbers)
+            for n in numbers:
+                table = pool[n % len(pool)][0]
                 log.tables[table] = log.tables.get(table, 0) + 1
 
+    shard_of_index = {index: shard for shard, indexes in by_shard.items() for index in indexes}
+    putters = {shard: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"put-{shard}") for shard in by_shard}
     log.started = time.monotonic()
     log.measured_from_us = now_us() + int(warmup_s * 1e6)
     end = log.started + warmup_s + seconds
     due = log.started
     first = 0
     last_say = log.started
-    with ThreadPoolExecutor(max_workers=PUTTERS, thread_name_prefix="latency-put") as pool_executor:
-        futures = []
+    futures = []
+    try:
         while due < end:
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            futures.append(pool_executor.submit(put_tick, first, due))
+            rounds: dict = {}
+            for n in range(first, first + per_tick):
+                rounds.setdefault(shard_of_index[n % len(pool)], []).append(n)
+            for shard, numbers in rounds.items():
+                futures.append(putters[shard].submit(put_tick, numbers, due))
             first += per_tick
             due += tick
             if time.monotonic() - last_say >= 5:
@@ -141,6 +170,9 @@ def put_at_rate(client, stream: str, *, rate: int, warmup_s: float, seconds: flo
                 say(f"latency: put {log.put} revisions ({log.put / (last_say - log.started):.0f}/s)")
         for future in futures:
             future.result()  # a failed put fails the run
+    finally:
+        for putter in putters.values():
+            putter.shutdown(wait=True, cancel_futures=True)
     log.ended = time.monotonic()
     return log
 

@@ -159,3 +159,20 @@ def test_readers_at_tip_needs_every_listed_shard_at_its_tip():
     assert not bench.readers_at_tip(board)
     board["reader"]["shards"]["b"]["at_tip"] = True
     assert bench.readers_at_tip(board)
+
+
+def test_a_failed_part_is_named_in_the_table():
+    result = _result()
+    result["errors"] = {"latency": "RuntimeError: only 3 of 5 latency revisions visible\nlog..."}
+    result["ratios"] = bench_report.ratios(result)
+    assert "part latency FAILED: RuntimeError: only 3 of 5" in bench_report.format_table(result)
+
+
+def test_putter_routes_partition_keys_like_kinesis():
+    from job.bench_stream import shard_of
+
+    half = 2 ** 127
+    ranges = [("shard-0", 0, half - 1), ("shard-1", half, 2 ** 128 - 1)]
+    # MD5("a") starts with 0x0c..., MD5("b") with 0x92...
+    assert shard_of("a", ranges) == "shard-0"
+    assert shard_of("b", ranges) == "shard-1"
