@@ -96,9 +96,8 @@ def local_services(say: Callable[[str], None] = print) -> Services:
     try:
         s.up()
     except s.ServiceError as exc:
-        # services up's moto probe fetches /moto-api/data.json, which serialises every
-        # stream moto holds and can take longer than its 2 s while others load big
-        # streams; a Kinesis call that answers is all the benchmark needs.
+        # Shared services can be slow to answer services up's probes while others load
+        # them; a Kinesis call and a MySQL login that answer are all the benchmark needs.
         try:
             ks.kinesis(services.aws_endpoint).list_streams(Limit=1)
             services.admin().close()
