@@ -71,8 +71,10 @@ bench: install
 	$(LEDGERSYNC) bench $(BENCH_ARGS)
 
 # Start the services if they are down, run pytest, and stop again only what this run started.
-WITH_SERVICES = started=0; $(LEDGERSYNC) services status >/dev/null 2>&1 || { $(LEDGERSYNC) services up && started=1; }; \
-	trap '[ $$started = 1 ] && $(LEDGERSYNC) services down' EXIT;
+# The audit-log tests start the audited source MariaDB themselves; stop it too if it was down.
+WITH_SERVICES = started=0; audit_up=1; $(LEDGERSYNC) audit-source status >/dev/null 2>&1 || audit_up=0; \
+	$(LEDGERSYNC) services status >/dev/null 2>&1 || { $(LEDGERSYNC) services up && started=1; }; \
+	trap '[ $$audit_up = 1 ] || $(LEDGERSYNC) audit-source down >/dev/null; [ $$started = 1 ] && $(LEDGERSYNC) services down' EXIT;
 
 test: install
 	@$(WITH_SERVICES) $(PY) -m pytest $(PYTEST_ARGS)
