@@ -104,6 +104,15 @@ def resharding_kinesis(monkeypatch):
     server.stop()
 
 
+def _wait_active(client, stream, timeout_s: float = 60.0) -> None:
+    """Kinesis (and LocalStack) refuse the next SplitShard/MergeShards while the last one
+    keeps the stream UPDATING; moto is ACTIVE at once."""
+    deadline = time.monotonic() + timeout_s
+    while client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        assert time.monotonic() < deadline, f"stream {stream} not ACTIVE after {timeout_s:.0f}s"
+        time.sleep(0.2)
+
+
 def _open_shards(client, stream) -> list:
     shards = client.list_shards(StreamName=stream)["Shards"]
     return sorted((s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]),
@@ -152,10 +161,12 @@ def test_split_and_merge_while_running_keeps_parents_before_children(
         low = _open_shards(client, stream)[0]
         middle = (int(low["HashKeyRange"]["StartingHashKey"]) + int(low["HashKeyRange"]["EndingHashKey"])) // 2
         client.split_shard(StreamName=stream, ShardToSplit=low["ShardId"], NewStartingHashKey=str(middle))
+        _wait_active(client, stream)
         put_records(client, stream, phases[1])
         # Merge the split's two children back into one shard, then that one with its neighbour.
         first, second, third = _open_shards(client, stream)
         client.merge_shards(StreamName=stream, ShardToMerge=first["ShardId"], AdjacentShardToMerge=second["ShardId"])
+        _wait_active(client, stream)
         put_records(client, stream, phases[2])
         merged, neighbour = _open_shards(client, stream)
         client.merge_shards(StreamName=stream, ShardToMerge=merged["ShardId"],
