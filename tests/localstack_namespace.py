@@ -142,6 +142,14 @@ def enter_namespace(command: list) -> int:
     if os.geteuid() != 0:
         flags.append("--map-root-user")  # a user namespace makes the others possible without root
     inner = ["unshare", *flags, "--", sys.executable, os.path.abspath(__file__), "--inside", "--", *command]
+    # One run at a time: a second one would share the namespace's MariaDB data directory.
+    os.makedirs(NS_STATE, exist_ok=True)
+    lock = open(os.path.join(NS_STATE, "run.lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say("another LocalStack run (make test-localstack) holds .local/localstack-ns/; waiting for it")
+        fcntl.flock(lock, fcntl.LOCK_EX)
     process = subprocess.Popen(inner)
     try:
         return process.wait()
