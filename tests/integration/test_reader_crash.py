@@ -42,15 +42,16 @@ def test_sigkilled_job_restarts_from_its_latest_checkpoint_and_loses_nothing(
     history_tables = [t for t in expected if t.endswith("_history")]
     ensure_stream(kinesis, stream_name, shards=4)
 
-    # Records keep arriving while the job is killed and restarted: 500 at a time, about
-    # one batch a second, so the first kills land while the stream is still growing.
+    # Records keep arriving while the job is killed and restarted: 500 at a time, one batch
+    # every two seconds (about 90 s in all), so that even on a quiet machine, where a
+    # kill-and-restart cycle takes under 10 s, the first kills land while work is left.
     producer_error: list = []
 
     def produce():
         try:
             for start in range(0, len(payloads), 500):
                 put_records(kinesis, stream_name, payloads[start:start + 500])
-                time.sleep(1.0)
+                time.sleep(2.0)
         except Exception as exc:  # reported by the test below
             producer_error.append(exc)
 
