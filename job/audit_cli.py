@@ -1,7 +1,6 @@
 """Command-line parts of audit-log sync: ``simulate audit``, ``ship-audit``, ``audit-source``."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import socket
