@@ -33,7 +33,7 @@ class FaultProxy:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.counts = {"forwarded": 0, "get_records": 0, "throttled": 0, "expired": 0, "server_error": 0,
-                       "reset": 0, "limit_exceeded": 0, "restarts": 0}
+                       "reset": 0, "limit_exceeded": 0, "restarts": 0, "upstream_throttled": 0}
         self.port = 0
         self._server = None
         self._thread = None
@@ -120,6 +120,12 @@ class FaultProxy:
             upstream.request("POST", request.path, body=body, headers=headers)
             response = upstream.getresponse()
             payload = response.read()
+            if response.status == 400 and (b"ProvisionedThroughputExceeded" in payload or "ProvisionedThroughputExceeded"
+                                           in (response.getheader("x-amzn-ErrorType") or "")):
+                # LocalStack's kinesis-mock enforces the per-shard rate itself: count its
+                # throttles apart from the injected ones.
+                with self._lock:
+                    self.counts["upstream_throttled"] += 1
             request.send_response(response.status)
             for key, value in response.getheaders():
                 if key.lower() not in _HOP_BY_HOP and key.lower() not in ("server", "date"):

@@ -56,6 +56,10 @@ def test_throttled_and_failing_endpoint_still_ends_equal_to_the_oracle(
     caught_up = re.search(r"caught up after .*throttled (\d+), errors (\d+)", output)
     assert caught_up, output[-2000:]
     print(counts, caught_up.group(0))
-    assert 10 <= int(caught_up.group(1)) <= counts["throttled"], (counts, caught_up.group(0))
+    # The reader counts as throttled every ProvisionedThroughputExceeded on GetRecords and
+    # every LimitExceeded on the GetShardIterator inside a read; LocalStack's kinesis-mock
+    # also throttles on its own (the proxy counts those as upstream_throttled).
+    throttled_at_most = counts["throttled"] + counts["limit_exceeded"] + counts["upstream_throttled"]
+    assert 10 <= int(caught_up.group(1)) <= throttled_at_most, (counts, caught_up.group(0))
     assert int(caught_up.group(2)) >= 1, (counts, caught_up.group(0))
     assert diff(expected, actual_tables(mysql_conn, expected)) == []
