@@ -9,6 +9,7 @@ import os
 from typing import Optional
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 # botocore's "standard" retry mode backs off with jitter on throttling and transient
@@ -18,11 +19,22 @@ from botocore.config import Config
 DEFAULT_ATTEMPTS = 9
 
 
+def _raw_timestamp(value):
+    return value
+
+
 def aws_client(service: str, region: str, endpoint: Optional[str] = None,
                connect_timeout: float = 5.0, read_timeout: float = 30.0,
-               attempts: int = DEFAULT_ATTEMPTS, max_pool_connections: int = 10):
+               attempts: int = DEFAULT_ATTEMPTS, max_pool_connections: int = 10,
+               raw_timestamps: bool = False):
     """``attempts=1`` turns botocore's retries off, for callers that back off themselves;
-    ``max_pool_connections`` must cover the threads that share the client."""
+    ``max_pool_connections`` must cover the threads that share the client.
+
+    ``raw_timestamps``: timestamps in responses stay as sent (epoch seconds in Kinesis'
+    JSON) instead of becoming datetimes in the local zone. botocore's own parsing
+    (dateutil, tzlocal) took 14% of the reader's time on GetRecords, where every record
+    carries ApproximateArrivalTimestamp; see ``connectors.kinesis_shard_reader.epoch_millis``.
+    """
     config = Config(
         region_name=region,
         retries={"mode": "standard", "total_max_attempts": attempts},
@@ -31,11 +43,14 @@ def aws_client(service: str, region: str, endpoint: Optional[str] = None,
         max_pool_connections=max_pool_connections,
     )
     kwargs = {"config": config, "region_name": region}
+    core = botocore.session.get_session()
+    if raw_timestamps:
+        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_raw_timestamp)
+    session = boto3.session.Session(botocore_session=core)
     if endpoint:
         kwargs["endpoint_url"] = endpoint
-        session = boto3.session.Session()
         if session.get_credentials() is None:
             # Local stand-ins accept any key; real AWS never takes this branch.
             kwargs["aws_access_key_id"] = os.environ.get("AWS_ACCESS_KEY_ID", "testing")
             kwargs["aws_secret_access_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
-    return boto3.client(service, **kwargs)
+    return session.client(service, **kwargs)

@@ -95,6 +95,20 @@ _TRANSIENT_CODES = frozenset({
 })
 
 
+def epoch_millis(value) -> int:
+    """ApproximateArrivalTimestamp in epoch ms, from a client with or without raw timestamps
+    (``connectors.aws_clients.aws_client``): epoch seconds as a number, a datetime, or text."""
+    if not value:
+        return 0
+    if isinstance(value, (int, float)):
+        return int(value * 1000)
+    if isinstance(value, str):
+        from botocore.utils import parse_timestamp  # ISO 8601 or epoch text, as botocore reads it
+
+        value = parse_timestamp(value)
+    return int(value.timestamp() * 1000)
+
+
 class KinesisReadError(RuntimeError):
     """A failure that backing off will not fix (access denied, bad argument, KMS key disabled)."""
 
@@ -175,7 +189,7 @@ class ShardReader:
             records.append(KinesisRecord(
                 stream=self._stream, shard_id=shard_id, sequence_number=sequence,
                 partition_key=item.get("PartitionKey", ""), data=bytes(item["Data"]),
-                arrival_ms=int(arrival.timestamp() * 1000) if arrival else 0,
+                arrival_ms=epoch_millis(arrival),
             ))
         position = records[-1].sequence_number if records else after_sequence
         next_iterator = response.get("NextShardIterator")

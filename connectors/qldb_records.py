@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Union
@@ -35,6 +34,7 @@ from amazon.ion.core import IonType
 from connectors import kpl
 from connectors.dead_letters import NO_SUB_SEQUENCE, DeadLetter
 from connectors.ion_json import INT64_MAX, IonMappingError, ion_to_json, is_ion_null
+from connectors.row_images import document_json
 
 REVISION_DETAILS = "REVISION_DETAILS"
 BLOCK_SUMMARY = "BLOCK_SUMMARY"
@@ -93,6 +93,9 @@ class Revision:
     stream_arn: str = ""
     block_strand_id: str = ""
     block_sequence_no: Optional[int] = None
+    # ``data`` as the writer's JSON text, made once while checking the size (not compared:
+    # it follows from ``data``).
+    data_json: Optional[str] = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ def _revision(payload: Mapping, stream_arn: str, max_document_bytes: int) -> Rev
     block = revision.get("blockAddress")
     block = block if isinstance(block, Mapping) else {}
     seq_no = block.get("sequenceNo")
+    document, document_text = (None, None) if data is None else _document(data, max_document_bytes)
     return Revision(
         table=table,
         table_id=_optional_text(table_info.get("tableId"), "tableInfo.tableId"),
@@ -229,7 +233,8 @@ def _revision(payload: Mapping, stream_arn: str, max_document_bytes: int) -> Rev
         version=int(version),
         tx_id=_id(metadata.get("txId"), "metadata.txId", required=False),
         tx_time=_utc(tx_time),
-        data=None if data is None else _document(data, max_document_bytes),
+        data=document,
+        data_json=document_text,
         deleted=data is None and data_hash is None,
         redacted=data_hash is not None,
         stream_arn=stream_arn,
@@ -238,21 +243,22 @@ def _revision(payload: Mapping, stream_arn: str, max_document_bytes: int) -> Rev
     )
 
 
-def _document(data: Mapping, max_bytes: int) -> dict:
-    """The revision data as JSON-ready values, checked against what MySQL can store."""
+def _document(data: Mapping, max_bytes: int) -> tuple:
+    """The revision data as JSON-ready values and as JSON text, checked against what MySQL can store."""
     try:
         document = ion_to_json(data, max_depth=MAX_JSON_DEPTH, path="data")
     except IonMappingError as exc:
         raise BadRecord(f"revision data cannot be stored as JSON: {exc}") from None
     try:
         # The writer's own serialisation: its size is what MySQL receives.
-        size = len(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        text = document_json(document)
+        size = len(text.encode("utf-8"))
     except UnicodeEncodeError as exc:  # a lone surrogate: not Unicode text MySQL can hold
         raise BadRecord(f"revision data holds a string that is not valid Unicode ({exc.reason})") from None
     if size > max_bytes:
         raise BadRecord(f"revision data too large: {size} bytes as JSON, at most {max_bytes} "
                         f"(QLDB's own limit is 128 KB per document)")
-    return document
+    return document, text
 
 
 def _block_summary(payload: Mapping, stream_arn: str) -> dict:

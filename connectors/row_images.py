@@ -47,8 +47,14 @@ def utc_naive(us: Optional[int]) -> Optional[_dt.datetime]:
     return _dt.datetime(1970, 1, 1) + _dt.timedelta(microseconds=us)
 
 
+def revision_json(revision) -> Optional[str]:
+    """A revision's data as JSON text, the decoder's own when it made it already."""
+    text = getattr(revision, "data_json", None)
+    return text if text is not None else document_json(revision.data)
+
+
 def image_of(revision, kind: str) -> RowImage:
     return RowImage(kind=kind, table=revision.table, document_id=revision.document_id,
                     version=revision.version, tx_id=revision.tx_id, tx_time_us=epoch_us(revision.tx_time),
-                    document=document_json(revision.data), deleted=revision.deleted,
+                    document=revision_json(revision), deleted=revision.deleted,
                     redacted=getattr(revision, "redacted", False))

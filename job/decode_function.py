@@ -1,7 +1,8 @@
-"""Flink wrapper: Kinesis record bytes to revisions; bad input becomes a dead letter.
+"""Flink wrapper: Kinesis record bytes to revision rows; bad input becomes a dead letter row.
 
 The logic is ``connectors.qldb_records.decode_kinesis_record`` (KPL de-aggregation, then
-each user record); this function only counts, logs and filters.
+each user record); this function only counts, logs, filters and emits ``ITEM_ROW``s
+(see job/item_rows.py) with each row's writer slot.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pyflink.datastream import FlatMapFunction, RuntimeContext
 from connectors.dead_letters import DeadLetter
 from connectors.qldb_records import (BLOCK_SUMMARY, CONTROL, CONTROL_TYPES, MAX_DOCUMENT_BYTES,
                                      decode_kinesis_record)
+from job.item_rows import dead_letter_row, revision_row
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,8 @@ DEAD_LETTER_LOG_INTERVAL_S = 10.0
 
 
 class DecodeQldbFunction(FlatMapFunction):
-    def __init__(self, tables_include: tuple = (), max_document_bytes: int = MAX_DOCUMENT_BYTES):
+    def __init__(self, writer_slots: int, tables_include: tuple = (), max_document_bytes: int = MAX_DOCUMENT_BYTES):
+        self._slots = writer_slots
         self._include = frozenset(tables_include)
         self._max_document_bytes = max_document_bytes
 
@@ -47,7 +50,7 @@ class DecodeQldbFunction(FlatMapFunction):
             if isinstance(item, DeadLetter):
                 self._dead.inc()
                 self._log_dead_letter(item)
-                yield item
+                yield dead_letter_row(item, self._slots)
                 continue
             aggregated = aggregated or item.sub_sequence >= 0
             if item.record_type == CONTROL:
@@ -69,7 +72,7 @@ class DecodeQldbFunction(FlatMapFunction):
                 self._deletes.inc()
             elif revision.redacted:
                 self._redactions.inc()
-            yield revision
+            yield revision_row(revision, self._slots)
         if aggregated:
             self._aggregated.inc()
 

@@ -5,6 +5,10 @@ a Python keyed function pays a round trip to the JVM per new key, so a few hundr
 buckets with a map of documents each are much cheaper than a key per document. The
 rules are ``job.ordering.OrderedDocument``; waiting revisions are Flink state and so
 survive a restart.
+
+Takes and emits ``ITEM_ROW``s (job/item_rows.py): each revision in, its history row out
+at once (when ``history`` is on) and its current row once its turn comes; dead letters
+pass through.
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.mysql_lookup import StoredVersions
 from connectors.mysql_writer import MySqlSettings
-from connectors.row_images import CURRENT, image_of
+from connectors.row_images import CURRENT, HISTORY
+from job.item_rows import (DEAD, DOCUMENT_ID, KIND, SLOT, TBL, as_image, gap_row, image_row)
 from job.ordering import OrderedDocument
 
 ORDER_BUCKETS = 256
@@ -27,11 +32,20 @@ def order_bucket(table: str, document_id: str, buckets: int = ORDER_BUCKETS) -> 
     return zlib.crc32(f"{table}\x00{document_id}".encode("utf-8")) % buckets
 
 
+def bucket_of(row) -> int:
+    """The key selector: a revision's document bucket; a dead letter goes by its writer slot."""
+    if row[KIND] == DEAD:
+        return row[SLOT]
+    return order_bucket(row[TBL], row[DOCUMENT_ID])
+
+
 class OrderedRevisionsFunction(KeyedProcessFunction):
-    def __init__(self, settings: MySqlSettings, timeout_ms: int, gap_action: str):
+    def __init__(self, settings: MySqlSettings, timeout_ms: int, gap_action: str, history: bool, writer_slots: int):
         self._settings = settings
         self._timeout_ms = timeout_ms
         self._gap_action = gap_action
+        self._history = history
+        self._slots = writer_slots
 
     def open(self, ctx: RuntimeContext):
         self._documents = ctx.get_map_state(
@@ -46,7 +60,14 @@ class OrderedRevisionsFunction(KeyedProcessFunction):
     def close(self):
         self._stored.close()
 
-    def process_element(self, revision, ctx: KeyedProcessFunction.Context):
+    def process_element(self, row, ctx: KeyedProcessFunction.Context):
+        if row[KIND] == DEAD:
+            yield row
+            return
+        revision = as_image(row, CURRENT)
+        if self._history:
+            # Every revision goes to history; the insert-once statement drops repeats.
+            yield image_row(as_image(row, HISTORY), self._slots)
         key = f"{revision.table}\x00{revision.document_id}"
         state = self._documents.get(key)
         if state is None:
@@ -57,7 +78,7 @@ class OrderedRevisionsFunction(KeyedProcessFunction):
             self._dropped.inc()
         self._store(key, state, ctx)
         for r in applied:
-            yield image_of(r, CURRENT)
+            yield image_row(r, self._slots)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         out = []
@@ -67,11 +88,11 @@ class OrderedRevisionsFunction(KeyedProcessFunction):
             state = self._documents.get(key)
             state, applied, gap = state.on_timeout(timestamp, self._timeout_ms, self._gap_action)
             self._store(key, state, ctx)
-            out += [image_of(r, CURRENT) for r in applied]
+            out += [image_row(r, self._slots) for r in applied]
             if gap is not None:
                 table, document_id = key.split("\x00", 1)
                 self._gaps.inc()
-                out.append(replace(gap, table=table, document_id=document_id))
+                out.append(gap_row(replace(gap, table=table, document_id=document_id), self._slots))
         return out
 
     def _store(self, key: str, state: OrderedDocument, ctx) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pyflink.common import Row, Types
+from pyflink.common import Types
 from pyflink.common.types import RowKind
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink
@@ -11,16 +11,17 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
 from connectors.credentials import SecretSource
-from connectors.dead_letters import DeadLetter
 from connectors.mysql_writer import MySqlSettings
-from connectors.row_images import CURRENT, HISTORY, RowImage, image_of
+from connectors.row_images import CURRENT, HISTORY
 from job.decode_function import DecodeQldbFunction
-from job.order_function import OrderedRevisionsFunction, order_bucket
+from job.item_rows import DEAD, ITEM_NAMES, ITEM_ROW, REVISION
+from job.order_function import OrderedRevisionsFunction, bucket_of
 from job.shard_reader_function import READER_KEY, ShardReaderFunction
-from job.writer_function import MySqlWriterFunction, route_slot
+from job.writer_function import MySqlWriterFunction, slot_of
 from job.properties import Properties
 
 TICK_TABLE = "ledgersync_ticks"
+ITEMS_VIEW = "ledgersync_items"
 
 
 def mysql_settings(props: Properties) -> MySqlSettings:
@@ -81,28 +82,19 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
         build_audit_stages(records, props, status_dir)  # audit-log sync: see job/audit_pipeline.py
         return
 
-    decoded = records.flat_map(DecodeQldbFunction(props["replication.tables.include"])) \
-        .name("decode-qldb").uid("decode-qldb")
-    dead_letters = decoded.filter(lambda item: isinstance(item, DeadLetter)).name("dead-letters")
-    revisions = decoded.filter(lambda item: not isinstance(item, DeadLetter)).name("revisions")
     settings = mysql_settings(props)
-
-    to_write = [dead_letters]
-    if props["replication.history"]:
-        # Every revision goes to history; the insert-once statement drops repeats.
-        to_write.append(revisions.map(lambda r: image_of(r, HISTORY)).name("history-rows"))
+    # Every stage exchanges ITEM_ROWs (job/item_rows.py): typed rows, not pickles.
+    items = records.flat_map(DecodeQldbFunction(writer_slots, props["replication.tables.include"]),
+                             output_type=ITEM_ROW).name("decode-qldb").uid("decode-qldb")
     if props["replication.order"]:
-        to_write.append(revisions.key_by(
-            lambda r: order_bucket(r.table, r.document_id), key_type=Types.INT()
-        ).process(OrderedRevisionsFunction(
-            settings, props["replication.order.timeout.ms"], props["replication.order.gap"]
-        )).name("order-versions").uid("order-versions"))
+        to_write = items.key_by(bucket_of, key_type=Types.INT()).process(OrderedRevisionsFunction(
+            settings, props["replication.order.timeout.ms"], props["replication.order.gap"],
+            props["replication.history"], writer_slots,
+        ), output_type=ITEM_ROW).name("order-versions").uid("order-versions")
     else:
-        to_write.append(newest_revisions(t_env, revisions))
+        to_write = rows_to_write(t_env, items, props["replication.history"])
 
-    written = to_write[0].union(*to_write[1:]).key_by(
-        lambda item: route_slot(item, writer_slots), key_type=Types.INT()
-    ).process(
+    written = to_write.key_by(slot_of, key_type=Types.INT()).process(
         MySqlWriterFunction(settings, props["sink.batch.max.rows"], props["sink.batch.interval.ms"], status_dir)
     ).name("mysql-writer").uid("mysql-writer")
 
@@ -111,41 +103,38 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
     written.sink_to(Sink(discarding)).name("end")
 
 
-REVISION_ROW = Types.ROW_NAMED(
-    ["tbl", "document_id", "version", "tx_id", "tx_time_us", "document", "deleted"],
-    [Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(), Types.LONG(), Types.STRING(), Types.BOOLEAN()],
-)
-
-# Flink SQL's Top-1 keeps the highest version per document in Java keyed state: far
-# cheaper than a Python keyed function per document (see README, "What each mode costs").
-NEWEST_PER_DOCUMENT = """
-SELECT tbl, document_id, version, tx_id, tx_time_us, document, deleted FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY tbl, document_id ORDER BY version DESC) AS rn
-  FROM ledgersync_revisions
-) WHERE rn = 1
-"""
+def _select(kind_sql: str, where: str, source: str) -> str:
+    columns = ", ".join(kind_sql if name == "kind" else f"`{name}`" for name in ITEM_NAMES)
+    return f"SELECT {columns} FROM {source} WHERE {where}"
 
 
-def revision_row(revision) -> Row:
-    image = image_of(revision, CURRENT)
-    return Row(image.table, image.document_id, image.version, image.tx_id, image.tx_time_us, image.document,
-               image.deleted)
+def rows_to_write_sql(history: bool) -> str:
+    """order=false, in Flink SQL (Java operators, no Python between decoding and the writer):
 
-
-def current_image(row: Row) -> RowImage:
-    return RowImage(CURRENT, row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]))
-
-
-def newest_revisions(t_env: StreamTableEnvironment, revisions):
-    """order=false: the newest revision per document, as its changelog in upsert form.
-
-    Top-1 emits +I for a document's first revision and -U/+U when a newer one arrives;
-    duplicates and older revisions change nothing and emit nothing. Only +I/+U matter
-    to an upsert sink. Redactions never change the current view, so they stay out.
+    - current rows: the newest revision per document, Flink's Top-1 (ROW_NUMBER ... = 1) in
+      Java keyed state, far cheaper than a Python keyed function per document (see
+      README, "What each mode costs"). It emits +I for a document's first revision and
+      -U/+U when a newer one arrives; duplicates and older revisions emit nothing.
+      Redactions never change the current view, so they stay out.
+    - history rows (``history`` on): every revision; the insert-once statement drops repeats.
+    - dead letters: as they are.
     """
-    rows = revisions.filter(lambda r: not r.redacted).map(revision_row, output_type=REVISION_ROW) \
-        .name("revision-rows")
-    t_env.create_temporary_view("ledgersync_revisions", t_env.from_data_stream(rows))
-    changes = t_env.to_changelog_stream(t_env.sql_query(NEWEST_PER_DOCUMENT))
-    upserts = (RowKind.INSERT, RowKind.UPDATE_AFTER)
-    return changes.filter(lambda row: row.get_row_kind() in upserts).map(current_image).name("current-rows")
+    newest = ("(SELECT *, ROW_NUMBER() OVER (PARTITION BY tbl, document_id ORDER BY version DESC) AS rn "
+              f"FROM {ITEMS_VIEW} WHERE kind = '{REVISION}' AND NOT redacted)")
+    parts = [_select(f"CAST('{CURRENT}' AS STRING) AS kind", "rn = 1", newest),
+             _select("kind", f"kind = '{DEAD}'", ITEMS_VIEW)]
+    if history:
+        parts.append(_select(f"CAST('{HISTORY}' AS STRING) AS kind", f"kind = '{REVISION}'", ITEMS_VIEW))
+    return "\nUNION ALL\n".join(parts)
+
+
+def rows_to_write(t_env: StreamTableEnvironment, items, history: bool):
+    t_env.create_temporary_view(ITEMS_VIEW, t_env.from_data_stream(items))
+    changes = t_env.to_changelog_stream(t_env.sql_query(rows_to_write_sql(history)))
+    # Only +I/+U matter to an upsert sink: the -U before each +U is the row it replaces.
+    # (This filter and the writer's key selector run as one Python operator.)
+    return changes.filter(is_upsert).name("upserts")
+
+
+def is_upsert(row) -> bool:
+    return row.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER)

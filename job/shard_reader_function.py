@@ -71,6 +71,8 @@ def tick_millis(value) -> Optional[int]:
         return None
     if hasattr(value, "to_epoch_milli"):
         return value.to_epoch_milli()
+    if hasattr(value, "toEpochMilli"):  # thread mode: the java.time.Instant itself, through pemja
+        return int(value.toEpochMilli())
     if isinstance(value, _dt.datetime):
         return int(value.timestamp() * 1000)
     return int(value)
@@ -99,7 +101,7 @@ class ShardReaderFunction(KeyedProcessFunction):
         # pacer backs off per shard instead, so one throttled shard does not hold up the rest.
         self._control = aws_client("kinesis", self._region, self._endpoint, attempts=4)
         data = aws_client("kinesis", self._region, self._endpoint, attempts=1, read_timeout=10.0,
-                          max_pool_connections=max(10, self._concurrency))
+                          max_pool_connections=max(10, self._concurrency), raw_timestamps=True)
         self._reader = ShardReader(data, self._control, self._stream, self._limit)
         self._pacer = ShardPacer(poll_interval_s=self._poll_s, idle_interval_s=self._idle_s)
         self._pool = ThreadPoolExecutor(max_workers=self._concurrency, thread_name_prefix="kinesis-read")

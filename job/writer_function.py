@@ -1,33 +1,24 @@
 """Flink wrapper: the MySQL writer, keyed by writer slot.
 
-Rows wait in keyed list state until the slot's batch is full (``sink.batch.max.rows``)
-or its timer fires (``sink.batch.interval.ms``), so a completed checkpoint never holds
-a row that is neither in MySQL nor in state.
+Rows (``ITEM_ROW``, see job/item_rows.py) wait in keyed list state until the slot's
+batch is full (``sink.batch.max.rows``) or its timer fires (``sink.batch.interval.ms``),
+so a completed checkpoint never holds a row that is neither in MySQL nor in state.
 """
 from __future__ import annotations
 
-import zlib
 from typing import Optional
 
-from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor
 
-from connectors.dead_letters import DeadLetter
 from connectors.mysql_writer import MySqlSettings, MySqlWriter
+from job.item_rows import ITEM_ROW, SLOT, as_writer_item
 from job.run_status import StatusBoard
 
 
-def writer_slot(table: str, document_id: str, slots: int) -> int:
-    """Every revision of a document goes to the same writer slot."""
-    return zlib.crc32(f"{table}\x00{document_id}".encode("utf-8")) % slots
-
-
-def route_slot(item, slots: int) -> int:
-    """The writer slot of a revision (by document) or of a dead letter (by position)."""
-    if isinstance(item, DeadLetter):  # everything else names its table and document
-        return zlib.crc32(f"{item.stream}\x00{item.shard_id}\x00{item.sequence_number}".encode("utf-8")) % slots
-    return writer_slot(item.table, item.document_id, slots)
+def slot_of(row) -> int:
+    """The key selector of the writer: the slot the decoder (or the order step) computed."""
+    return row[SLOT]
 
 
 class MySqlWriterFunction(KeyedProcessFunction):
@@ -38,7 +29,7 @@ class MySqlWriterFunction(KeyedProcessFunction):
         self._status_dir = status_dir
 
     def open(self, ctx: RuntimeContext):
-        self._pending = ctx.get_list_state(ListStateDescriptor("pending-rows", Types.PICKLED_BYTE_ARRAY()))
+        self._pending = ctx.get_list_state(ListStateDescriptor("pending-rows", ITEM_ROW))
         self._writer = MySqlWriter(self._settings)
         self._board = StatusBoard(self._status_dir)
         # Per slot, in memory only: rows added since the last flush and the timer set.
@@ -79,7 +70,7 @@ class MySqlWriterFunction(KeyedProcessFunction):
         return ()  # PyFlink iterates what a timer returns
 
     def _flush(self, slot: int) -> None:
-        rows = list(self._pending.get() or [])
+        rows = [as_writer_item(row) for row in self._pending.get() or []]
         if rows:
             retries_before = self._writer.retries
             stats = self._writer.write(rows)
