@@ -115,7 +115,7 @@ SPEC: dict = {
         "mysql.connect.timeout.ms": (_positive_int, 10_000),
         "mysql.read.timeout.ms": (_positive_int, 60_000),
         "batch.max.rows": (_positive_int, 1000),
-        "batch.interval.ms": (_positive_int, 500),
+        "batch.interval.ms": (_positive_int, 200),
         "writer.slots": (_positive_int, 4),
         "retry.deadline.ms": (_positive_int, 300_000),
     },
