@@ -320,6 +320,8 @@ class MySqlWriter:
                     if self._settings.history:
                         cursor.execute(sql.create_history_table(table))
                     self._schemas[table] = self._load_columns(cursor, table)
+                    if self._settings.history:
+                        self._complete_history_columns(cursor, table, self._schemas[table])
                 schema = self._schemas[table]
                 documents = [d for d in (_document(i) for i in current_images + history_images) if d]
                 new, notes = schema.plan(documents)
@@ -345,6 +347,26 @@ class MySqlWriter:
             if kind:
                 schema.columns[name] = kind
         return schema
+
+    def _complete_history_columns(self, cursor, table: str, schema: TableColumns) -> None:
+        """Add to the history table the typed columns the current view has and it lacks.
+
+        A new column is added to the current view first, then to history (DDL commits on
+        its own in MySQL); a connection lost in between (a failover, a restart) leaves it
+        in the current view only, and the schema is read back from the current view, so
+        without this every later history row would be refused (unknown column) and end as
+        a dead letter."""
+        history = sql.history_table(table)
+        have = self._load_columns(cursor, history).columns
+        for column, column_type in schema.columns.items():
+            if column in have:
+                continue
+            log.warning("table %s: adding column %r, which %s lacks", table, column, history)
+            try:
+                cursor.execute(sql.add_column(history, column, column_type))
+            except pymysql.err.OperationalError as exc:
+                if error_code(exc) != DUPLICATE_COLUMN:
+                    raise  # another writer added it first: fine; anything else is not
 
     # --- connection -----------------------------------------------------------------
 
