@@ -329,11 +329,7 @@ class MySqlWriter:
                 for column, column_type in new.items():
                     targets = [table] + ([sql.history_table(table)] if self._settings.history else [])
                     for target in targets:
-                        try:
-                            cursor.execute(sql.add_column(target, column, column_type))
-                        except pymysql.err.OperationalError as exc:
-                            if error_code(exc) != DUPLICATE_COLUMN:
-                                raise  # another writer added it first: fine; anything else is not
+                        _add_column(cursor, target, column, column_type)
                     schema.columns[column] = column_type
         conn.commit()
 
@@ -362,11 +358,7 @@ class MySqlWriter:
             if column in have:
                 continue
             log.warning("table %s: adding column %r, which %s lacks", table, column, history)
-            try:
-                cursor.execute(sql.add_column(history, column, column_type))
-            except pymysql.err.OperationalError as exc:
-                if error_code(exc) != DUPLICATE_COLUMN:
-                    raise  # another writer added it first: fine; anything else is not
+            _add_column(cursor, history, column, column_type)
 
     # --- connection -----------------------------------------------------------------
 
@@ -388,6 +380,14 @@ class MySqlWriter:
                 self._conn.rollback()
             except Exception:  # the connection is likely gone; close() follows
                 pass
+
+
+def _add_column(cursor, table: str, column: str, column_type: str) -> None:
+    try:
+        cursor.execute(sql.add_column(table, column, column_type))
+    except pymysql.err.OperationalError as exc:
+        if error_code(exc) != DUPLICATE_COLUMN:
+            raise  # another writer added it first: fine; anything else is not
 
 
 def _document(image: RowImage) -> Optional[dict]:
