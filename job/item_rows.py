@@ -20,6 +20,7 @@ from pyflink.common import Row, Types
 
 from connectors.dead_letters import DeadLetter
 from connectors.row_images import CURRENT, HISTORY, RowImage, epoch_us, revision_json
+from job.ordering import Gap
 
 REVISION = "revision"  # decoded, not yet ordered: the source of current and history rows
 DEAD = "dead"
@@ -55,7 +56,8 @@ _WIDTH = len(ITEM_FIELDS)
 
 
 def writer_slot(table: str, document_id: str, slots: int) -> int:
-    """Every revision of a document goes to the same writer slot."""
+    """Every revision of a document goes to the same writer slot (and order bucket:
+    ``job.order_function.order_bucket``)."""
     return zlib.crc32(f"{table}\x00{document_id}".encode("utf-8")) % slots
 
 
@@ -99,11 +101,6 @@ def as_image(row, kind: Optional[str] = None) -> RowImage:
                     row[DOCUMENT], bool(row[DELETED]), bool(row[REDACTED]))
 
 
-def as_revision(row):
-    """A revision row as the ordering rules take it (``job.ordering`` reads these fields)."""
-    return as_image(row, CURRENT)
-
-
 def as_dead_letter(row) -> DeadLetter:
     return DeadLetter(row[STREAM], row[SHARD_ID], row[SEQUENCE_NUMBER], row[STAGE], row[REASON],
                       bytes(row[RAW] or b""), row[SUB_SEQUENCE])
@@ -111,8 +108,6 @@ def as_dead_letter(row) -> DeadLetter:
 
 def as_writer_item(row):
     """What ``connectors.mysql_writer.MySqlWriter.write`` takes for one row."""
-    from job.ordering import Gap  # job.ordering imports nothing from Flink; late import keeps this module light
-
     kind = row[KIND]
     if kind in (CURRENT, HISTORY):
         return as_image(row)

@@ -12,7 +12,6 @@ pass through.
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import replace
 
 from pyflink.common import Types
@@ -22,14 +21,14 @@ from pyflink.datastream.state import MapStateDescriptor
 from connectors.mysql_lookup import StoredVersions
 from connectors.mysql_writer import MySqlSettings
 from connectors.row_images import CURRENT, HISTORY
-from job.item_rows import (DEAD, DOCUMENT_ID, KIND, SLOT, TBL, as_image, gap_row, image_row)
+from job.item_rows import DEAD, DOCUMENT_ID, KIND, SLOT, TBL, as_image, gap_row, image_row, writer_slot
 from job.ordering import OrderedDocument
 
 ORDER_BUCKETS = 256
 
 
 def order_bucket(table: str, document_id: str, buckets: int = ORDER_BUCKETS) -> int:
-    return zlib.crc32(f"{table}\x00{document_id}".encode("utf-8")) % buckets
+    return writer_slot(table, document_id, buckets)  # the same document hash, over the buckets
 
 
 def bucket_of(row) -> int:
