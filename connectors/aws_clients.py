@@ -43,14 +43,19 @@ def aws_client(service: str, region: str, endpoint: Optional[str] = None,
         max_pool_connections=max_pool_connections,
     )
     kwargs = {"config": config, "region_name": region}
-    core = botocore.session.get_session()
-    if raw_timestamps:
-        core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_raw_timestamp)
-    session = boto3.session.Session(botocore_session=core)
+    # The parser setting belongs to a botocore session, so only those clients get their own
+    # (every other client shares boto3's default session and its loaded service models).
+    session = _raw_timestamp_session() if raw_timestamps else None
     if endpoint:
         kwargs["endpoint_url"] = endpoint
-        if session.get_credentials() is None:
+        if (session or boto3.session.Session()).get_credentials() is None:
             # Local stand-ins accept any key; real AWS never takes this branch.
             kwargs["aws_access_key_id"] = os.environ.get("AWS_ACCESS_KEY_ID", "testing")
             kwargs["aws_secret_access_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
-    return session.client(service, **kwargs)
+    return session.client(service, **kwargs) if session else boto3.client(service, **kwargs)
+
+
+def _raw_timestamp_session() -> boto3.session.Session:
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_raw_timestamp)
+    return boto3.session.Session(botocore_session=core)
