@@ -70,11 +70,17 @@ def hot_frames(lines: Iterable[str], top: int = 15) -> list:
 
 
 def format_summary(counts: Counter, hot: list) -> str:
-    total = sum(counts.values()) or 1
-    lines = [f"py-spy --gil: {total} samples of the Python thread holding the GIL in the processes running Python operators, by kind of work:"]
-    for kind, n in counts.most_common():
+    return _format_shares(counts, "py-spy --gil: {total} samples of the Python thread holding the GIL in the "
+                                  "processes running Python operators, by kind of work:", "hottest leaf frames:", hot)
+
+
+def _format_shares(kinds: Counter, header: str, hot_header: str, hot: list) -> str:
+    """Samples by kind of work, then the hottest frames, each as a share of all samples."""
+    total = sum(kinds.values()) or 1
+    lines = [header.format(total=total)]
+    for kind, n in kinds.most_common():
         lines.append(f"  {100.0 * n / total:5.1f}%  {kind}")
-    lines.append("hottest leaf frames:")
+    lines.append(hot_header)
     for frame, n in hot:
         lines.append(f"  {100.0 * n / total:5.1f}%  {frame}")
     return "\n".join(lines)
@@ -201,15 +207,8 @@ def _jvm_kind(frames: list) -> str:
 
 
 def format_jvm_summary(kinds: Counter, leaves: list) -> str:
-    total = sum(kinds.values()) or 1
-    lines = [f"JFR: {total} execution samples of the job's JVM (Java code only; native RocksDB time not "
-             "included), by kind of work:"]
-    for kind, n in kinds.most_common():
-        lines.append(f"  {100.0 * n / total:5.1f}%  {kind}")
-    lines.append("hottest JVM methods:")
-    for frame, n in leaves:
-        lines.append(f"  {100.0 * n / total:5.1f}%  {frame}")
-    return "\n".join(lines)
+    return _format_shares(kinds, "JFR: {total} execution samples of the job's JVM (Java code only; native RocksDB "
+                                 "time not included), by kind of work:", "hottest JVM methods:", leaves)
 
 
 def process_kind(cmdline: str, root_pid: int, pid: int) -> str:
