@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(a PyFlink job).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the job on a local Flink mini-cluster")
+    run = commands.add_parser("run", help="run the job on a local Flink mini-cluster (or, with --jobmanager, "
+                                          "on a running cluster)")
     run.add_argument("--properties", default=DEFAULT_PROPERTIES,
                      help="application properties JSON in the MSF format (default: %(default)s)")
     run.add_argument("--until-caught-up", action="store_true",
@@ -55,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="when the run ends (caught up, Ctrl-C or SIGTERM), stop the job with a savepoint in DIR "
                           "instead of cancelling it")
     run.add_argument("--flink-conf", default=None, help="Flink config.yaml (default: flink-conf/config.yaml)")
+    run.add_argument("--parallelism", type=_positive, default=None, metavar="N",
+                     help="the job's parallelism (default: parallelism.default in the Flink config, 1)")
+    run.add_argument("--jobmanager", default=None, metavar="HOST:PORT",
+                     help="submit to this running Flink cluster's REST endpoint (`ledgersync cluster up` starts "
+                          "one) instead of a mini-cluster; it retries a lost TaskManager from the newest "
+                          "checkpoint (fixed delay, 10 attempts)")
+
+    cluster = commands.add_parser(
+        "cluster", help="a local standalone Flink cluster (a JobManager and TaskManagers as separate processes, "
+                        "from PyFlink's own distribution) under .local/cluster/")
+    cluster.add_argument("action", choices=("up", "down", "status", "add-taskmanager"))
+    cluster.add_argument("--taskmanagers", type=_positive, default=2, help="with up: how many (default 2)")
+    cluster.add_argument("--slots", type=_positive, default=2, help="with up: task slots each (default 2)")
 
     simulate = commands.add_parser("simulate", help="put a simulated workload on a stream")
     kinds = simulate.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -119,6 +133,10 @@ def main(argv=None) -> int:
             else:
                 return 0 if local_services.status() else 1
             return 0
+        if args.command == "cluster":
+            from job.local_cluster import cluster_command
+
+            return cluster_command(args)
         if args.command == "bench":
             from job.bench import main as bench_main
 
@@ -146,10 +164,11 @@ def main(argv=None) -> int:
         print(f"ledgersync: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        from job.local_cluster import ClusterError
         from job.local_services import ServiceError
         from job.runner import JobFailed
 
-        if isinstance(exc, (ServiceError, JobFailed)):
+        if isinstance(exc, (ServiceError, JobFailed, ClusterError)):
             print(f"ledgersync: {exc}", file=sys.stderr)
             return 1
         raise
@@ -175,7 +194,8 @@ def _run(args, props) -> int:
     run_local(props, until_caught_up=args.until_caught_up,
               flink_conf=args.flink_conf or DEFAULT_FLINK_CONF, timeout_s=args.timeout,
               from_savepoint=args.from_savepoint, from_latest_checkpoint=args.from_latest_checkpoint,
-              checkpoint_dir=args.checkpoint_dir, stop_with_savepoint=args.stop_with_savepoint)
+              checkpoint_dir=args.checkpoint_dir, stop_with_savepoint=args.stop_with_savepoint,
+              parallelism=args.parallelism, jobmanager=args.jobmanager)
     sys.stdout.flush()
     sys.stderr.flush()
     # PyFlink's Beam gRPC servers complain noisily at interpreter shutdown once the job

@@ -32,8 +32,23 @@ DEFAULT_LOCAL_DIR = os.path.join(PROJECT_ROOT, ".local")
 DEFAULT_CHECKPOINT_DIR = os.path.join(DEFAULT_LOCAL_DIR, "checkpoints")
 
 
+# `run --jobmanager`: a TaskManager lost is retried from the newest checkpoint, a few times.
+CLUSTER_RESTART_STRATEGY = {"restart-strategy.type": "fixed-delay",
+                            "restart-strategy.fixed-delay.attempts": "10",
+                            "restart-strategy.fixed-delay.delay": "5 s"}
+
+
 class JobFailed(RuntimeError):
     pass
+
+
+def parse_jobmanager(text: str) -> tuple:
+    """``HOST:PORT`` of a cluster's REST endpoint (as ``flink run -m`` takes it)."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise JobFailed(f"--jobmanager {text!r}: expected HOST:PORT of the cluster's REST endpoint, "
+                        "e.g. 127.0.0.1:8081")
+    return host, int(port)
 
 
 def read_flink_conf(path: str) -> dict:
@@ -183,6 +198,7 @@ def run_local(props: Properties, *, until_caught_up: bool,
               checkpoint_dir: Optional[str] = None, progress_every_s: float = 5.0,
               timeout_s: Optional[float] = None, from_savepoint: Optional[str] = None,
               from_latest_checkpoint: bool = False, stop_with_savepoint: Optional[str] = None,
+              parallelism: Optional[int] = None, jobmanager: Optional[str] = None,
               out=sys.stdout) -> Progress:
     from pyflink.datastream import StreamExecutionEnvironment
 
@@ -204,19 +220,39 @@ def run_local(props: Properties, *, until_caught_up: bool,
         if not os.path.exists(from_savepoint):
             raise JobFailed(f"savepoint or checkpoint not found: {from_savepoint}")
         say(f"restoring from {from_savepoint}")
-    rest_port = free_port()
-    extra = {"rest.port": str(rest_port), "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1"}
+    if jobmanager:
+        # A running cluster (e.g. `ledgersync cluster up`), over REST. Losing a TaskManager is
+        # normal there, so a bounded restart strategy replaces the local "fail at once"; the
+        # checkpoint directory must be on a disk every TaskManager sees (here: this machine's).
+        host, rest_port = parse_jobmanager(jobmanager)
+        extra = {"execution.target": "remote", "rest.address": host, "rest.port": str(rest_port),
+                 **CLUSTER_RESTART_STRATEGY}
+    else:
+        rest_port = free_port()
+        extra = {"rest.port": str(rest_port), "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1"}
+        host = "127.0.0.1"
+    if parallelism:
+        extra["parallelism.default"] = str(parallelism)
     if from_savepoint:
         extra["execution.state-recovery.path"] = from_savepoint
-    env = StreamExecutionEnvironment.get_execution_environment(
-        flink_configuration(flink_conf, checkpoint_dir, extra))
+    conf = flink_configuration(flink_conf, checkpoint_dir, extra)
+    if jobmanager:
+        # get_execution_environment() outside the `flink` CLI always makes a local one
+        # (Flink sets execution.target=local there); the constructor honours "remote".
+        from pyflink.java_gateway import get_gateway
+
+        env = StreamExecutionEnvironment(
+            get_gateway().jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment(
+                conf._j_configuration))
+    else:
+        env = StreamExecutionEnvironment.get_execution_environment(conf)
     build_pipeline(env, props, status_dir)
     started = time.monotonic()
     client = env.execute_async("ledgersync")
     job_id = str(client.get_job_id())
     job_checkpoints = os.path.join(checkpoint_dir, job_id)
     say(f"job {job_id} running; checkpoints in {job_checkpoints}; status in {status_dir}; "
-        f"Flink REST/web UI http://127.0.0.1:{rest_port}")
+        f"Flink REST/web UI http://{host}:{rest_port}")
     tip_checkpoint: Optional[int] = None
     tip_records = -1
     last_print = 0.0
@@ -224,7 +260,7 @@ def run_local(props: Properties, *, until_caught_up: bool,
     with _StopRequests() as stop:
         try:
             while True:
-                _raise_if_ended(client)
+                _raise_if_ended(client, remote=bool(jobmanager))
                 progress = summarize(read_board(status_dir))
                 triggered, progress.checkpoint = checkpoint_numbers(job_checkpoints)
                 now = time.monotonic()
@@ -245,7 +281,7 @@ def run_local(props: Properties, *, until_caught_up: bool,
                 if timeout_s is not None and now - started > timeout_s:
                     raise JobFailed(f"not caught up after {timeout_s:.0f}s: {progress.line()}")
                 time.sleep(0.25)
-            _print_reader_metrics(rest_port, job_id, say)
+            _print_reader_metrics(host, rest_port, job_id, say)
             if stop_with_savepoint:
                 path = _stop_with_savepoint(client, "file://" + os.path.abspath(stop_with_savepoint))
                 stopped_with_savepoint = True
@@ -276,9 +312,9 @@ def _local_path(uri: str) -> str:
     return uri[len("file:"):] if uri.startswith("file:") else uri
 
 
-def reader_metrics(rest_port: int, job_id: str) -> dict:
+def reader_metrics(host: str, rest_port: int, job_id: str) -> dict:
     """The reader's Flink metrics (``shardId.<id>.recordsRead`` and the like) from the REST API."""
-    base = f"http://127.0.0.1:{rest_port}/jobs/{job_id}"
+    base = f"http://{host}:{rest_port}/jobs/{job_id}"
 
     def get(path: str):
         with urllib.request.urlopen(base + path, timeout=5) as response:
@@ -296,12 +332,12 @@ def reader_metrics(rest_port: int, job_id: str) -> dict:
     return values
 
 
-def _print_reader_metrics(rest_port: int, job_id: str, say, attempts: int = 3) -> None:
+def _print_reader_metrics(host: str, rest_port: int, job_id: str, say, attempts: int = 3) -> None:
     """One line of the reader's Flink metrics, per shard and in total."""
     metrics: dict = {}
     for attempt in range(attempts):
         try:
-            metrics = reader_metrics(rest_port, job_id)
+            metrics = reader_metrics(host, rest_port, job_id)
         except Exception as exc:  # metrics are a report, never a reason to fail the run
             say(f"reader metrics not available: {exc}")
             return
@@ -317,11 +353,13 @@ def _print_reader_metrics(rest_port: int, job_id: str, say, attempts: int = 3) -
     say(f"reader metrics: {shown or 'none reported yet'}")
 
 
-def _raise_if_ended(client) -> None:
+def _raise_if_ended(client, remote: bool = False) -> None:
     try:
         status = client.get_job_status().result()
         name = getattr(status, "name", str(status))
     except Exception:
+        if remote:
+            return  # a REST hiccup of a cluster that outlives its jobs: ask again next time
         # A local per-job mini-cluster shuts down as soon as its job has ended.
         name = "ENDED"
     if name in ("FAILED", "CANCELED", "FINISHED", "SUSPENDED", "ENDED"):

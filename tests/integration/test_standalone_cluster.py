@@ -1,0 +1,92 @@
+"""A real cluster, not the mini-cluster: a JobManager and two TaskManagers as separate
+processes (job/local_cluster.py), the job submitted at parallelism 4, one TaskManager
+SIGKILLed mid-stream and a new one started; Flink restores the job from its newest
+checkpoint on the slots it has again, and MySQL ends exactly equal to the oracle."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+
+from connectors.qldb_records import decode_record
+from job.local_cluster import LocalCluster
+from job.runner import checkpoint_numbers
+from job.simulate import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
+from tests.conftest import write_properties
+from tests.job_process import JobProcess
+from tests.oracle import actual_tables, diff, expected_tables
+
+
+def _history_rows(conn, tables) -> int:
+    total = 0
+    with conn.cursor() as cursor:
+        for table in tables:
+            cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
+                           "AND table_name = %s", (table,))
+            if cursor.fetchone()[0]:
+                cursor.execute(f"SELECT COUNT(*) FROM `{table}`")
+                total += cursor.fetchone()[0]
+    return total
+
+
+def _get(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    local = LocalCluster(str(tmp_path / "cluster"))
+    local.up(taskmanagers=2, slots=2)
+    try:
+        yield local
+    finally:
+        local.down()
+
+
+@pytest.mark.slow
+def test_taskmanager_killed_mid_stream_on_a_standalone_cluster_loses_nothing(
+        tmp_path, cluster, kinesis, stream_name, mysql_database, mysql_conn):
+    spec = WorkloadSpec(tables=4, documents=600, revisions=4, duplicates=0.1, shuffle=True, seed=61)
+    revisions = generate(spec)
+    ensure_stream(kinesis, stream_name, shards=4)
+    put_records(kinesis, stream_name, [(r.document_id, encode(r)) for r in delivery(spec, revisions)])
+    expected = expected_tables([decode_record(encode(r)).revision for r in revisions], history=True)
+    history_tables = [t for t in expected if t.endswith("_history")]
+
+    # Small GetRecords batches make reading take a while (4 shards x 5 calls/s x 40 records),
+    # so that the kill lands mid-stream on a quiet machine too.
+    props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
+                             source={"get.records.limit": "40"}, replication={"history": "true"})
+    state = cluster.state()
+    checkpoints = tmp_path / "checkpoints"
+    job = JobProcess(["--properties", props, "--until-caught-up", "--timeout", "480",
+                      "--jobmanager", state.jobmanager, "--parallelism", "4",
+                      "--checkpoint-dir", str(checkpoints)], tmp_path / "run.log")
+    try:
+        job_id = job.wait_for(lambda: job.job_id, 120, "the job to start")
+        job.wait_for(lambda: checkpoint_numbers(str(checkpoints / job_id))[1] >= 1, 180, "a first checkpoint")
+        job.wait_for(lambda: _history_rows(mysql_conn, history_tables) >= 1000, 180, "rows in MySQL")
+        victim = state.taskmanager_pids[0]
+        cluster.kill_taskmanager(victim)
+        at_kill = _history_rows(mysql_conn, history_tables)
+        replacement = cluster.add_taskmanager()
+        cluster.wait_for_taskmanagers(2)
+        code = job.proc.wait(timeout=600)
+        output = job.output()
+    finally:
+        job.cleanup()
+    assert code == 0, output[-4000:]
+    assert "caught up" in output, output[-4000:]
+    assert at_kill < len(revisions), at_kill  # the kill came while work was left
+
+    # Flink saw the TaskManager go and restarted the job (from its newest checkpoint).
+    exceptions = _get(state.rest_port, f"/jobs/{job_id}/exceptions")
+    assert exceptions.get("exceptionHistory", {}).get("entries"), exceptions
+    assert replacement != victim
+
+    actual = actual_tables(mysql_conn, expected)
+    assert sum(len(rows) for table, rows in actual.items() if table.endswith("_history")) == len(revisions)
+    assert diff(expected, actual) == [], output[-3000:]
