@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LEDGERSYNC := $(VENV)/bin/ledgersync
 # MSF runs Python 3.12: prefer it where present, else 3.11 (PyFlink 2.2 supports both).
-BASE_PYTHON ?= $(shell for p in python3.12 /root/.pyenv/versions/3.12.1/bin/python3 python3.11 python3; do \
+# pyenv's 3.12 is found by its minor version (the patch release differs between machines).
+BASE_PYTHON ?= $(shell for p in python3.12 $(sort $(wildcard /root/.pyenv/versions/3.12.*/bin/python3)) python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3,11) <= sys.version_info[:2] <= (3,12))' 2>/dev/null \
 	&& { command -v $$p; break; }; done)
 PYTEST_ARGS ?=

@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     services = commands.add_parser("services", help="local MariaDB and moto server under .local/")
     services.add_argument("action", choices=("up", "down", "status"))
 
+    commands.add_parser("properties", help="list every property (group.key), its default and what it means")
+
     show = commands.add_parser("show", help="row counts and a few rows of the replicated tables")
     show.add_argument("--properties", default=DEFAULT_PROPERTIES, help="(default: %(default)s)")
     show.add_argument("--rows", type=int, default=3, help="sample rows per table (default 3)")
@@ -132,6 +134,11 @@ def main(argv=None) -> int:
                 local_services.down()
             else:
                 return 0 if local_services.status() else 1
+            return 0
+        if args.command == "properties":
+            from job.properties import describe_properties
+
+            print(describe_properties())
             return 0
         if args.command == "cluster":
             from job.local_cluster import cluster_command

@@ -88,55 +88,95 @@ def _replay_ddl(text: str) -> frozenset:
 
 REQUIRED = object()
 
-# group -> key -> (parser, default). REQUIRED marks a key that must be present.
+
+@dataclass(frozen=True)
+class Key:
+    """One property: how its text is parsed, its default (REQUIRED: must be given) and what it means.
+
+    The description is what `ledgersync properties` prints; the README's table says the same
+    at more length, and tests/unit/test_properties_doc.py checks that it lists every key."""
+    parse: Callable[[str], Any]
+    default: Any
+    description: str
+
+
+# group -> key -> Key: every property there is, in one place.
 SPEC: dict = {
     "source": {
-        "stream.name": (str, REQUIRED),
-        "aws.region": (str, "us-east-1"),
-        "aws.endpoint": (str, None),
-        "initial.position": (_choice("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"), "TRIM_HORIZON"),
-        "initial.timestamp": (_timestamp, None),
-        "format": (_choice("qldb", "cloudwatch-audit"), "qldb"),
+        "stream.name": Key(str, REQUIRED, "Kinesis stream to read"),
+        "aws.region": Key(str, "us-east-1", "AWS region"),
+        "aws.endpoint": Key(str, None, "local AWS endpoint (moto, LocalStack); none: real AWS"),
+        "initial.position": Key(_choice("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"), "TRIM_HORIZON",
+                                "where the job's very first start begins (a restored job goes on from its positions)"),
+        "initial.timestamp": Key(_timestamp, None, "ISO 8601 time for initial.position=AT_TIMESTAMP"),
+        "format": Key(_choice("qldb", "cloudwatch-audit"), "qldb",
+                      "qldb (QLDB stream records) or cloudwatch-audit (audit logs from a CloudWatch Logs subscription)"),
         # Kinesis allows 5 GetRecords calls per second per shard, and 10,000 records per call.
-        "poll.interval.ms": (_int_between(200, 3_600_000, " (Kinesis allows 5 GetRecords calls/s per shard)"), 200),
-        "idle.poll.interval.ms": (_int_between(200, 3_600_000), 1000),
-        "shard.discovery.interval.ms": (_int_between(100, 3_600_000), 10_000),
-        "reader.slots": (_int_between(1, 64), 4),
-        "get.records.limit": (_int_between(1, 10_000), 1000),
+        "poll.interval.ms": Key(_int_between(200, 3_600_000, " (Kinesis allows 5 GetRecords calls/s per shard)"), 200,
+                                "time between GetRecords calls on a shard with records waiting; at least 200"),
+        "idle.poll.interval.ms": Key(_int_between(200, 3_600_000), 1000,
+                                     "longest time between calls on a shard at its tip"),
+        "shard.discovery.interval.ms": Key(_int_between(100, 3_600_000), 10_000,
+                                           "how often the shard list is read (ListShards) to find new shards"),
+        "reader.slots": Key(_int_between(1, 64), 4, "how many shards are read at the same time, 1..64"),
+        "get.records.limit": Key(_int_between(1, 10_000), 1000, "records per GetRecords call, 1..10000"),
     },
     "sink": {
-        "mysql.host": (str, REQUIRED),
-        "mysql.port": (_port, 3306),
-        "mysql.database": (str, REQUIRED),
-        "mysql.user": (str, REQUIRED),
-        "mysql.password": (str, None),
-        "mysql.secret.arn": (str, None),
-        "mysql.ssl.ca": (str, None),
-        "mysql.connect.timeout.ms": (_positive_int, 10_000),
-        "mysql.read.timeout.ms": (_positive_int, 60_000),
-        "batch.max.rows": (_positive_int, 1000),
-        "batch.interval.ms": (_positive_int, 200),
-        "writer.slots": (_positive_int, 4),
-        "retry.deadline.ms": (_positive_int, 300_000),
+        "mysql.host": Key(str, REQUIRED, "MySQL host"),
+        "mysql.port": Key(_port, 3306, "MySQL port"),
+        "mysql.database": Key(str, REQUIRED, "target database (created if missing)"),
+        "mysql.user": Key(str, REQUIRED, "MySQL user"),
+        "mysql.password": Key(str, None, "password; this or mysql.secret.arn is required (use the secret in production)"),
+        "mysql.secret.arn": Key(str, None, "AWS Secrets Manager secret holding the password (or RDS-style JSON); "
+                                           "read again after a login is refused (rotation)"),
+        "mysql.ssl.ca": Key(str, None, "path of a CA bundle: turns TLS on (for Aurora, the RDS CA bundle)"),
+        "mysql.connect.timeout.ms": Key(_positive_int, 10_000, "MySQL connect timeout"),
+        "mysql.read.timeout.ms": Key(_positive_int, 60_000, "MySQL read/write timeout"),
+        "batch.max.rows": Key(_positive_int, 1000, "a writer slot writes its batch when it holds this many rows"),
+        "batch.interval.ms": Key(_positive_int, 200, "... or when its oldest waiting row is this old"),
+        "writer.slots": Key(_positive_int, 4, "writer slots (keys of the writer); a document always goes to the same one"),
+        "retry.deadline.ms": Key(_positive_int, 300_000,
+                                 "how long a batch is retried on transient MySQL errors before the job fails"),
     },
     "replication": {
-        "history": (_bool, False),
-        "order": (_bool, False),
-        "order.timeout.ms": (_positive_int, 60_000),
-        "order.gap": (_choice("skip", "wait"), "skip"),
-        "tables.include": (_csv, ()),
+        "history": Key(_bool, False, "also keep every revision, deletes included, once, in <table>_history"),
+        "order": Key(_bool, False, "apply versions strictly one after another instead of newest-wins"),
+        "order.timeout.ms": Key(_positive_int, 60_000, "order mode: how long a gap (a missing version) is waited for"),
+        "order.gap": Key(_choice("skip", "wait"), "skip",
+                         "order mode, when the wait runs out: skip (apply, record the gap) or wait (keep waiting)"),
+        "tables.include": Key(_csv, (), "comma-separated QLDB table names to replicate (default: all)"),
     },
     "audit": {
-        "replay.enabled": (_bool, False),
-        "replay.database": (_mysql_identifier, None),
-        "max.out.of.orderness.ms": (_positive_int, 5_000),
+        "replay.enabled": Key(_bool, False, "cloudwatch-audit: replay the source's statements on audit.replay.database"),
+        "replay.database": Key(_mysql_identifier, None, "the database statements are replayed in (required with replay)"),
+        "max.out.of.orderness.ms": Key(_positive_int, 5_000,
+                                       "how far a shard's events may trail the newest event time it delivered"),
         # Audit-log sync (source.format=cloudwatch-audit); see README "Audit-log sync".
-        "source.database": (str, None),
-        "replay.ddl": (_replay_ddl, frozenset()),
-        "replay.stop.on.error": (_bool, False),
-        "idle.timeout.ms": (_positive_int, 3_000),
+        "source.database": Key(str, None, "only statements for this database are replayed "
+                                          "(default: audit.replay.database)"),
+        "replay.ddl": Key(_replay_ddl, frozenset(), "table DDL to replay too: all, or a list such as "
+                                                     "CREATE TABLE, ALTER TABLE (default: none)"),
+        "replay.stop.on.error": Key(_bool, False, "a statement the target refuses: dead letter and go on (false), "
+                                                  "or dead letter and fail the job (true)"),
+        "idle.timeout.ms": Key(_positive_int, 3_000, "a shard silent this long no longer holds a server's watermark back"),
     },
 }
+
+
+def describe_properties() -> str:
+    """Every group and key with its default and meaning (``ledgersync properties``)."""
+    lines = []
+    for group_id, keys in SPEC.items():
+        lines.append(f"[{group_id}]")
+        for key, spec in keys.items():
+            if spec.default is REQUIRED:
+                default = "required"
+            elif spec.default in (None, (), frozenset()):
+                default = "none"
+            else:
+                default = str(spec.default).lower() if isinstance(spec.default, bool) else str(spec.default)
+            lines.append(f"  {group_id}.{key} = {default}\n      {spec.description}")
+    return "\n".join(lines)
 
 
 SECRET_KEYS = frozenset({"sink.mysql.password"})
@@ -153,9 +193,6 @@ class Properties:
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
 
-    def get(self, name: str, default: Any = None) -> Any:
-        value = self.values.get(name)
-        return default if value is None else value
 
 
 def parse_groups(groups: Any, origin: str = "properties") -> Properties:
@@ -180,11 +217,11 @@ def parse_groups(groups: Any, origin: str = "properties") -> Properties:
             raw[f"{group_id}.{key}"] = str(text)
     values: dict = {}
     for group_id, keys in SPEC.items():
-        for key, (parse, default) in keys.items():
-            name = f"{group_id}.{key}"
+        for key, spec in keys.items():
+            name, default = f"{group_id}.{key}", spec.default
             if name in raw and raw[name] != "":
                 try:
-                    values[name] = parse(raw[name])
+                    values[name] = spec.parse(raw[name])
                 except ValueError as exc:
                     raise PropertiesError(f"{origin}: bad value {raw[name]!r} for {name}: {exc}") from None
             elif default is REQUIRED:

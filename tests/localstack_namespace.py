@@ -23,6 +23,7 @@ Why each namespace:
 from __future__ import annotations
 
 import fcntl
+import glob
 import json
 import os
 import shutil
@@ -48,7 +49,8 @@ SHARED = ("localstack",)
 # Measured here: newer boto3/openapi-core/cbor2/pyopenssl/twisted break this release.
 REQUIREMENTS = ("localstack-core[runtime]==2026.3.0", "boto3==1.42.72", "botocore==1.42.72",
                 "openapi-core==0.23.1", "cbor2<6", "pyopenssl<26", "localstack-twisted==25.5.0")
-PYTHON313_CANDIDATES = ("/root/.pyenv/versions/3.13.0/bin/python", "python3.13")
+# pyenv's 3.13 by its minor version (the patch release differs between machines), then PATH.
+PYTHON313_CANDIDATES = (*sorted(glob.glob("/root/.pyenv/versions/3.13.*/bin/python3"), reverse=True), "python3.13")
 
 HOST = "127.0.0.1"
 LOCALSTACK_PORT = 4566
