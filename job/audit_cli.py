@@ -6,7 +6,7 @@ import os
 import socket
 import sys
 
-from job.cli import _fraction, _non_negative, _positive  # the same argument checks as `ledgersync`
+from job.cli_args import fraction as _fraction, non_negative as _non_negative, positive as _positive
 from job.properties import load_properties
 
 
@@ -128,7 +128,7 @@ def _audit_source(args) -> int:
                               progress=lambda line: print(f"audit-source: {line}", flush=True))
         return 0
     from connectors.mysql_writer import connect
-    from job.pipeline import mysql_settings
+    from job.settings import mysql_settings
 
     replica_db = props["audit.replay.database"]
     if not replica_db:

@@ -14,12 +14,11 @@ from pyflink.java_gateway import get_gateway
 
 from job.audit_functions import AuditReplayFunction, DecodeAuditFunction, replay_key
 from job.properties import Properties
+from job.settings import mysql_settings
 
 
 def build_audit_stages(records, props: Properties, status_dir: Optional[str]) -> None:
     """Everything after the shard reader's ``(stream, shard_id, sequence_number, data)`` stream."""
-    from job.pipeline import mysql_settings
-
     events = records.flat_map(DecodeAuditFunction()).name("decode-cloudwatch-audit").uid("decode-cloudwatch-audit")
     replayed = events.key_by(replay_key, key_type=Types.STRING()).process(
         AuditReplayFunction(

@@ -5,31 +5,11 @@ import argparse
 import os
 import sys
 
+from job.cli_args import fraction as _fraction, non_negative as _non_negative, positive as _positive
 from job.properties import PropertiesError, load_properties
 
 DEFAULT_PROPERTIES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                   "flink-conf", "application_properties.json")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,7 +140,7 @@ def main(argv=None) -> int:
         if args.command == "simulate":
             return _simulate(args, props)
         if args.command == "show":
-            from job.pipeline import mysql_settings
+            from job.settings import mysql_settings
             from job.show import show_tables
 
             show_tables(mysql_settings(props), sample=args.rows)

@@ -10,8 +10,6 @@ from pyflink.datastream.connectors import Sink
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
-from connectors.credentials import SecretSource
-from connectors.mysql_writer import MySqlSettings
 from connectors.row_images import CURRENT, HISTORY
 from job.decode_function import DecodeQldbFunction
 from job.item_rows import DEAD, ITEM_NAMES, ITEM_ROW, REVISION
@@ -19,25 +17,10 @@ from job.order_function import OrderedRevisionsFunction, bucket_of
 from job.shard_reader_function import READER_KEY, ShardReaderFunction
 from job.writer_function import MySqlWriterFunction, slot_of
 from job.properties import Properties
+from job.settings import mysql_settings
 
 TICK_TABLE = "ledgersync_ticks"
 ITEMS_VIEW = "ledgersync_items"
-
-
-def mysql_settings(props: Properties) -> MySqlSettings:
-    secret_arn = props["sink.mysql.secret.arn"]
-    return MySqlSettings(
-        host=props["sink.mysql.host"], port=props["sink.mysql.port"],
-        database=props["sink.mysql.database"], user=props["sink.mysql.user"],
-        password=props["sink.mysql.password"],
-        secret=SecretSource(secret_arn, props["source.aws.region"], props["source.aws.endpoint"])
-        if secret_arn else None,
-        connect_timeout=props["sink.mysql.connect.timeout.ms"] / 1000.0,
-        read_timeout=props["sink.mysql.read.timeout.ms"] / 1000.0,
-        retry_deadline_s=props["sink.retry.deadline.ms"] / 1000.0,
-        ssl_ca=props["sink.mysql.ssl.ca"],
-        history=props["replication.history"],
-    )
 
 
 def build_pipeline(env: StreamExecutionEnvironment, props: Properties,

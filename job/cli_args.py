@@ -1,0 +1,25 @@
+"""Argument types shared by every `ledgersync` subcommand (argparse reports their message)."""
+from __future__ import annotations
+
+import argparse
+
+
+def at_least(low: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError("must be at least 1" if low == 1 else
+                                             "must not be negative" if low == 0 else f"must be at least {low}")
+        return value
+    return parse
+
+
+positive = at_least(1)
+non_negative = at_least(0)
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
