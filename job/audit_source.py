@@ -39,22 +39,6 @@ class SourcePaths:
         return os.path.join(self.root, "audit-source")
 
     @property
-    def data(self) -> str:
-        return os.path.join(self.base, "data")
-
-    @property
-    def socket(self) -> str:
-        return os.path.join(self.base, "mysqld.sock")
-
-    @property
-    def pid(self) -> str:
-        return os.path.join(self.base, "mariadbd.pid")
-
-    @property
-    def error_log(self) -> str:
-        return os.path.join(self.base, "mariadbd.log")
-
-    @property
     def audit_log(self) -> str:
         return os.path.join(self.base, "server_audit.log")
 
@@ -74,92 +58,42 @@ def connect(database: Optional[str] = None, autocommit: bool = True):
                            charset="utf8mb4", autocommit=autocommit, connect_timeout=5)
 
 
-def _answers() -> bool:
-    connect().close()
-    return True
-
-
-def _root(paths: SourcePaths):
-    import pymysql
-
-    return pymysql.connect(unix_socket=paths.socket, user="root", connect_timeout=2, autocommit=True)
+def server(paths: SourcePaths) -> "services.MariaDB":
+    """The audited MariaDB: the shared launcher, with the audit plugin writing its own file."""
+    return services.MariaDB(
+        "audit source MariaDB", paths.base, PORT, "LEDGERSYNC_AUDIT_SOURCE_PORT",
+        buffer_pool="64M", max_connections=100, extra_args=(
+            # The audit plugin Debian's mariadb-server ships (server_audit.so), writing its own file.
+            "--plugin-load-add=server_audit", "--server-audit-logging=ON",
+            "--server-audit-events=CONNECT,QUERY", "--server-audit-output-type=file",
+            f"--server-audit-file-path={paths.audit_log}",
+            f"--server-audit-file-rotate-size={ROTATE_SIZE}", "--server-audit-file-rotations=9",
+            # 0 = no limit: the default (1024 bytes) cuts long statements, which can't be replayed.
+            "--server-audit-query-log-limit=0",
+        ))
 
 
 def up(local_dir: str = DEFAULT_LOCAL_DIR) -> SourcePaths:
     """Start the audited MariaDB if it is not running; wait until it answers."""
     paths = default_paths(local_dir)
-    pid = services._read_pid(paths.pid, "mariadbd")
-    if pid:
-        services._wait(_answers, "audit source MariaDB", paths.error_log, pid)
-        _say(f"already running (pid {pid}) on {HOST}:{PORT}, audit log {paths.audit_log}")
-        return paths
-    if services._port_open(PORT):
-        raise services.ServiceError(f"port {HOST}:{PORT} is taken by another process; "
-                                    "set LEDGERSYNC_AUDIT_SOURCE_PORT to use another one")
-    services.ensure_mariadb_installed()
-    if not os.path.isdir(os.path.join(paths.data, "mysql")):
-        import subprocess
-
-        os.makedirs(paths.data, exist_ok=True)
-        result = subprocess.run(
-            [services._mariadb_binary("mariadb-install-db"), "--no-defaults", f"--datadir={paths.data}",
-             "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"],
-            capture_output=True, text=True)
-        if result.returncode != 0:
-            raise services.ServiceError(f"mariadb-install-db failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    pid = services._spawn([
-        services._mariadb_binary("mariadbd"), "--no-defaults", f"--datadir={paths.data}",
-        f"--socket={paths.socket}", f"--port={PORT}", f"--bind-address={HOST}",
-        f"--pid-file={os.path.join(paths.base, 'mariadbd.server.pid')}", "--user=root",
-        "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
-        "--innodb-buffer-pool-size=64M", "--max-connections=100", f"--log-error={paths.error_log}",
-        # The audit plugin Debian's mariadb-server ships (server_audit.so), writing its own file.
-        "--plugin-load-add=server_audit", "--server-audit-logging=ON",
-        "--server-audit-events=CONNECT,QUERY", "--server-audit-output-type=file",
-        f"--server-audit-file-path={paths.audit_log}",
-        f"--server-audit-file-rotate-size={ROTATE_SIZE}", "--server-audit-file-rotations=9",
-        # 0 = no limit: the default (1024 bytes) cuts long statements, which can't be replayed.
-        "--server-audit-query-log-limit=0",
-    ], paths.error_log, paths.pid)
-    services._wait(lambda: _root(paths).close() or True, "audit source MariaDB", paths.error_log, pid)
-    conn = _root(paths)
-    with conn.cursor() as cursor:
-        cursor.execute("SELECT CONCAT('DROP USER ', QUOTE(User), '@', QUOTE(Host)) FROM mysql.user WHERE User = ''")
-        for (statement,) in cursor.fetchall():
-            cursor.execute(statement)
-        for host in ("127.0.0.1", "localhost"):
-            cursor.execute(f"CREATE USER IF NOT EXISTS '{USER}'@'{host}' IDENTIFIED BY %s", (PASSWORD,))
-            cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'{host}'")
-    conn.close()
-    services._wait(_answers, "audit source MariaDB", paths.error_log, pid)
-    _say(f"started (pid {pid}) on {HOST}:{PORT}, audit log {paths.audit_log}")
+    mariadb = server(paths)
+    started = mariadb.start()
+    _say(f"{'started' if started else 'already running'} (pid {mariadb.pid()}) on {HOST}:{PORT}, "
+         f"audit log {paths.audit_log}")
     return paths
 
 
 def down(local_dir: str = DEFAULT_LOCAL_DIR) -> None:
-    paths = default_paths(local_dir)
-    pid = services._read_pid(paths.pid, "mariadbd")
-    if not pid:
-        _say("not running")
-        return
-    import signal
-
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        services._reap(pid)
-        time.sleep(0.1)
-    if os.path.exists(f"/proc/{pid}"):
-        os.kill(pid, signal.SIGKILL)
-    os.remove(paths.pid)
-    _say(f"stopped (pid {pid})")
+    pid = server(default_paths(local_dir)).stop()
+    _say(f"stopped (pid {pid})" if pid else "not running")
 
 
 def status(local_dir: str = DEFAULT_LOCAL_DIR) -> bool:
     paths = default_paths(local_dir)
-    pid = services._read_pid(paths.pid, "mariadbd")
+    mariadb = server(paths)
+    pid = mariadb.pid()
     try:
-        answering = bool(pid) and _answers()
+        answering = bool(pid) and mariadb.answers()
     except Exception:
         answering = False
     state = "up" if answering else ("running, not answering" if pid else "down")

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 from job.runner import DEFAULT_LOCAL_DIR
 
@@ -41,22 +42,6 @@ class Paths:
     @property
     def mariadb(self) -> str:
         return os.path.join(self.root, "mariadb")
-
-    @property
-    def mariadb_data(self) -> str:
-        return os.path.join(self.mariadb, "data")
-
-    @property
-    def mariadb_socket(self) -> str:
-        return os.path.join(self.mariadb, "mysqld.sock")
-
-    @property
-    def mariadb_pid(self) -> str:
-        return os.path.join(self.mariadb, "mariadbd.pid")
-
-    @property
-    def mariadb_log(self) -> str:
-        return os.path.join(self.mariadb, "mariadbd.log")
 
     @property
     def moto(self) -> str:
@@ -154,13 +139,7 @@ def _wait(check, name: str, log_path: str, pid: int, timeout_s: float = START_TI
     raise ServiceError(f"{name} did not answer within {timeout_s:.0f}s ({last_error}); see its log: {log_path}")
 
 
-def _mysql_root(paths: Paths):
-    import pymysql
-
-    return pymysql.connect(unix_socket=paths.mariadb_socket, user="root", connect_timeout=2, autocommit=True)
-
-
-def mysql_answers(paths: Paths, port: int = MYSQL_PORT) -> bool:
+def mysql_answers(port: int = MYSQL_PORT) -> bool:
     import pymysql
 
     conn = pymysql.connect(host=HOST, port=port, user=MYSQL_USER, password=MYSQL_PASSWORD,
@@ -169,47 +148,106 @@ def mysql_answers(paths: Paths, port: int = MYSQL_PORT) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class MariaDB:
+    """One local MariaDB: its own datadir, socket, pid file and log under ``base``, on a
+    loopback port, with the ledgersync user. The shared one (``services up``) and the
+    audited source (``audit-source up``, with the audit plugin in ``extra_args``) are both
+    started and stopped through here."""
+    name: str
+    base: str
+    port: int
+    port_env: str  # the variable that moves the port, named when it is taken
+    buffer_pool: str = "256M"
+    max_connections: int = 200
+    extra_args: tuple = ()
+    database: Optional[str] = None  # created at the first start
+
+    @property
+    def data(self) -> str:
+        return os.path.join(self.base, "data")
+
+    @property
+    def socket(self) -> str:
+        return os.path.join(self.base, "mysqld.sock")
+
+    @property
+    def pid_path(self) -> str:
+        return os.path.join(self.base, "mariadbd.pid")
+
+    @property
+    def log(self) -> str:
+        return os.path.join(self.base, "mariadbd.log")
+
+    def root(self):
+        import pymysql
+
+        return pymysql.connect(unix_socket=self.socket, user="root", connect_timeout=2, autocommit=True)
+
+    def pid(self):
+        return _read_pid(self.pid_path, "mariadbd")
+
+    def answers(self) -> bool:
+        return mysql_answers(self.port)
+
+    def start(self) -> bool:
+        """Start it unless it runs; wait until it answers. True if this call started it."""
+        pid = self.pid()
+        if pid:
+            _wait(self.answers, self.name, self.log, pid)
+            return False
+        if _port_open(self.port):
+            raise ServiceError(f"port {HOST}:{self.port} is taken by another process; "
+                               f"set {self.port_env} to use another one")
+        ensure_mariadb_installed()
+        if not os.path.isdir(os.path.join(self.data, "mysql")):
+            os.makedirs(self.data, exist_ok=True)
+            result = subprocess.run(
+                [_mariadb_binary("mariadb-install-db"), "--no-defaults", f"--datadir={self.data}",
+                 "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"],
+                capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ServiceError(f"mariadb-install-db failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        pid = _spawn([
+            _mariadb_binary("mariadbd"), "--no-defaults", f"--datadir={self.data}",
+            f"--socket={self.socket}", f"--port={self.port}", f"--bind-address={HOST}",
+            f"--pid-file={os.path.join(self.base, 'mariadbd.server.pid')}", "--user=root",
+            "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
+            f"--innodb-buffer-pool-size={self.buffer_pool}", f"--max-connections={self.max_connections}",
+            f"--log-error={self.log}", *self.extra_args,
+        ], self.log, self.pid_path)
+        _wait(lambda: self.root().close() or True, self.name, self.log, pid)
+        conn = self.root()
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT CONCAT('DROP USER ', QUOTE(User), '@', QUOTE(Host)) FROM mysql.user WHERE User = ''")
+            for (statement,) in cursor.fetchall():
+                cursor.execute(statement)  # anonymous users would shadow ours from 127.0.0.1
+            if self.database:
+                cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+            for host in ("127.0.0.1", "localhost"):
+                cursor.execute(f"CREATE USER IF NOT EXISTS '{MYSQL_USER}'@'{host}' IDENTIFIED BY %s", (MYSQL_PASSWORD,))
+                # Local only: tests create and drop their own databases.
+                cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{MYSQL_USER}'@'{host}'")
+        conn.close()
+        _wait(self.answers, self.name, self.log, pid)
+        return True
+
+    def stop(self) -> Optional[int]:
+        """Stop it by its pid; the pid it had, or None if it was not running."""
+        return _stop_pid(self.pid_path, "mariadbd")
+
+
+def shared_mariadb(paths: Paths, port: int = MYSQL_PORT) -> MariaDB:
+    return MariaDB("MariaDB", paths.mariadb, port, "LEDGERSYNC_MYSQL_PORT", database=MYSQL_DATABASE)
+
+
 def start_mariadb(paths: Paths, port: int = MYSQL_PORT) -> None:
-    """Start MariaDB (a second instance too: pass another ``Paths`` root and port)."""
-    pid = _read_pid(paths.mariadb_pid, "mariadbd")
-    if pid:
-        _wait(lambda: mysql_answers(paths, port), "MariaDB", paths.mariadb_log, pid)
-        _say(f"MariaDB already running (pid {pid}) on {HOST}:{port}")
-        return
-    if _port_open(port):
-        raise ServiceError(f"port {HOST}:{port} is taken by another process; "
-                           "set LEDGERSYNC_MYSQL_PORT to use another one")
-    ensure_mariadb_installed()
-    fresh = not os.path.isdir(os.path.join(paths.mariadb_data, "mysql"))
-    if fresh:
-        os.makedirs(paths.mariadb_data, exist_ok=True)
-        result = subprocess.run(
-            [_mariadb_binary("mariadb-install-db"), "--no-defaults", f"--datadir={paths.mariadb_data}",
-             "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"],
-            capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ServiceError(f"mariadb-install-db failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    pid = _spawn([
-        _mariadb_binary("mariadbd"), "--no-defaults", f"--datadir={paths.mariadb_data}",
-        f"--socket={paths.mariadb_socket}", f"--port={port}", f"--bind-address={HOST}",
-        f"--pid-file={os.path.join(paths.mariadb, 'mariadbd.server.pid')}", "--user=root",
-        "--skip-name-resolve", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
-        "--innodb-buffer-pool-size=256M", "--max-connections=200", "--log-error=" + paths.mariadb_log,
-    ], paths.mariadb_log, paths.mariadb_pid)
-    _wait(lambda: _mysql_root(paths).close() or True, "MariaDB", paths.mariadb_log, pid)
-    conn = _mysql_root(paths)
-    with conn.cursor() as cursor:
-        cursor.execute("SELECT CONCAT('DROP USER ', QUOTE(User), '@', QUOTE(Host)) FROM mysql.user WHERE User = ''")
-        for (statement,) in cursor.fetchall():
-            cursor.execute(statement)  # anonymous users would shadow ours from 127.0.0.1
-        cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{MYSQL_DATABASE}`")
-        for host in ("127.0.0.1", "localhost"):
-            cursor.execute(f"CREATE USER IF NOT EXISTS '{MYSQL_USER}'@'{host}' IDENTIFIED BY %s", (MYSQL_PASSWORD,))
-            # Local only: tests create and drop their own databases.
-            cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{MYSQL_USER}'@'{host}'")
-    conn.close()
-    _wait(lambda: mysql_answers(paths, port), "MariaDB", paths.mariadb_log, pid)
-    _say(f"MariaDB started (pid {pid}) on {HOST}:{port}, data in {paths.mariadb_data}")
+    """Start the shared MariaDB (a second instance too: pass another ``Paths`` root and port)."""
+    server = shared_mariadb(paths, port)
+    if server.start():
+        _say(f"MariaDB started (pid {server.pid()}) on {HOST}:{port}, data in {server.data}")
+    else:
+        _say(f"MariaDB already running (pid {server.pid()}) on {HOST}:{port}")
 
 
 def moto_answers() -> bool:
@@ -243,11 +281,10 @@ def start_moto(paths: Paths) -> None:
     _say(f"moto server started (pid {pid}) at {aws_endpoint()}")
 
 
-def _stop(pid_path: str, expect: str, name: str) -> None:
+def _stop_pid(pid_path: str, expect: str) -> Optional[int]:
     pid = _read_pid(pid_path, expect)
     if not pid:
-        _say(f"{name} not running")
-        return
+        return None
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
@@ -256,11 +293,17 @@ def _stop(pid_path: str, expect: str, name: str) -> None:
     if os.path.exists(f"/proc/{pid}"):
         os.kill(pid, signal.SIGKILL)
     os.remove(pid_path)
-    _say(f"{name} stopped (pid {pid})")
+    return pid
+
+
+def _stop(pid_path: str, expect: str, name: str) -> None:
+    pid = _stop_pid(pid_path, expect)
+    _say(f"{name} stopped (pid {pid})" if pid else f"{name} not running")
 
 
 def stop_mariadb(paths: Paths) -> None:
-    _stop(paths.mariadb_pid, "mariadbd", "MariaDB")
+    pid = shared_mariadb(paths).stop()
+    _say(f"MariaDB stopped (pid {pid})" if pid else "MariaDB not running")
 
 
 def _reap(pid: int) -> None:
@@ -294,14 +337,14 @@ def down(local_dir: str = DEFAULT_LOCAL_DIR) -> None:
     paths = Paths(local_dir)
     with _services_lock(local_dir):
         _stop(paths.moto_pid, "moto", "moto server")
-        _stop(paths.mariadb_pid, "mariadbd", "MariaDB")
+        stop_mariadb(paths)
 
 
 def status(local_dir: str = DEFAULT_LOCAL_DIR) -> bool:
     paths = Paths(local_dir)
     healthy = True
     for name, pid_path, expect, check, where in (
-        ("MariaDB", paths.mariadb_pid, "mariadbd", lambda: mysql_answers(paths), f"{HOST}:{MYSQL_PORT}"),
+        ("MariaDB", shared_mariadb(paths).pid_path, "mariadbd", mysql_answers, f"{HOST}:{MYSQL_PORT}"),
         ("moto server", paths.moto_pid, "moto", moto_answers, aws_endpoint()),
     ):
         pid = _read_pid(pid_path, expect)

@@ -159,7 +159,7 @@ def secret_user(services, mysql_database):
     password = f"Pw-{uuid.uuid4().hex}-x"
     from job.runner import DEFAULT_LOCAL_DIR
 
-    root = services._mysql_root(services.Paths(DEFAULT_LOCAL_DIR))  # GRANT needs root
+    root = services.shared_mariadb(services.Paths(DEFAULT_LOCAL_DIR)).root()  # GRANT needs root
     with root.cursor() as cursor:
         cursor.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (password,))
         cursor.execute(f"GRANT ALL PRIVILEGES ON `{mysql_database}`.* TO '{user}'@'127.0.0.1'")
