@@ -3,7 +3,7 @@
 Layout of the zip (MSF unpacks it and starts ``python`` with ``pyFiles`` on the path):
 
     ledgersync_main.py      the main file (``kinesis.analytics.flink.run.options.python``)
-    job/, connectors/       the job's own packages
+    job/, connectors/       the job's runtime: the modules job/msf_main.py imports (runtime_modules)
     python-packages/        its dependencies for CPython 3.12 on manylinux x86_64
                             (``kinesis.analytics.flink.run.options.pyFiles``)
 
@@ -15,6 +15,7 @@ options carry no ``jarfile``.
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
+from job.msf_main import CODE_PACKAGES
 from job.properties import MSF_RUN_OPTIONS_GROUP as RUN_OPTIONS_GROUP
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,7 +36,6 @@ DEFAULT_OUTPUT = os.path.join(PROJECT_ROOT, "dist", "ledgersync-msf.zip")
 
 MAIN_FILE = "ledgersync_main.py"
 DEPS_DIR = "python-packages"
-CODE_PACKAGES = ("job", "connectors")
 RUNTIME_DIST = "apache-flink"
 
 # What MSF's FLINK-2_2 runtime runs: CPython 3.12 on Linux x86_64.
@@ -202,15 +203,54 @@ def install(bundle: list, target: str, out) -> None:
           *[f"{r.name}=={r.version}" for r in bundle]], out)
 
 
+# What runs on MSF: the main file's module and everything it imports, at any depth.
+MSF_ENTRY_MODULE = "job.msf_main"
+
+
+def _module_file(project_root: str, module: str) -> Optional[str]:
+    base = os.path.join(project_root, *module.split("."))
+    for candidate in (os.path.join(base, "__init__.py"), base + ".py"):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _imported_modules(project_root: str, path: str) -> set:
+    """The project's modules that ``path`` imports, at the top or inside functions alike."""
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), path)
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)  # "from job import x"
+    return {name for name in found
+            if name.split(".")[0] in CODE_PACKAGES and _module_file(project_root, name)}
+
+
+def runtime_modules(project_root: str = PROJECT_ROOT, entry: str = MSF_ENTRY_MODULE) -> list:
+    """The files of the job's runtime, as zip paths: the import closure of ``entry`` plus each
+    package's ``__init__.py``. Computed from the code, so that the zip can never lack a module
+    the job imports, nor carry the tooling (CLI, benchmark, simulators, local services) that it
+    never imports. A static walk: the job imports nothing by computed name."""
+    seen, todo = set(), [entry]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        parts = module.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # its packages' __init__
+        todo += sorted(_imported_modules(project_root, _module_file(project_root, module)))
+    return sorted(os.path.relpath(_module_file(project_root, m), project_root).replace(os.sep, "/")
+                  for m in seen)
+
+
 def _code_files(project_root: str):
-    for package in CODE_PACKAGES:
-        base = os.path.join(project_root, package)
-        for folder, dirs, files in os.walk(base):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for name in sorted(files):
-                if name.endswith(".py"):
-                    path = os.path.join(folder, name)
-                    yield path, os.path.relpath(path, project_root)
+    for relative in runtime_modules(project_root):
+        yield os.path.join(project_root, relative), relative
 
 
 def _deps_files(deps_dir: str):

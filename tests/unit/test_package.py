@@ -89,11 +89,39 @@ def test_zip_layout_main_file_and_packages_at_the_root_deps_under_pyfiles(small_
     names, _ = small_zip
     top = {name.split("/")[0] for name in names}
     assert top == {package.MAIN_FILE, "job", "connectors", package.DEPS_DIR}
-    assert {n for n in names if n.startswith(("job/", "connectors/"))} == _repo_code_files()
+    assert {n for n in names if n.startswith(("job/", "connectors/"))} == set(package.runtime_modules(ROOT))
     assert "job/msf_main.py" in names
     assert {n for n in names if n.startswith(package.DEPS_DIR + "/")} == {
         "python-packages/somedep/__init__.py", "python-packages/somedep-1.0.dist-info/METADATA"}
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+# Tooling: what a local user or a developer runs, never the job on MSF.
+TOOLING = ("job/cli.py", "job/__main__.py", "job/runner.py", "job/local_services.py", "job/local_cluster.py",
+           "job/package.py", "job/bench.py", "job/simulate.py", "job/simulate_audit.py", "job/record_tool.py",
+           "job/audit_cli.py", "job/audit_source.py", "job/ship_audit.py", "job/show.py", "job/delay_proxy.py")
+
+
+def test_the_zip_carries_the_runtime_and_no_tooling(small_zip):
+    names, _ = small_zip
+    assert not [n for n in names if n in TOOLING or n.startswith("job/bench_")]
+    # ... and every module the runtime imports, at any depth (the job's own operators included).
+    for needed in ("job/pipeline.py", "job/decode_function.py", "job/writer_function.py", "job/order_function.py",
+                   "job/audit_functions.py", "job/shard_reader_function.py", "connectors/mysql_writer.py",
+                   "connectors/qldb_records.py", "connectors/kpl.py", "job/__init__.py", "connectors/__init__.py"):
+        assert needed in names, needed
+
+
+def test_runtime_modules_follow_imports_inside_functions_too(tmp_path):
+    (tmp_path / "job").mkdir()
+    (tmp_path / "connectors").mkdir()
+    for path, text in {"job/__init__.py": "", "connectors/__init__.py": "",
+                       "job/msf_main.py": "def main():\n    from job import a\n",
+                       "job/a.py": "import connectors.b\n", "connectors/b.py": "from connectors.c import x\n",
+                       "connectors/c.py": "x = 1\n", "job/tool.py": "import job.a\n"}.items():
+        (tmp_path / path).write_text(text)
+    assert package.runtime_modules(str(tmp_path)) == [
+        "connectors/__init__.py", "connectors/b.py", "connectors/c.py", "job/__init__.py", "job/a.py", "job/msf_main.py"]
 
 
 def test_the_main_file_starts_msf_main(small_zip):
