@@ -33,7 +33,7 @@ def aws_client(service: str, region: str, endpoint: Optional[str] = None,
     ``raw_timestamps``: timestamps in responses stay as sent (epoch seconds in Kinesis'
     JSON) instead of becoming datetimes in the local zone. botocore's own parsing
     (dateutil, tzlocal) took 14% of the reader's time on GetRecords, where every record
-    carries ApproximateArrivalTimestamp; see ``connectors.kinesis_shard_reader.epoch_millis``.
+    carries ApproximateArrivalTimestamp, which the job does not use.
     """
     config = Config(
         region_name=region,

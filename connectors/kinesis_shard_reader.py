@@ -74,9 +74,7 @@ class KinesisRecord:
     stream: str
     shard_id: str
     sequence_number: str
-    partition_key: str
     data: bytes
-    arrival_ms: int
 
 
 # What went wrong with a call, as far as the caller's backoff is concerned.
@@ -93,20 +91,6 @@ _TRANSIENT_CODES = frozenset({
     "InternalFailure", "InternalFailureException", "InternalServerError", "ServiceUnavailable",
     "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
 })
-
-
-def epoch_millis(value) -> int:
-    """ApproximateArrivalTimestamp in epoch ms, from a client with or without raw timestamps
-    (``connectors.aws_clients.aws_client``): epoch seconds as a number, a datetime, or text."""
-    if not value:
-        return 0
-    if isinstance(value, (int, float)):
-        return int(value * 1000)
-    if isinstance(value, str):
-        from botocore.utils import parse_timestamp  # ISO 8601 or epoch text, as botocore reads it
-
-        value = parse_timestamp(value)
-    return int(value.timestamp() * 1000)
 
 
 class KinesisReadError(RuntimeError):
@@ -185,12 +169,8 @@ class ShardReader:
             sequence = item["SequenceNumber"]
             if floor is not None and sequence_key(sequence) <= floor:
                 continue  # already emitted before (defensive: iterators are at-least-once)
-            arrival = item.get("ApproximateArrivalTimestamp")
-            records.append(KinesisRecord(
-                stream=self._stream, shard_id=shard_id, sequence_number=sequence,
-                partition_key=item.get("PartitionKey", ""), data=bytes(item["Data"]),
-                arrival_ms=epoch_millis(arrival),
-            ))
+            records.append(KinesisRecord(stream=self._stream, shard_id=shard_id, sequence_number=sequence,
+                                         data=bytes(item["Data"])))
         position = records[-1].sequence_number if records else after_sequence
         next_iterator = response.get("NextShardIterator")
         finished = next_iterator is None or read_to_end(shard, position)
@@ -266,9 +246,6 @@ class ShardPacer:
 
     def due(self, shard_id: str, now: float) -> bool:
         return self._shards.get(shard_id, _Pace()).due <= now
-
-    def next_due(self, shard_id: str) -> float:
-        return self._shards.get(shard_id, _Pace()).due
 
     def after_read(self, shard_id: str, now: float, result: ShardRead) -> float:
         """Schedules the shard's next call from the outcome of this one; returns the wait."""

@@ -249,16 +249,3 @@ def test_pacer_backs_off_exponentially_with_jitter_up_to_a_ceiling_and_forgets_a
     high.after_read("b", 0.0, ok())
     assert high.after_read("b", 0.0, failed) == 1.0
     assert high.due("c", 0.0)  # never seen: due at once
-
-
-def test_arrival_times_read_the_same_raw_or_parsed():
-    import datetime as dt
-
-    from connectors.kinesis_shard_reader import epoch_millis
-
-    parsed = dt.datetime(2026, 11, 22, 16, 46, 40, 123000, tzinfo=dt.timezone.utc)
-    millis = int(parsed.timestamp() * 1000)
-    assert epoch_millis(parsed.timestamp()) == millis  # a client with raw timestamps: epoch seconds
-    assert epoch_millis(parsed) == millis
-    assert epoch_millis("2026-11-22T16:46:40.123Z") == millis
-    assert epoch_millis(None) == 0
