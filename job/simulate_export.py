@@ -418,22 +418,38 @@ def _directory_writer(root: str, prefix: str):
     return put
 
 
+def late_revisions_of_deleted(ledger: SimLedger, limit: int) -> list:
+    """(block, change) of older revisions of documents the export ends with a delete:
+    arriving late on a stream, they must not bring those documents back."""
+    last: dict = {}
+    for block in ledger.blocks:
+        for change in block.changes:
+            last[(change.table, change.document_id)] = change
+    deleted = {key for key, change in last.items() if change.data is None and not change.redacted}
+    out = [(b, c) for b in ledger.blocks for c in b.changes
+           if (c.table, c.document_id) in deleted and c.data is not None]
+    return out[:limit]
+
+
 def put_stream(ledger: SimLedger, kinesis, stream: str, *, shards: int = 2, duplicates: float = 0.1,
-               out=print) -> list:
-    """Put the ledger's stream part (overlap + later) on ``stream``, shuffled, some twice;
-    returns the revisions put (decoded, for the oracle)."""
+               late_deleted: int = 0, out=print) -> list:
+    """Put the ledger's stream part (overlap + later, and ``late_deleted`` old revisions of
+    documents the export deleted) on ``stream``, shuffled, some twice; returns the revisions
+    put (decoded, for the oracle)."""
     from job.simulate import ensure_stream, put_records
 
     rng = random.Random(ledger.spec.seed + 17)
-    records = [(c.document_id, stream_record(b, c)) for b in ledger.stream_blocks() for c in b.changes]
+    pairs = [(b, c) for b in ledger.stream_blocks() for c in b.changes] + late_revisions_of_deleted(ledger,
+                                                                                                    late_deleted)
+    records = [(c.document_id, stream_record(b, c)) for b, c in pairs]
     records += [r for r in records if rng.random() < duplicates]
     rng.shuffle(records)
     ensure_stream(kinesis, stream, shards)
     put_records(kinesis, stream, records)
-    revisions = ledger.stream_revisions()
+    revisions = [decode_record(stream_record(b, c)).revision for b, c in pairs]
     out(f"simulate: {len(revisions)} revisions ({ledger.spec.overlap_blocks} blocks overlapping the export, "
-        f"{ledger.spec.later} later transactions; {len(records)} records with duplicates, shuffled) "
-        f"on stream {stream}")
+        f"{ledger.spec.later} later transactions, {len(pairs) - len(ledger.stream_revisions())} old revisions of "
+        f"deleted documents; {len(records)} records with duplicates, shuffled) on stream {stream}")
     return revisions
 
 
@@ -465,6 +481,8 @@ def add_simulate_export_parser(kinds, default_properties: str) -> None:
     p.add_argument("--overlap-blocks", type=_non_negative, default=0,
                    help="put the revisions of the export's last N blocks on the stream too")
     p.add_argument("--later", type=_non_negative, default=0, help="transactions after the export, on the stream")
+    p.add_argument("--late-deleted", type=_non_negative, default=0, metavar="N",
+                   help="also put N old revisions of documents the export deleted on the stream (late arrivals)")
 
 
 def run_simulate_export(args, props) -> int:
@@ -475,8 +493,9 @@ def run_simulate_export(args, props) -> int:
     ledger = generate_ledger(spec)
     region, endpoint = props["source.aws.region"], props["source.aws.endpoint"]
     write_export(ledger, args.to, region=region, endpoint=endpoint, corrupt_object=args.corrupt_object)
-    if spec.overlap_blocks or spec.later:
+    if spec.overlap_blocks or spec.later or args.late_deleted:
         from connectors.aws_clients import aws_client
 
-        put_stream(ledger, aws_client("kinesis", region, endpoint), args.stream or props["source.stream.name"])
+        put_stream(ledger, aws_client("kinesis", region, endpoint), args.stream or props["source.stream.name"],
+                   late_deleted=args.late_deleted)
     return 0
