@@ -41,13 +41,22 @@ class BackfillProgress:
     rows_written: int = 0
     writers_pending: int = 0
     elapsed_s: float = 0.0
+    # (elapsed_s, done) when the first work was seen: the rate leaves Flink's start-up out.
+    first_seen: Optional[tuple] = None
+
+    def done_and_total(self) -> tuple:
+        """Blocks when the object names give them, else objects."""
+        return (self.blocks, self.blocks_total) if self.blocks_total else (self.objects, self.objects_total)
 
     def eta_s(self) -> Optional[float]:
-        """Time left, from the rate so far (by blocks when the object names give them)."""
-        done, total = ((self.blocks, self.blocks_total) if self.blocks_total else (self.objects, self.objects_total))
-        if not done or not total or self.elapsed_s <= 0:
+        """Time left at the rate since the first work was seen."""
+        done, total = self.done_and_total()
+        if not total or self.first_seen is None:
             return None
-        return max(0.0, self.elapsed_s * (total - done) / done)
+        since, done_then = self.first_seen
+        if done <= done_then or self.elapsed_s <= since:
+            return None
+        return max(0.0, (self.elapsed_s - since) * (total - done) / (done - done_then))
 
     def line(self) -> str:
         blocks = f"{self.blocks}/{self.blocks_total}" if self.blocks_total is not None else f"{self.blocks}"
@@ -141,12 +150,16 @@ def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *
     client = env.execute_async(f"ledgersync-backfill-{export.export_id}")
     say(f"job {client.get_job_id()} running; status in {status_dir}; Flink REST/web UI http://127.0.0.1:{rest_port}")
     last_print = 0.0
+    first_seen = None
     finished = False
     with _StopRequests() as stop:
         try:
             while True:
                 now = time.monotonic()
                 progress = summarize(read_board(status_dir), export, now - started)
+                if first_seen is None and progress.done_and_total()[0] > 0:
+                    first_seen = (progress.elapsed_s, progress.done_and_total()[0])
+                progress.first_seen = first_seen
                 state = _job_state(client)
                 if state in ("FINISHED", "ENDED"):
                     _raise_unless_finished(client)

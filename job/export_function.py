@@ -69,6 +69,7 @@ class ReadExportObjectFunction(FlatMapFunction):
         if data is not None:
             for item in read_object(self._export_id, key, data, self._format,
                                     max_document_bytes=self._max_document_bytes, stats=stats):
+                self._publish(stats, skipped)  # progress within a big object (at most every 0.5 s)
                 if isinstance(item, DeadLetter):
                     log.warning("dead letter from export %s object %s %s: %s", self._export_id, key,
                                 item.sequence_number, item.reason[:300])
@@ -78,6 +79,12 @@ class ReadExportObjectFunction(FlatMapFunction):
                 else:
                     yield revision_row(item, self._slots)
         self._count(len(data or b""), stats, skipped)
+
+    def _publish(self, stats: ObjectStats, skipped: int) -> None:
+        self._board.publish(self._name, {
+            "kind": "export", **self._totals, "blocks": self._totals["blocks"] + stats.blocks,
+            "revisions": self._totals["revisions"] + stats.revisions - skipped,
+            "dead_letters": self._totals["dead_letters"] + stats.dead_letters})
 
     def _count(self, size: int, stats: ObjectStats, skipped: int) -> None:
         done = {"objects": 1, "bytes": size, "blocks": stats.blocks, "revisions": stats.revisions - skipped,
