@@ -101,7 +101,9 @@ def parse_export_uri(uri: str) -> ExportLocation:
         raise ExportError(f"export URI {uri!r}: only s3://bucket/prefix and local directories are supported")
     if not os.path.isdir(text):
         raise ExportError(f"export directory {text} does not exist (or is not a directory)")
-    return ExportLocation(uri=text, prefix=os.path.abspath(text))
+    # Absolute: the Flink workers that open it again need not share the driver's directory.
+    path = os.path.abspath(text)
+    return ExportLocation(uri=path, prefix=path)
 
 
 class ExportStore:
