@@ -66,3 +66,20 @@ def test_a_missing_object_is_a_dead_letter_naming_it_and_tables_include_filters(
     assert len(dead) == 1 and dead[0][SHARD_ID] == written.keys[1] and dead[0][SEQUENCE_NUMBER] == "object"
     assert {row[TBL] for row in rows if row[KIND] == REVISION} == {"Person"}
     assert context.metrics.counters["revisionsSkipped"].count > 0
+
+
+def test_other_read_errors_stop_the_backfill_naming_the_object(tmp_path):
+    import pytest
+
+    from job.export_function import ExportReadError
+
+    _ledger, written, export, function, _context = _function(tmp_path)
+
+    class Refusing:
+        def read_key(self, key, prefix):
+            raise PermissionError("Access Denied")
+
+    function._store = Refusing()
+    with pytest.raises(ExportReadError, match=f"cannot read data object {written.keys[0]} of export "
+                                              f"{export.export_id} under .*: PermissionError: Access Denied"):
+        list(function.flat_map(written.keys[0]))
