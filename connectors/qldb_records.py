@@ -190,6 +190,16 @@ def ion_error_text(exc: Exception) -> str:
     return f"{_ION_ERRORS[code]} ({code})" if code in _ION_ERRORS else text
 
 
+def decode_revision_payload(payload: Mapping, stream_arn: str = "", *,
+                            max_document_bytes: int = MAX_DOCUMENT_BYTES) -> Revision:
+    """``{tableInfo, revision}`` (a REVISION_DETAILS payload) to a ``Revision``, or ``BadRecord``.
+
+    Journal exports (``connectors/qldb_export.py``) build this payload from a block, so
+    their revisions pass the very same checks and mapping as the stream's.
+    """
+    return _revision(payload, stream_arn, max_document_bytes)
+
+
 def _revision(payload: Mapping, stream_arn: str, max_document_bytes: int) -> Revision:
     table_info = _struct(payload.get("tableInfo"), "payload.tableInfo")
     revision = _struct(payload.get("revision"), "payload.revision")

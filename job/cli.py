@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     from job.bench import add_bench_parser
     add_bench_parser(commands)
 
+    from job.backfill import add_backfill_parser  # backfill from a QLDB journal export
+    from job.simulate_export import add_simulate_export_parser
+    add_backfill_parser(commands, DEFAULT_PROPERTIES)
+    add_simulate_export_parser(kinds, DEFAULT_PROPERTIES)
+
     package = commands.add_parser(
         "package", help="build the zip for Amazon Managed Service for Apache Flink (dependencies for Python 3.12)")
     package.add_argument("--output", default=None, metavar="ZIP", help="where to write it (default: dist/ledgersync-msf.zip)")
@@ -137,6 +142,10 @@ def main(argv=None) -> int:
         if is_audit_command(args):
             return run_audit_command(args)
         props = load_properties(args.properties)
+        if args.command == "simulate" and args.kind == "qldb-export":
+            from job.simulate_export import run_simulate_export
+
+            return run_simulate_export(args, props)
         if args.command == "simulate":
             return _simulate(args, props)
         if args.command == "show":
@@ -147,6 +156,10 @@ def main(argv=None) -> int:
             return 0
         if args.command == "run":
             return _run(args, props)
+        if args.command == "backfill":
+            from job.backfill import run_backfill_command
+
+            return run_backfill_command(args, props)
     except PropertiesError as exc:
         print(f"ledgersync: {exc}", file=sys.stderr)
         return 2

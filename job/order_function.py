@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pyflink.common import Types
-from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.mysql_lookup import StoredVersions
@@ -23,6 +23,7 @@ from connectors.mysql_writer import MySqlSettings
 from connectors.row_images import CURRENT, HISTORY
 from job.item_rows import DEAD, DOCUMENT_ID, KIND, SLOT, TBL, as_image, gap_row, image_row, writer_slot
 from job.ordering import OrderedDocument
+from job.writer_function import END_OF_INPUT
 
 ORDER_BUCKETS = 256
 
@@ -80,12 +81,15 @@ class OrderedRevisionsFunction(KeyedProcessFunction):
             yield image_row(r, self._slots)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        # The end of a bounded run (END_OF_INPUT, see job/writer_function.py): every gap's wait is over.
+        end_of_input = ctx.time_domain() == TimeDomain.EVENT_TIME
         out = []
         for key, deadline in list(self._waiting.items()):
-            if deadline > timestamp:
+            if deadline > timestamp and not end_of_input:
                 continue
             state = self._documents.get(key)
-            state, applied, gap = state.on_timeout(timestamp, self._timeout_ms, self._gap_action)
+            state, applied, gap = state.on_timeout(deadline if end_of_input else timestamp, self._timeout_ms,
+                                                   self._gap_action)
             self._store(key, state, ctx)
             out += [image_row(r, self._slots) for r in applied]
             if gap is not None:
@@ -102,3 +106,4 @@ class OrderedRevisionsFunction(KeyedProcessFunction):
         else:
             self._waiting.put(key, state.deadline_ms)
             ctx.timer_service().register_processing_time_timer(state.deadline_ms)
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT)

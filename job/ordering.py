@@ -13,7 +13,8 @@ were applied once, in version order. Two modes:
 A delete is final for the current view: once a document's delete (at version d) is
 applied, no revision with a version <= d brings it back. QLDB never reuses an id, so a
 revision above a delete does not occur; if one did, it would be applied as newer.
-Redactions never change the current view.
+Redactions never change the current view; in order mode a redaction (all a journal
+export holds of a redacted version) counts as its version having come.
 """
 from __future__ import annotations
 
@@ -92,10 +93,15 @@ class OrderedDocument:
 
     def offer(self, revision, now_ms: int, timeout_ms: int) -> tuple:
         """Take one delivered revision: (new state, revisions to apply in order)."""
-        if getattr(revision, "redacted", False) or revision.version < self.next_version:
-            return self, []  # redaction, duplicate of an applied version, or given up
-        if revision.version in self.waiting:
+        if revision.version < self.next_version:
+            return self, []  # duplicate of an applied version (or its redaction), or given up
+        held = self.waiting.get(revision.version)
+        if held is not None and not (getattr(held, "redacted", False) and not getattr(revision, "redacted", False)):
             return self, []  # duplicate of a waiting one
+        # A redaction holds its version's place in the sequence but is never applied: a
+        # journal export has only the redacted revision (its data gone), so without this
+        # the versions after it would wait for one that never comes. The original, if it
+        # comes while the redaction waits, takes its place.
         waiting = {**self.waiting, revision.version: revision}
         state, applied = replace(self, waiting=waiting)._drain()
         if state.waiting and state.deadline_ms is None:
@@ -124,7 +130,8 @@ class OrderedDocument:
         deleted_at = self.deleted_at
         while next_version in waiting:
             revision = waiting.pop(next_version)
-            applied.append(revision)
+            if not getattr(revision, "redacted", False):
+                applied.append(revision)
             if revision.deleted:
                 deleted_at = revision.version
             next_version += 1

@@ -65,10 +65,17 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
         build_audit_stages(records, props, status_dir)  # audit-log sync: see job/audit_pipeline.py
         return
 
-    settings = mysql_settings(props)
     # Every stage exchanges ITEM_ROWs (job/item_rows.py): typed rows, not pickles.
     items = records.flat_map(DecodeQldbFunction(writer_slots, props["replication.tables.include"]),
                              output_type=ITEM_ROW).name("decode-qldb").uid("decode-qldb")
+    write_items(t_env, items, props, status_dir)
+
+
+def write_items(t_env: StreamTableEnvironment, items, props: Properties, status_dir: Optional[str] = None) -> None:
+    """Decoded ITEM_ROWs -> per-document state -> writer -> sink: the one path after
+    decoding, for the stream (build_pipeline) and for backfills (job/backfill.py)."""
+    settings = mysql_settings(props)
+    writer_slots = props["sink.writer.slots"]
     if props["replication.order"]:
         to_write = items.key_by(bucket_of, key_type=Types.INT()).process(OrderedRevisionsFunction(
             settings, props["replication.order.timeout.ms"], props["replication.order.gap"],

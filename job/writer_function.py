@@ -15,6 +15,11 @@ from connectors.mysql_writer import MySqlSettings, MySqlWriter
 from job.item_rows import ITEM_ROW, SLOT, as_writer_item
 from job.run_status import StatusBoard
 
+# A bounded run (a backfill) ends with Flink's final watermark, and Flink drops pending
+# processing-time timers at the end of input: an event-time timer this late fires only
+# then, so the last rows waiting in a slot are still written.
+END_OF_INPUT = 2 ** 63 - 2
+
 
 def slot_of(row) -> int:
     """The key selector of the writer: the slot the decoder (or the order step) computed."""
@@ -54,6 +59,7 @@ class MySqlWriterFunction(KeyedProcessFunction):
         self._count[slot] = count
         if count == 1:
             self._publish(slot, pending=True)
+            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
         if count >= self._max_rows:
             self._flush(slot)
         elif slot not in self._timer:
