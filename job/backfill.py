@@ -201,7 +201,7 @@ def _raise_unless_finished(client) -> None:
 # --- command line --------------------------------------------------------------------
 
 def add_backfill_parser(commands, default_properties: str) -> None:
-    from job.cli import _positive
+    from job.cli_args import positive as _positive
 
     p = commands.add_parser(
         "backfill", help="replicate a QLDB journal export (S3 or a local directory) into MySQL, then end",

@@ -456,7 +456,7 @@ def put_stream(ledger: SimLedger, kinesis, stream: str, *, shards: int = 2, dupl
 # --- command line --------------------------------------------------------------------
 
 def add_simulate_export_parser(kinds, default_properties: str) -> None:
-    from job.cli import _fraction, _non_negative, _positive
+    from job.cli_args import fraction as _fraction, non_negative as _non_negative, positive as _positive
 
     p = kinds.add_parser("qldb-export", help="write a simulated QLDB journal export (S3 or a directory), "
                                              "optionally with the ledger's later revisions on a stream")
