@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="when the run ends (caught up, Ctrl-C or SIGTERM), stop the job with a savepoint in DIR "
                           "instead of cancelling it")
     run.add_argument("--flink-conf", default=None, help="Flink config.yaml (default: flink-conf/config.yaml)")
+    run.add_argument("--parallelism", type=_positive, default=None, metavar="N",
+                     help="the job's parallelism (default: parallelism.default in the Flink config, 1)")
 
     simulate = commands.add_parser("simulate", help="put a simulated workload on a stream")
     kinds = simulate.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -172,12 +174,31 @@ def _simulate(args, props) -> int:
 def _run(args, props) -> int:
     from job.runner import DEFAULT_FLINK_CONF, run_local
 
-    run_local(props, until_caught_up=args.until_caught_up,
-              flink_conf=args.flink_conf or DEFAULT_FLINK_CONF, timeout_s=args.timeout,
-              from_savepoint=args.from_savepoint, from_latest_checkpoint=args.from_latest_checkpoint,
-              checkpoint_dir=args.checkpoint_dir, stop_with_savepoint=args.stop_with_savepoint)
+    flink_conf = args.flink_conf or DEFAULT_FLINK_CONF
+    if args.parallelism:  # stand-in for issue 13's run_local(parallelism=...): the config with it set
+        flink_conf = _with_parallelism(flink_conf, args.parallelism)
+    try:
+        run_local(props, until_caught_up=args.until_caught_up,
+                  flink_conf=flink_conf, timeout_s=args.timeout,
+                  from_savepoint=args.from_savepoint, from_latest_checkpoint=args.from_latest_checkpoint,
+                  checkpoint_dir=args.checkpoint_dir, stop_with_savepoint=args.stop_with_savepoint)
+    finally:
+        if args.parallelism:
+            os.unlink(flink_conf)
     sys.stdout.flush()
     sys.stderr.flush()
     # PyFlink's Beam gRPC servers complain noisily at interpreter shutdown once the job
     # is cancelled; everything is flushed and cancelled by now, so leave at once.
     os._exit(0)
+
+
+def _with_parallelism(flink_conf: str, parallelism: int) -> str:
+    import tempfile
+
+    import yaml
+    from job.runner import read_flink_conf
+
+    conf = {**read_flink_conf(flink_conf), "parallelism.default": str(parallelism)}
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="ledgersync-flink-", delete=False) as handle:
+        yaml.safe_dump(conf, handle)
+    return handle.name
