@@ -590,7 +590,8 @@ def part_soak(ctx: Context, out: dict) -> None:
     base = os.path.splitext(options.json_path)[0] if options.json_path else os.path.join(ctx.work_dir, "bench")
     out["plot"] = bench_soak.plot(
         samples, rate, base + "-soak.png",
-        f"ledgersync soak: {rate:,}/s for {options.soak_seconds / 60:g} min, parallelism {parallelism}, "
+        f"ledgersync soak: {rate:,}/s asked for {options.soak_seconds / 60:g} min (put {log.rate:,.0f}/s), "
+        f"parallelism {parallelism}, "
         f"RSS growth over the last 80%: {_percent(out['rss_growth_last_80pct'])}")
     ctx.say(f"soak: plot in {out['plot']}")
     if not out["all_written"]:

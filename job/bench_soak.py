@@ -3,7 +3,7 @@ its lag sampled every few seconds, then a small table and a PNG plot of both.
 
 Lag is read from MySQL, not from the job's internals: revisions put (the putter's count)
 minus revisions in the history tables (one row per distinct revision), and the same as
-seconds of input at the put rate. RSS is that of the ``ledgersync run`` process and all
+seconds of input at the asked rate. RSS is that of the ``ledgersync run`` process and all
 its descendants (JVM, Python workers), as for the peak memory figure.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ class SoakSample:
 
 
 def lag_seconds(sample: SoakSample, rate: float) -> float:
-    """Revisions waiting, as seconds of input at the put rate."""
+    """Revisions waiting, as seconds of input at the asked rate."""
     return sample.behind / rate if rate > 0 else 0.0
 
 
@@ -134,7 +134,7 @@ def plot(samples: list, rate: float, path: str, title: str) -> str:
         top.text(begin, 0.04, " growth measured from here", transform=top.get_xaxis_transform(), fontsize=8,
                  color="dimgrey")
     fig.suptitle(title, fontsize=10)
-    fig.text(0.01, 0.005, "lag = revisions put but not yet in MySQL's history tables, / put rate; "
+    fig.text(0.01, 0.005, "lag = revisions put but not yet in MySQL's history tables, / asked rate; "
                           "RSS = ledgersync run + JVM + Python workers", fontsize=7, color="dimgrey")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path)
