@@ -19,7 +19,7 @@ help:
 	@echo "make run-audit - audit-log sync: MariaDB with server_audit -> CloudWatch Logs -> Kinesis -> replayed, compared"
 	@echo "make test     - install, then run unit and integration tests (starts and stops the services itself)"
 	@echo "make package  - build dist/ledgersync-msf.zip for Amazon Managed Service for Apache Flink"
-	@echo "make bench    - benchmark ledgersync vs a per-record consumer and the stream/database ceilings (BENCH_ARGS=...)"
+	@echo "make bench    - benchmark ledgersync vs a per-record and a batched consumer and the stream/database ceilings (BENCH_ARGS=...)"
 	@echo "make test-localstack - the integration tests against LocalStack (in a private network namespace)"
 	@echo "make test-unit | test-integration | services | services-down | services-status | clean"
 

@@ -1,7 +1,7 @@
-"""The benchmark's MySQL side: the per-record consumer ledgersync is compared with, the
-database ceiling (the same rows as batched guarded upserts, no Flink), checks that
-every consumer wrote the right thing, and the latency read-out. No Kinesis here
-(job/bench_stream.py is the Kinesis side; job/bench.py puts them together).
+"""The benchmark's MySQL side: the per-record and the batched consumer ledgersync is
+compared with, the database ceiling (the same rows as batched guarded upserts, no
+Flink), checks that every consumer wrote the right thing, and the latency read-out.
+No Kinesis here (job/bench_stream.py is the Kinesis side; job/bench.py puts them together).
 """
 from __future__ import annotations
 
@@ -147,6 +147,51 @@ class PerRecordConsumer:
             with self._conn.cursor() as cursor:
                 cursor.execute("SET time_zone = '+00:00'")
         return self._conn
+
+
+# --- the batched consumer ------------------------------------------------------------
+
+def batch_images(revisions: Iterable, history: bool = True) -> list:
+    """The rows one GetRecords batch becomes: a current image of the newest revision of
+    each document in the batch only (the older ones would be refused by the guard anyway,
+    so a careful consumer never sends them), and a history image of every revision."""
+    newest: dict = {}
+    everything = []
+    for revision in revisions:
+        everything.append(revision)
+        if revision.redacted:
+            continue  # a redaction never moves the current view
+        key = (revision.table, revision.document_id)
+        held = newest.get(key)
+        if held is None or revision.version > held.version:
+            newest[key] = revision
+    images = [image_of(r, CURRENT) for r in newest.values()]
+    if history:
+        images += [image_of(r, HISTORY) for r in everything]
+    return images
+
+
+class BatchedConsumer:
+    """What a careful engineer writes in a Lambda today: per GetRecords batch, the newest
+    revision per document, then ledgersync's own writer (guarded multi-row upserts,
+    insert-once history, its retries), one transaction a batch. It connects, and makes
+    its tables and typed columns, on its first batch, as the writer does in the job."""
+
+    def __init__(self, settings: MySqlSettings, history: bool = True):
+        self._writer = MySqlWriter(settings)
+        self._history = history
+
+    @property
+    def retries(self) -> int:
+        return self._writer.retries
+
+    def apply_batch(self, revisions: list) -> None:
+        images = batch_images(revisions, self._history)
+        if images:
+            self._writer.write(images)  # one transaction
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 # --- the database ceiling -------------------------------------------------------------

@@ -42,9 +42,11 @@ class JobRun:
 
     def __init__(self, properties: str, log_path: str, checkpoint_dir: str, *, until_caught_up: bool,
                  timeout_s: float, profiler=None,
-                 python_worker_mode: Optional[str] = None):
+                 python_worker_mode: Optional[str] = None, parallelism: Optional[int] = None):
         command = [sys.executable, "-m", "job", "run", "--properties", properties,
                    "--checkpoint-dir", checkpoint_dir]
+        if parallelism:
+            command += ["--parallelism", str(parallelism)]
         if until_caught_up:
             command += ["--until-caught-up", "--timeout", str(int(timeout_s))]
         self.log_path = log_path
@@ -58,6 +60,9 @@ class JobRun:
         self.caught_up_line = ""
         self._written: dict = {}
         self.cpu: dict = {}  # pid -> (kind, CPU seconds so far)
+        # (time, CPU seconds of the whole tree so far), one per sample: CPU between two
+        # moments (first and last row written) is read off it (job/bench_cpu.py).
+        self.cpu_series: list = [(self.launched, 0.0)]
         self._kinds: dict = {}
         # Told (see job/bench_profile.Profiler) when the job runs, of every process that runs
         # Python operators (the driver itself: PyFlink's local default, "loopback" mode, runs
@@ -98,6 +103,7 @@ class JobRun:
             rss, processes = process_tree_rss(self.process.pid)
             self.peak_rss = max(self.peak_rss, rss)
             self._note_cpu(processes)
+            self.cpu_series.append((time.time(), sum(cpu for _kind, cpu in self.cpu.values())))
             if self._profiler is not None:
                 self._notice_workers(processes)
             if self.status_dir:

@@ -13,17 +13,30 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
+from botocore.exceptions import ClientError
+
 from connectors.aws_clients import aws_client
-from connectors.kinesis_shard_reader import ShardReader, StartPosition
-from connectors.kinesis_shards import list_shards
 from connectors.qldb_records import decode_kinesis_record, encode_revision
 from job.simulate import document_id, ensure_stream, put_records
 
-# The consumers read as the job does: up to this many records a call.
+# The per-record consumer reads as the job does: up to this many records a call; the
+# batched consumer takes what one call can give (Kinesis' own maximum).
 READ_LIMIT = 1000
+MAX_READ_LIMIT = 10_000
 # A read that fails in a way a backoff can fix (throttled, endpoint busy) is retried
 # after this long; the benchmark never expects one, it only must not die of one.
 RETRY_WAIT_S = 0.2
+_RETRY_CODES = {"ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException"}
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    """One Kinesis record as the decoder takes it (``decode_kinesis_record``'s arguments)."""
+
+    stream: str
+    shard_id: str
+    sequence_number: str
+    data: bytes
 
 
 def kinesis(endpoint: Optional[str], region: str = "us-east-1"):
@@ -31,25 +44,36 @@ def kinesis(endpoint: Optional[str], region: str = "us-east-1"):
 
 
 def shard_ids(client, stream: str) -> list:
-    return [s.shard_id for s in list_shards(client, stream)]
+    """The open shards (the benchmark's streams are never resharded)."""
+    shards, kwargs = [], {"StreamName": stream}
+    while True:
+        response = client.list_shards(**kwargs)
+        shards += [s["ShardId"] for s in response["Shards"]
+                   if "EndingSequenceNumber" not in s.get("SequenceNumberRange", {})]
+        if not response.get("NextToken"):
+            return shards
+        kwargs = {"NextToken": response["NextToken"]}
 
 
 def read_to_tip(client, stream: str, shard_id: str, limit: int = READ_LIMIT) -> Iterator[list]:
     """Every record of one open shard from its start, one GetRecords call's records at a
-    time, until a call finds nothing waiting: a bare loop, no pacing (the endpoint's pace)."""
-    shard = next(s for s in list_shards(client, stream) if s.shard_id == shard_id)
-    reader = ShardReader(client, client, stream, limit)
-    position = None
-    start = StartPosition("TRIM_HORIZON")
-    while True:
-        result = reader.read(shard, position, start)
-        if result.error:
+    time, until a call finds nothing waiting: a bare boto3 loop as a Lambda consumer
+    writes it (no pacing: the endpoint's pace), independent of the job's own reader."""
+    iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard_id,
+                                         ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    while iterator:
+        try:
+            response = client.get_records(ShardIterator=iterator, Limit=limit)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _RETRY_CODES:
+                raise
             time.sleep(RETRY_WAIT_S)
             continue
-        if result.records:
-            position = result.records[-1].sequence_number
-            yield result.records
-        if result.finished or result.at_tip:
+        records = [ShardRecord(stream, shard_id, r["SequenceNumber"], r["Data"]) for r in response["Records"]]
+        if records:
+            yield records
+        iterator = response.get("NextShardIterator")
+        if not records and not response.get("MillisBehindLatest"):
             return
 
 
@@ -103,7 +127,8 @@ def hash_ranges(client, stream: str) -> list:
 
 
 def put_at_rate(client, stream: str, *, rate: int, warmup_s: float, seconds: float, tables: list,
-                documents: int = 1000, seed: int = 7, say: Callable[[str], None] = lambda _t: None) -> PutLog:
+                documents: int = 1000, seed: int = 7, say: Callable[[str], None] = lambda _t: None,
+                log: Optional[PutLog] = None) -> PutLog:
     """Put ``rate`` revisions a second for ``warmup_s + seconds``, each carrying its put
     time in microseconds (``data.put_us``, also its ``txTime``): the moment the
     PutRecords call that carries it starts. Documents cycle through a pool, so the
@@ -112,14 +137,17 @@ def put_at_rate(client, stream: str, *, rate: int, warmup_s: float, seconds: flo
     One putter thread per shard, each putting only its shard's documents: calls to
     different shards are in flight at once (one slow call does not hold up the rest),
     while one shard never gets two at once (the moto server assigns a shard's sequence
-    numbers without a lock, so two concurrent puts to one shard can lose a record)."""
+    numbers without a lock, so two concurrent puts to one shard can lose a record).
+
+    ``log``: filled as it goes, so that another thread (the soak's sampler) can read
+    ``log.put`` while this runs."""
     rng = random.Random(seed)
     ranges = hash_ranges(client, stream)
     pool = [(tables[i % len(tables)], document_id(rng)) for i in range(documents)]
     by_shard: dict = {}
     for index, (_table, doc) in enumerate(pool):
         by_shard.setdefault(shard_of(doc, ranges), []).append(index)
-    log = PutLog()
+    log = PutLog() if log is None else log
     lock = threading.Lock()
     per_tick = max(1, round(rate * PUT_TICK_S))
     tick = per_tick / rate
