@@ -326,12 +326,28 @@ class MySqlWriter:
                 documents = [d for d in (_document(i) for i in current_images + history_images) if d]
                 new, notes = schema.plan(documents)
                 _report(table, notes)
+                raced = False
                 for column, column_type in new.items():
                     targets = [table] + ([sql.history_table(table)] if self._settings.history else [])
-                    for target in targets:
-                        _add_column(cursor, target, column, column_type)
+                    added = [_add_column(cursor, target, column, column_type) for target in targets]
+                    if not added[0]:
+                        raced = True  # another writer added it (maybe as another type or spelling)
+                        continue
                     schema.columns[column] = column_type
+                if raced:
+                    self._schemas[table] = self._reload_columns(cursor, table, schema)
         conn.commit()
+
+    def _reload_columns(self, cursor, table: str, schema: TableColumns) -> TableColumns:
+        """The table's typed columns as MySQL has them, after another writer added one of
+        ours first: its type, or its spelling (``Name`` where we wanted ``name``; MySQL
+        column names ignore case), may differ from what we would have chosen, and writing
+        our values into it would fail the rows (wrong type) or mix two fields (spelling)."""
+        fresh = self._load_columns(cursor, table)
+        fresh.reported = schema.reported
+        if self._settings.history:
+            self._complete_history_columns(cursor, table, fresh)
+        return fresh
 
     def _load_columns(self, cursor, table: str) -> TableColumns:
         cursor.execute(sql.table_columns(), (table,))
@@ -382,12 +398,15 @@ class MySqlWriter:
                 pass
 
 
-def _add_column(cursor, table: str, column: str, column_type: str) -> None:
+def _add_column(cursor, table: str, column: str, column_type: str) -> bool:
+    """Add a typed column; False when it is there already (another writer was first)."""
     try:
         cursor.execute(sql.add_column(table, column, column_type))
+        return True
     except pymysql.err.OperationalError as exc:
         if error_code(exc) != DUPLICATE_COLUMN:
-            raise  # another writer added it first: fine; anything else is not
+            raise
+        return False
 
 
 def _document(image: RowImage) -> Optional[dict]:
