@@ -123,3 +123,17 @@ def test_a_kinesis_record_holding_a_hang_keeps_its_neighbours():
     out = list(decode_kinesis_record("s", "shard", "1", data))
     assert [type(o).__name__ for o in out] == ["Decoded", "DeadLetter", "Decoded"]
     assert out[1].sub_sequence == 1
+
+
+# Found while writing the cloudwatch-json target (60 s of fuzzing did not reach it: it
+# takes about 1,000 brackets): json.loads raised RecursionError, which DecodeAuditFunction
+# does not catch, so one such record would have failed the job.
+def test_json_nested_too_deeply_in_a_subscription_record_is_a_bad_record():
+    import gzip
+
+    from connectors.cloudwatch_logs import BadSubscriptionRecord, decode_subscription_record
+
+    with pytest.raises(BadSubscriptionRecord, match="nested too deeply"):
+        decode_subscription_record(gzip.compress(b"[" * 100_000))
+    with pytest.raises(BadSubscriptionRecord, match="nested too deeply"):
+        decode_subscription_record(gzip.compress(b'{"messageType": "DATA_MESSAGE", "logEvents": ' + b"[" * 5000))
