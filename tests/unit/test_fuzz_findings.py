@@ -137,3 +137,32 @@ def test_json_nested_too_deeply_in_a_subscription_record_is_a_bad_record():
         decode_subscription_record(gzip.compress(b"[" * 100_000))
     with pytest.raises(BadSubscriptionRecord, match="nested too deeply"):
         decode_subscription_record(gzip.compress(b'{"messageType": "DATA_MESSAGE", "logEvents": ' + b"[" * 5000))
+
+
+def _ion_values():
+    import datetime as _dt
+    import decimal
+
+    from hypothesis import strategies as hs
+
+    scalars = hs.one_of(hs.none(), hs.booleans(), hs.integers(-2**80, 2**80), hs.floats(allow_nan=False),
+                        hs.decimals(allow_nan=False, allow_infinity=False, places=3).map(decimal.Decimal),
+                        hs.text(max_size=40), hs.binary(max_size=40),
+                        hs.datetimes(timezones=hs.just(_dt.timezone.utc)))
+    return hs.recursive(scalars, lambda inner: hs.one_of(hs.lists(inner, max_size=5),
+                                                          hs.dictionaries(hs.text(max_size=20), inner, max_size=5)),
+                        max_leaves=30)
+
+
+def test_the_framing_check_accepts_whatever_the_ion_writer_writes():
+    from amazon.ion import simpleion
+    from hypothesis import given, settings
+
+    @settings(max_examples=300, deadline=None)
+    @given(_ion_values())
+    def check(value):
+        data = simpleion.dumps(value, binary=True)
+        ion_framing.check(data)  # must not refuse well-formed binary Ion, however large its lengths
+        ion_framing.check(simpleion.dumps(value, binary=False).encode("utf-8"))
+
+    check()
