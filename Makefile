@@ -12,7 +12,7 @@ BASE_PYTHON ?= $(shell for p in python3.12 $(sort $(wildcard /root/.pyenv/versio
 	&& { command -v $$p; break; }; done)
 PYTEST_ARGS ?=
 
-.PHONY: help install java run test test-unit test-integration test-localstack services services-down services-status clean package
+.PHONY: help install java run test test-unit test-integration test-localstack services services-down services-status clean package fuzz
 
 help:
 	@echo "make run      - install, start local MariaDB + moto, put a demo stream, replicate it, show the tables"
@@ -21,6 +21,7 @@ help:
 	@echo "make package  - build dist/ledgersync-msf.zip for Amazon Managed Service for Apache Flink"
 	@echo "make bench    - benchmark ledgersync vs a per-record and a batched consumer and the stream/database ceilings (BENCH_ARGS=...)"
 	@echo "make test-localstack - the integration tests against LocalStack (in a private network namespace)"
+	@echo "make fuzz     - coverage-guided fuzzing (atheris) of every decoder, FUZZ_SECONDS per target (default 60)"
 	@echo "make test-unit | test-integration | services | services-down | services-status | clean"
 
 java:
@@ -91,6 +92,12 @@ test-integration: install
 # network namespace; the host's services are not used (tests/localstack_namespace.py).
 test-localstack: install
 	$(PY) tests/localstack_namespace.py -- $(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+# Coverage-guided fuzzing (atheris) of every decoder that takes outside bytes; corpora and
+# crash files under .local/fuzz/ (tests/fuzz/decoders.py). The unit tests run 2 s per target.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(PY) -m tests.fuzz.decoders --all --seconds $(FUZZ_SECONDS)
 
 clean: services-down
 	@test -x $(LEDGERSYNC) && $(LEDGERSYNC) audit-source down || true

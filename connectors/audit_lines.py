@@ -28,9 +28,12 @@ from typing import Optional
 AURORA = "aurora"
 MARIADB = "mariadb"
 
-_MARIADB_TIME = re.compile(r"(\d{4})(\d{2})(\d{2}) (\d{2}):(\d{2}):(\d{2})")
-_AURORA_TIME = re.compile(r"\d{13,17}")
-_HOST_PORT = re.compile(r"(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})")
+# ASCII digits only: \d and str.isdigit() also take other scripts' digits and
+# superscripts, which int() refuses (found by fuzzing: a ValueError instead of BadAuditLine).
+_MARIADB_TIME = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
+_AURORA_TIME = re.compile(r"[0-9]{13,17}")
+_HOST_PORT = re.compile(r"(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-9]{1,5})")
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
 # Unescaping of the quoted object (inverse of the plugin's escape map); any other
 # backslash pair is kept as written.
 _UNESCAPE = {"'": "'", "\\": "\\", "n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
@@ -122,7 +125,7 @@ def split_host_port(text: str) -> tuple:
 
 
 def _int_field(name: str, text: str) -> int:
-    if not text.isdigit():
+    if not _WHOLE_NUMBER.fullmatch(text):
         raise BadAuditLine(f"{name} {text[:40]!r} is not a whole number")
     return int(text)
 
@@ -175,7 +178,7 @@ def parse_audit_line(line: str) -> AuditEvent:
     retcode_text, extra = fields[0], tuple(fields[1:])
     if retcode_text == "":
         retcode = None
-    elif re.fullmatch(r"-?\d{1,10}", retcode_text):
+    elif re.fullmatch(r"-?[0-9]{1,10}", retcode_text):
         retcode = int(retcode_text)
     else:
         raise BadAuditLine(f"retcode {retcode_text[:40]!r} is not a number")

@@ -72,6 +72,8 @@ def decode_subscription_record(data: bytes) -> SubscriptionRecord:
         body = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadSubscriptionRecord(f"not JSON after gunzip: {exc}") from None
+    except RecursionError:  # json's own limit (about 1,000 levels): a dead letter, not a failed job
+        raise BadSubscriptionRecord("JSON after gunzip is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadSubscriptionRecord("JSON is not an object")
     message_type = body.get("messageType")

@@ -4,7 +4,8 @@ Each top-level scalar field of a document gets a column of its own the first tim
 is seen (beside the whole document in the ``document`` JSON column). A field keeps
 living only in the JSON, reported once, when:
 - its name is not a plain identifier (``[A-Za-z0-9_]``, at most 64 characters),
-- it collides, ignoring case, with a fixed column or with another field's column,
+- it collides, ignoring case, with a fixed column (``redacted`` included: history has
+  one) or with another field's column (MySQL's column names ignore case),
 - its type differs from the column's (e.g. a number where a string was first seen),
 - the table already has ``MAX_TYPED_COLUMNS`` typed columns.
 """
@@ -14,7 +15,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-FIXED_COLUMNS = ("document_id", "version", "tx_id", "tx_time", "document", "deleted")
+from connectors.mysql_sql import HISTORY_COLUMNS
+
+# Every column ledgersync itself puts in the current view or history: a field of the
+# same name (any case) would be a second column of that name in the history table.
+FIXED_COLUMNS = HISTORY_COLUMNS
 MAX_TYPED_COLUMNS = 200
 _NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 

@@ -55,13 +55,43 @@ class MySqlSettings:
     def credentials(self, refresh: bool = False) -> Credentials:
         if self.secret is None:
             return Credentials(self.user, self.password or "")
-        cached = _SECRET_CACHE.get(self.secret)
-        if cached is None or refresh:
-            cached = _SECRET_CACHE[self.secret] = self.secret.read(self.user)
-        return cached
+        return _SECRETS.get(self.secret, self.user, refresh=refresh)
 
 
-_SECRET_CACHE: dict = {}  # per process: one Secrets Manager call, again after a failed login
+# A refused login re-reads the secret at most this often per process: during a rotation
+# every retry of every writer would otherwise call Secrets Manager (which throttles, and bills).
+SECRET_REFRESH_MIN_INTERVAL_S = 5.0
+
+
+class SecretCache:
+    """Each secret's credentials, read once, and again after a refused login, but not
+    more often than ``min_interval_s``."""
+
+    def __init__(self, min_interval_s: float = SECRET_REFRESH_MIN_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic):
+        self._min_interval = min_interval_s
+        self._clock = clock
+        self._entries: dict = {}  # SecretSource -> (Credentials, when read)
+        self.reads = 0
+
+    def get(self, secret: SecretSource, default_user: str, refresh: bool = False) -> Credentials:
+        entry = self._entries.get(secret)
+        now = self._clock()
+        if entry is None or (refresh and now - entry[1] >= self._min_interval):
+            entry = self._entries[secret] = (secret.read(default_user), now)
+            self.reads += 1
+        return entry[0]
+
+
+_SECRETS = SecretCache()  # per process (one Python worker holds every writer slot of its task)
+
+
+class SecretLoginRefused(pymysql.err.OperationalError):
+    """Login refused (1045) with credentials from a secret, after reading it again.
+
+    Transient: a rotation changes the secret's AWSCURRENT version and the user's password
+    at two different moments, so for a while neither the old nor the new secret may match.
+    The retry (with backoff, until ``sink.retry.deadline.ms``) reads the secret again."""
 
 
 def connect(settings: MySqlSettings):
@@ -79,7 +109,13 @@ def connect(settings: MySqlSettings):
     except pymysql.err.OperationalError as exc:
         if settings.secret is None or error_code(exc) != ACCESS_DENIED:
             raise
+    try:
         return attempt(settings.credentials(refresh=True))  # the secret may have been rotated
+    except pymysql.err.OperationalError as exc:
+        if error_code(exc) != ACCESS_DENIED:
+            raise
+        # MySQL's message names the user and host, never the password.
+        raise SecretLoginRefused(*exc.args) from None
 
 
 def error_code(exc: BaseException) -> Optional[int]:
@@ -87,7 +123,7 @@ def error_code(exc: BaseException) -> Optional[int]:
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, pymysql.err.InterfaceError):
+    if isinstance(exc, (pymysql.err.InterfaceError, SecretLoginRefused)):
         return True  # the connection is closed or broken: reconnect and retry
     if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InternalError)):
         return error_code(exc) in TRANSIENT_ERRORS
@@ -326,12 +362,28 @@ class MySqlWriter:
                 documents = [d for d in (_document(i) for i in current_images + history_images) if d]
                 new, notes = schema.plan(documents)
                 _report(table, notes)
+                raced = False
                 for column, column_type in new.items():
                     targets = [table] + ([sql.history_table(table)] if self._settings.history else [])
-                    for target in targets:
-                        _add_column(cursor, target, column, column_type)
+                    added = [_add_column(cursor, target, column, column_type) for target in targets]
+                    if not added[0]:
+                        raced = True  # another writer added it (maybe as another type or spelling)
+                        continue
                     schema.columns[column] = column_type
+                if raced:
+                    self._schemas[table] = self._reload_columns(cursor, table, schema)
         conn.commit()
+
+    def _reload_columns(self, cursor, table: str, schema: TableColumns) -> TableColumns:
+        """The table's typed columns as MySQL has them, after another writer added one of
+        ours first: its type, or its spelling (``Name`` where we wanted ``name``; MySQL
+        column names ignore case), may differ from what we would have chosen, and writing
+        our values into it would fail the rows (wrong type) or mix two fields (spelling)."""
+        fresh = self._load_columns(cursor, table)
+        fresh.reported = schema.reported
+        if self._settings.history:
+            self._complete_history_columns(cursor, table, fresh)
+        return fresh
 
     def _load_columns(self, cursor, table: str) -> TableColumns:
         cursor.execute(sql.table_columns(), (table,))
@@ -382,12 +434,15 @@ class MySqlWriter:
                 pass
 
 
-def _add_column(cursor, table: str, column: str, column_type: str) -> None:
+def _add_column(cursor, table: str, column: str, column_type: str) -> bool:
+    """Add a typed column; False when it is there already (another writer was first)."""
     try:
         cursor.execute(sql.add_column(table, column, column_type))
+        return True
     except pymysql.err.OperationalError as exc:
         if error_code(exc) != DUPLICATE_COLUMN:
-            raise  # another writer added it first: fine; anything else is not
+            raise
+        return False
 
 
 def _document(image: RowImage) -> Optional[dict]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Union
@@ -31,7 +32,7 @@ from typing import Any, Iterator, Optional, Union
 from amazon.ion import simpleion
 from amazon.ion.core import IonType
 
-from connectors import kpl
+from connectors import ion_framing, kpl
 from connectors.dead_letters import NO_SUB_SEQUENCE, DeadLetter
 from connectors.ion_json import INT64_MAX, IonMappingError, ion_to_json, is_ion_null
 from connectors.row_images import document_json
@@ -172,7 +173,16 @@ def parse_ion(payload: bytes) -> Any:
         raise BadRecord("empty record (no bytes)")
     binary = payload[:4] == ION_BVM
     try:
-        value = simpleion.loads(payload, single_value=True)
+        ion_framing.check(payload)  # what would hang the C extension (see connectors/ion_framing.py)
+    except ion_framing.BadFraming as exc:
+        kind = "binary Ion" if binary else "not binary Ion (no version marker), and not Ion text either"
+        raise BadRecord(f"cannot parse Ion ({kind}): {exc}") from None
+    try:
+        # Ion text goes to the pure-Python reader: the C extension hangs on some malformed
+        # text (a symbol id of 23 digits, found by fuzzing) that no cheap check can rule
+        # out. QLDB writes binary Ion, so text is rare, and its speed matters little.
+        value = (simpleion.loads(payload, single_value=True) if binary
+                 else simpleion.load_python(io.BytesIO(payload), single_value=True))
     except Exception as exc:  # the C extension and the pure-Python reader raise different types
         kind = "binary Ion" if binary else "not binary Ion (no version marker), and not Ion text either"
         raise BadRecord(f"cannot parse Ion ({kind}): {ion_error_text(exc)}") from None
@@ -186,6 +196,8 @@ def ion_error_text(exc: Exception) -> str:
     text = str(exc).strip() or type(exc).__name__
     if "more than 1 values" in text:
         return "more than one top-level value"
+    if "nesting exceeded" in text or isinstance(exc, RecursionError):  # the pure-Python reader's words
+        return "values nested too deeply"
     code = text.split()[0]
     return f"{_ION_ERRORS[code]} ({code})" if code in _ION_ERRORS else text
 

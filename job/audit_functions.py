@@ -8,6 +8,7 @@ releases them in order to ``AuditReplayer`` (``connectors.audit_replay``).
 """
 from __future__ import annotations
 
+import logging
 import re
 import time
 import zlib
@@ -22,8 +23,10 @@ from connectors.audit_lines import AuditRecord, BadAuditLine, parse_audit_line
 from connectors.cloudwatch_logs import BadSubscriptionRecord, decode_subscription_record
 from connectors.dead_letters import DeadLetter
 from connectors.mysql_writer import MySqlSettings
-from job.audit_order import OrderState, Watermarks, plan, take_ready
+from job.audit_order import OrderState, Watermarks, describe_skipped, plan, take_ready
 from job.run_status import StatusBoard
+
+log = logging.getLogger(__name__)
 
 # Dead letters from decoding have no server; they travel under this key (no server
 # name can start with NUL) and are written as they come.
@@ -31,6 +34,7 @@ DEAD_LETTER_KEY = "\x00dead-letters"
 # Per timer call at most this many batches (sink.batch.max.rows each) are replayed; the
 # next call follows at once.
 RELEASE_BATCHES = 4
+SKIPPED_LOG_INTERVAL_S = 60.0
 
 
 def replay_key(item) -> str:
@@ -132,6 +136,9 @@ class AuditReplayFunction(KeyedProcessFunction):
         self._applied = metrics.counter("statementsApplied")
         self._failed = metrics.counter("statementsFailed")
         self._late = metrics.counter("lateEvents")
+        # Write statements of other databases than audit.source.database (see job/audit_order.py).
+        self._skipped = metrics.counter("statementsSkipped")
+        self._skipped_logged = 0.0
 
     def close(self):
         self._replayer.close()
@@ -196,6 +203,7 @@ class AuditReplayFunction(KeyedProcessFunction):
                 if self._replay_enabled:
                     steps = plan(state, chunk, database=self._source_db, ddl=self._ddl)
                     replay, dead = steps.replay, steps.dead
+                    self._count_skipped(server, steps.skipped)
                 else:
                     replay, dead = [], []
                 result = self._replayer.apply(chunk, replay, late if start == 0 else (), dead)
@@ -216,6 +224,18 @@ class AuditReplayFunction(KeyedProcessFunction):
         self._publish(server, pending=bool(waiting), watermark=watermark)
         return len(waiting), more_ready
 
+    def _count_skipped(self, server: str, skipped: dict) -> None:
+        if not skipped:
+            return
+        counts = self._totals.setdefault(server, {}).setdefault("skipped", {})
+        for database, n in skipped.items():
+            counts[database] = counts.get(database, 0) + n
+            self._skipped.inc(n)
+        now = time.monotonic()
+        if now - self._skipped_logged >= SKIPPED_LOG_INTERVAL_S:  # the first, then once a minute
+            self._skipped_logged = now
+            log.warning("server %s: %s", server, describe_skipped(counts, self._source_db))
+
     def _publish(self, server: str, pending: bool, watermark=None) -> None:
         totals = self._totals.get(server, {})
         self._board.publish(_status_name(server), {
@@ -224,5 +244,6 @@ class AuditReplayFunction(KeyedProcessFunction):
             "already_applied": totals.get("already_applied", 0),
             "failed": totals.get("failed", 0), "late": totals.get("late", 0),
             "retries": self._replayer.retries,
+            "skipped": totals.get("skipped", {}), "source_database": self._source_db,
             "watermark_us": None if watermark is None or watermark == float("inf") else int(watermark),
         }, force=True)

@@ -73,6 +73,21 @@ class Replay:
 class Plan:
     replay: list = field(default_factory=list)  # Replay, in order
     dead: list = field(default_factory=list)  # (AuditRecord, reason)
+    # database -> successful write statements (DML, and DDL of audit.replay.ddl) not
+    # replayed because audit.source.database names another: a misconfigured replica
+    # shows at once. Counted when seen (one in a transaction rolled back later too).
+    skipped: dict = field(default_factory=dict)
+
+
+def describe_skipped(skipped: dict, source_database: Optional[str]) -> str:
+    """'516 write statements for database shop skipped: audit.source.database is shop_replica'."""
+    parts = [(n, db) for db, n in sorted(skipped.items(), key=lambda item: (-item[1], item[0])) if n]
+    if not parts:
+        return ""
+    named = [f"{n} write statement{'s' if n != 1 else ''} for " + (f"database {db}" if db else "no default database")
+             if i == 0 else f"{n} for " + (f"database {db}" if db else "no default database")
+             for i, (n, db) in enumerate(parts)]
+    return f"{', '.join(named)} skipped: audit.source.database is {source_database}"
 
 
 class Watermarks:
@@ -187,6 +202,7 @@ def _step(session: Session, record: AuditRecord, result: Plan, database: Optiona
     kind = statement.kind
     if kind == st.DML:
         if not ours:
+            result.skipped[event.database] = result.skipped.get(event.database, 0) + 1
             return
         replay = Replay(record, statement.verb, ddl=False)
         if session.open or not session.autocommit:
@@ -196,8 +212,11 @@ def _step(session: Session, record: AuditRecord, result: Plan, database: Optiona
             result.replay.append(replay)
     elif kind in (st.DDL, st.IMPLICIT_COMMIT):
         _flush(session, result)
-        if kind == st.DDL and statement.verb in ddl and ours:
-            result.replay.append(Replay(record, statement.verb, ddl=True))
+        if kind == st.DDL and statement.verb in ddl:
+            if ours:
+                result.replay.append(Replay(record, statement.verb, ddl=True))
+            else:
+                result.skipped[event.database] = result.skipped.get(event.database, 0) + 1
     elif kind == st.BEGIN:
         _flush(session, result)  # BEGIN commits an open transaction
         session.open = True

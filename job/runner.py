@@ -20,9 +20,10 @@ import socket
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
+from job.audit_order import describe_skipped
 from job.properties import Properties
 from job.run_status import read_board
 
@@ -117,6 +118,9 @@ class Progress:
     failed: int = 0
     writers_pending: int = 0
     checkpoint: int = 0
+    # Audit replay: database -> write statements not replayed (audit.source.database names another).
+    skipped: dict = field(default_factory=dict)
+    source_database: Optional[str] = None
 
     @property
     def all_at_tip(self) -> bool:
@@ -127,7 +131,8 @@ class Progress:
         return (f"read {self.records_read} records, wrote {self.rows_written} rows, "
                 f"shards at tip {self.shards_at_tip}/{self.shards_total} ({self.shards_finished} closed), "
                 f"lag {lag}, throttled {self.throttled}, errors {self.failed}, "
-                f"writer slots pending {self.writers_pending}, checkpoint {self.checkpoint}")
+                f"writer slots pending {self.writers_pending}, checkpoint {self.checkpoint}"
+                + (f"; {describe_skipped(self.skipped, self.source_database)}" if self.skipped else ""))
 
 
 def summarize(board: dict) -> Progress:
@@ -149,6 +154,9 @@ def summarize(board: dict) -> Progress:
         elif status.get("kind") == "writer":
             progress.rows_written += int(status.get("written", 0))
             progress.writers_pending += bool(status.get("pending"))
+            for database, n in (status.get("skipped") or {}).items():
+                progress.skipped[database] = progress.skipped.get(database, 0) + int(n)
+                progress.source_database = status.get("source_database")
     return progress
 
 
