@@ -15,7 +15,7 @@ SMOKE_SECONDS = 2
 def _formats() -> list:
     from job.properties import SPEC
 
-    parse = SPEC["source"]["format"][0]
+    parse = SPEC["source"]["format"].parse
     try:
         parse("\x00 not a format")
     except ValueError as exc:
