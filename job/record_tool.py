@@ -19,7 +19,6 @@ import binascii
 import gzip
 import json
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Optional
 

@@ -118,6 +118,29 @@ def write_properties(path, *, stream: str, database: str, source=None, sink=None
     return target
 
 
+def write_audit_properties(path, *, stream: str, database: str, replica: str, source_database: str = "sim",
+                           timeout: str = "2000") -> str:
+    """Properties of an audit-log sync test: cloudwatch-audit from ``stream``, replayed on ``replica``."""
+    from job import local_services as s
+
+    groups = [
+        {"PropertyGroupId": "source", "PropertyMap": {
+            "stream.name": stream, "aws.region": "us-east-1", "aws.endpoint": s.aws_endpoint(),
+            "format": "cloudwatch-audit"}},
+        {"PropertyGroupId": "sink", "PropertyMap": {
+            "mysql.host": s.HOST, "mysql.port": str(s.MYSQL_PORT), "mysql.database": database,
+            "mysql.user": s.MYSQL_USER, "mysql.password": s.MYSQL_PASSWORD,
+            "batch.max.rows": "300", "batch.interval.ms": "200"}},
+        {"PropertyGroupId": "audit", "PropertyMap": {
+            "replay.enabled": "true", "replay.database": replica, "source.database": source_database,
+            "replay.ddl": "CREATE TABLE", "idle.timeout.ms": timeout}},
+    ]
+    target = os.path.join(str(path), "audit_properties.json")
+    with open(target, "w") as handle:
+        json.dump(groups, handle)
+    return target
+
+
 def run_job(properties: str, timeout_s: int = 240, extra_args=()) -> str:
     """`ledgersync run --until-caught-up` in its own process, as a user runs it; returns its output."""
     command = [sys.executable, "-m", "job", "run", "--properties", properties, "--until-caught-up",

@@ -58,3 +58,21 @@ def diff(expected: dict, actual: dict, limit: int = 10) -> list:
                 if len(problems) >= limit:
                     return problems
     return problems
+
+
+def count_rows(conn, tables=None, like: str = None, not_like: str = None) -> int:
+    """Rows in ``tables`` (those that exist yet), or in every table of the connection's
+    database whose name matches ``like`` / does not match ``not_like`` (SQL LIKE patterns)."""
+    with conn.cursor() as cursor:
+        query, args = ("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()", [])
+        if like:
+            query, args = query + " AND TABLE_NAME LIKE %s", args + [like]
+        if not_like:
+            query, args = query + " AND TABLE_NAME NOT LIKE %s", args + [not_like]
+        cursor.execute(query, args)
+        existing = {name for (name,) in cursor.fetchall()}
+        total = 0
+        for table in sorted(existing if tables is None else set(tables) & existing):
+            cursor.execute(f"SELECT COUNT(*) FROM {sql.quote_identifier(table)}")
+            total += cursor.fetchone()[0]
+        return total

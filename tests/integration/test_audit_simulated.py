@@ -3,12 +3,10 @@ a 3-shard stream (random partition keys, records delivered twice, bad lines, a C
 a record that is not gzip): the replica ends exactly as the workload says, in one catch-up run."""
 from __future__ import annotations
 
-import json
-import os
 import uuid
 
 from job.simulate_audit import TABLE, AuditSpec, generate, simulate_audit
-from tests.conftest import run_job
+from tests.conftest import run_job, write_audit_properties
 
 
 def test_simulated_aurora_lines_replay_in_order_exactly_once(tmp_path, services, kinesis, stream_name,
@@ -18,21 +16,7 @@ def test_simulated_aurora_lines_replay_in_order_exactly_once(tmp_path, services,
                      duplicates=0.2, bad_lines=3, seed=5)
     rows = simulate_audit(kinesis, stream_name, spec, shards=3, out=lambda *_: None)
     kinesis.put_record(StreamName=stream_name, Data=b"not gzip at all", PartitionKey="bad")
-    groups = [
-        {"PropertyGroupId": "source", "PropertyMap": {
-            "stream.name": stream_name, "aws.region": "us-east-1", "aws.endpoint": services.aws_endpoint(),
-            "format": "cloudwatch-audit"}},
-        {"PropertyGroupId": "sink", "PropertyMap": {
-            "mysql.host": services.HOST, "mysql.port": str(services.MYSQL_PORT), "mysql.database": mysql_database,
-            "mysql.user": services.MYSQL_USER, "mysql.password": services.MYSQL_PASSWORD,
-            "batch.max.rows": "300", "batch.interval.ms": "200"}},
-        {"PropertyGroupId": "audit", "PropertyMap": {
-            "replay.enabled": "true", "replay.database": replica_db, "source.database": "sim",
-            "replay.ddl": "CREATE TABLE", "idle.timeout.ms": "2000"}},
-    ]
-    props = os.path.join(str(tmp_path), "audit_properties.json")
-    with open(props, "w") as handle:
-        json.dump(groups, handle)
+    props = write_audit_properties(tmp_path, stream=stream_name, database=mysql_database, replica=replica_db)
     try:
         output = run_job(props, timeout_s=150)
         with mysql_conn.cursor() as cursor:

@@ -3,14 +3,12 @@ audit.source.database are counted, exactly, per database, in the progress line a
 the end of the run, while the replica still ends equal to the workload's oracle."""
 from __future__ import annotations
 
-import json
-import os
 import re
 import uuid
 
 from connectors.audit_lines import parse_audit_line
 from job.simulate_audit import TABLE, AuditSpec, generate, simulate_audit
-from tests.conftest import run_job
+from tests.conftest import run_job, write_audit_properties
 
 
 def test_statements_for_other_databases_are_counted_and_reported(tmp_path, services, kinesis, stream_name,
@@ -26,21 +24,7 @@ def test_statements_for_other_databases_are_counted_and_reported(tmp_path, servi
                 if (e := parse_audit_line(line)).database == "other_schema" and e.operation == "QUERY"
                 and e.retcode == 0)
     assert other > 5
-    groups = [
-        {"PropertyGroupId": "source", "PropertyMap": {
-            "stream.name": stream_name, "aws.region": "us-east-1", "aws.endpoint": services.aws_endpoint(),
-            "format": "cloudwatch-audit"}},
-        {"PropertyGroupId": "sink", "PropertyMap": {
-            "mysql.host": services.HOST, "mysql.port": str(services.MYSQL_PORT), "mysql.database": mysql_database,
-            "mysql.user": services.MYSQL_USER, "mysql.password": services.MYSQL_PASSWORD,
-            "batch.max.rows": "300", "batch.interval.ms": "200"}},
-        {"PropertyGroupId": "audit", "PropertyMap": {
-            "replay.enabled": "true", "replay.database": replica_db, "source.database": "sim",
-            "replay.ddl": "CREATE TABLE", "idle.timeout.ms": "2000"}},
-    ]
-    props = os.path.join(str(tmp_path), "audit_properties.json")
-    with open(props, "w") as handle:
-        json.dump(groups, handle)
+    props = write_audit_properties(tmp_path, stream=stream_name, database=mysql_database, replica=replica_db)
     try:
         output = run_job(props, timeout_s=180)
         caught_up = next(line for line in output.splitlines() if "caught up after" in line)

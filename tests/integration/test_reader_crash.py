@@ -14,21 +14,9 @@ from job.runner import checkpoint_numbers, latest_checkpoint
 from job.simulate import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import run_job, write_properties
 from tests.job_process import JobProcess
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.oracle import actual_tables, count_rows, diff, expected_tables
 
 KILLS = 5
-
-
-def _history_rows(conn, tables) -> int:
-    with conn.cursor() as cursor:
-        total = 0
-        for table in tables:
-            cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
-                           "AND table_name = %s", (table,))
-            if cursor.fetchone()[0]:
-                cursor.execute(f"SELECT COUNT(*) FROM `{table}`")
-                total += cursor.fetchone()[0]
-        return total
 
 
 @pytest.mark.slow
@@ -82,7 +70,7 @@ def test_sigkilled_job_restarts_from_its_latest_checkpoint_and_loses_nothing(
             assert "starting from the initial position" in output, output[-3000:]
         else:
             assert f"restoring from {before}" in output, output[-3000:]
-        kills.append((processes, checkpoint_numbers(str(job_dir))[1], _history_rows(mysql_conn, history_tables)))
+        kills.append((processes, checkpoint_numbers(str(job_dir))[1], count_rows(mysql_conn, history_tables)))
         print(f"kill {attempt}: after {time.time() - job.started:.1f}s, {kills[-1]}", flush=True)
 
     producer.join(timeout=120)

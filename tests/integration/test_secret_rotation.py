@@ -24,7 +24,7 @@ from job.run_status import read_board
 from job.runner import DEFAULT_LOCAL_DIR
 from job.simulate import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.oracle import actual_tables, count_rows, diff, expected_tables
 
 
 @pytest.fixture
@@ -45,14 +45,7 @@ def _rows(services, database) -> int:
     conn = pymysql.connect(host=services.HOST, port=services.MYSQL_PORT, user=services.MYSQL_USER,
                            password=services.MYSQL_PASSWORD, database=database)
     try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                           "AND TABLE_NAME NOT LIKE '\\_ledgersync%'")
-            count = 0
-            for (table,) in cursor.fetchall():
-                cursor.execute(f"SELECT COUNT(*) FROM `{table}`")
-                count += cursor.fetchone()[0]
-            return count
+        return count_rows(conn, not_like="\\_ledgersync%")
     finally:
         conn.close()
 

@@ -5,7 +5,6 @@ checkpoint on the slots it has again, and MySQL ends exactly equal to the oracle
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 
 import pytest
@@ -16,19 +15,7 @@ from job.runner import checkpoint_numbers
 from job.simulate import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import write_properties
 from tests.job_process import JobProcess
-from tests.oracle import actual_tables, diff, expected_tables
-
-
-def _history_rows(conn, tables) -> int:
-    total = 0
-    with conn.cursor() as cursor:
-        for table in tables:
-            cursor.execute("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
-                           "AND table_name = %s", (table,))
-            if cursor.fetchone()[0]:
-                cursor.execute(f"SELECT COUNT(*) FROM `{table}`")
-                total += cursor.fetchone()[0]
-    return total
+from tests.oracle import actual_tables, count_rows, diff, expected_tables
 
 
 def _get(port: int, path: str) -> dict:
@@ -68,10 +55,10 @@ def test_taskmanager_killed_mid_stream_on_a_standalone_cluster_loses_nothing(
     try:
         job_id = job.wait_for(lambda: job.job_id, 120, "the job to start")
         job.wait_for(lambda: checkpoint_numbers(str(checkpoints / job_id))[1] >= 1, 180, "a first checkpoint")
-        job.wait_for(lambda: _history_rows(mysql_conn, history_tables) >= 1000, 180, "rows in MySQL")
+        job.wait_for(lambda: count_rows(mysql_conn, history_tables) >= 1000, 180, "rows in MySQL")
         victim = state.taskmanager_pids[0]
         cluster.kill_taskmanager(victim)
-        at_kill = _history_rows(mysql_conn, history_tables)
+        at_kill = count_rows(mysql_conn, history_tables)
         replacement = cluster.add_taskmanager()
         cluster.wait_for_taskmanagers(2)
         code = job.proc.wait(timeout=600)
