@@ -62,7 +62,7 @@ def _innodb_metric(root, name: str) -> int:
 def _deadlock_the_writer(paths, root, tables: list) -> bool:
     """One try; True when a deadlock rolled back the writer. InnoDB rolls back the lighter
     transaction of a deadlock, so this one first inserts 5,000 rows elsewhere."""
-    helper = local_services._mysql_root(paths)
+    helper = local_services.shared_mariadb(paths).root()
     try:
         with helper.cursor() as cursor:
             cursor.execute("CREATE TABLE IF NOT EXISTS scratch.ballast (n INT PRIMARY KEY)")
@@ -98,7 +98,7 @@ def test_read_only_failover_killed_connections_and_lock_waits_mid_stream(tmp_pat
     local_services.start_mariadb(paths, port)
     job = None
     try:
-        root = local_services._mysql_root(paths)
+        root = local_services.shared_mariadb(paths).root()
         with root.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE {DATABASE}")
             cursor.execute("CREATE DATABASE scratch")  # the deadlock's ballast, away from the replicated tables
@@ -152,7 +152,7 @@ def test_read_only_failover_killed_connections_and_lock_waits_mid_stream(tmp_pat
             time.sleep(0.2)
         assert len(tables) == spec.tables
         timeouts = _innodb_metric(root, "lock_timeouts")
-        locker = local_services._mysql_root(paths)
+        locker = local_services.shared_mariadb(paths).root()
         with locker.cursor() as cursor:
             cursor.execute("BEGIN")
             for table in tables:

@@ -31,7 +31,7 @@ from tests.oracle import actual_tables, count_rows, diff, expected_tables
 def rotating_user(services, mysql_database):
     user = f"rot{uuid.uuid4().hex[:8]}"
     old, new = f"Old-{uuid.uuid4().hex}", f"New-{uuid.uuid4().hex}"
-    root = services._mysql_root(services.Paths(DEFAULT_LOCAL_DIR))
+    root = services.shared_mariadb(services.Paths(DEFAULT_LOCAL_DIR)).root()
     with root.cursor() as cursor:
         cursor.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (old,))
         cursor.execute(f"GRANT ALL PRIVILEGES ON `{mysql_database}`.* TO '{user}'@'127.0.0.1'")
