@@ -104,7 +104,7 @@ def build_backfill(env, props: Properties, export: Export, status_dir: Optional[
         writer_slots=props["sink.writer.slots"], tables_include=props["replication.tables.include"],
         status_dir=status_dir,
     ), output_type=ITEM_ROW).name("read-export").uid("read-export")
-    write_items(t_env, items, props, status_dir)
+    write_items(t_env, items, props, status_dir, bounded=True)
 
 
 def locate_export(props: Properties, uri: str, export_id: Optional[str] = None) -> Export:

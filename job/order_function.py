@@ -40,7 +40,9 @@ def bucket_of(row) -> int:
 
 
 class OrderedRevisionsFunction(KeyedProcessFunction):
-    def __init__(self, settings: MySqlSettings, timeout_ms: int, gap_action: str, history: bool, writer_slots: int):
+    def __init__(self, settings: MySqlSettings, timeout_ms: int, gap_action: str, history: bool, writer_slots: int,
+                 bounded: bool = False):
+        self._bounded = bounded  # a backfill: gaps are settled at the end of input (see the writer)
         self._settings = settings
         self._timeout_ms = timeout_ms
         self._gap_action = gap_action
@@ -106,4 +108,5 @@ class OrderedRevisionsFunction(KeyedProcessFunction):
         else:
             self._waiting.put(key, state.deadline_ms)
             ctx.timer_service().register_processing_time_timer(state.deadline_ms)
-            ctx.timer_service().register_event_time_timer(END_OF_INPUT)
+            if self._bounded:
+                ctx.timer_service().register_event_time_timer(END_OF_INPUT)

@@ -71,7 +71,8 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
     write_items(t_env, items, props, status_dir)
 
 
-def write_items(t_env: StreamTableEnvironment, items, props: Properties, status_dir: Optional[str] = None) -> None:
+def write_items(t_env: StreamTableEnvironment, items, props: Properties, status_dir: Optional[str] = None,
+                bounded: bool = False) -> None:
     """Decoded ITEM_ROWs -> per-document state -> writer -> sink: the one path after
     decoding, for the stream (build_pipeline) and for backfills (job/backfill.py)."""
     settings = mysql_settings(props)
@@ -79,13 +80,14 @@ def write_items(t_env: StreamTableEnvironment, items, props: Properties, status_
     if props["replication.order"]:
         to_write = items.key_by(bucket_of, key_type=Types.INT()).process(OrderedRevisionsFunction(
             settings, props["replication.order.timeout.ms"], props["replication.order.gap"],
-            props["replication.history"], writer_slots,
+            props["replication.history"], writer_slots, bounded=bounded,
         ), output_type=ITEM_ROW).name("order-versions").uid("order-versions")
     else:
         to_write = rows_to_write(t_env, items, props["replication.history"])
 
     written = to_write.key_by(slot_of, key_type=Types.INT()).process(
-        MySqlWriterFunction(settings, props["sink.batch.max.rows"], props["sink.batch.interval.ms"], status_dir)
+        MySqlWriterFunction(settings, props["sink.batch.max.rows"], props["sink.batch.interval.ms"], status_dir,
+                            bounded=bounded)
     ).name("mysql-writer").uid("mysql-writer")
 
     # The writer emits nothing; Flink still wants every branch to end in a sink.
