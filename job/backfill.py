@@ -24,7 +24,7 @@ from connectors.qldb_export import Export, ExportError, find_export, open_store
 from job.properties import Properties
 from job.run_status import read_board
 from job.runner import (DEFAULT_FLINK_CONF, DEFAULT_LOCAL_DIR, JobFailed, _cancel_quietly, _raise_if_ended,
-                        _root_cause, _StopRequests, flink_configuration, free_port)
+                        _root_cause, _StopRequests, flink_configuration, free_port, job_state)
 
 
 @dataclass
@@ -160,7 +160,7 @@ def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *
                 if first_seen is None and progress.done_and_total()[0] > 0:
                     first_seen = (progress.elapsed_s, progress.done_and_total()[0])
                 progress.first_seen = first_seen
-                state = _job_state(client)
+                state = job_state(client)
                 if state in ("FINISHED", "ENDED"):
                     _raise_unless_finished(client)
                     finished = True
@@ -181,14 +181,6 @@ def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *
         finally:
             if not finished:
                 _cancel_quietly(client)
-
-
-def _job_state(client) -> str:
-    try:
-        status = client.get_job_status().result()
-        return getattr(status, "name", str(status))
-    except Exception:  # a local per-job mini-cluster shuts down as soon as its job has ended
-        return "ENDED"
 
 
 def _raise_unless_finished(client) -> None:

@@ -361,15 +361,20 @@ def _print_reader_metrics(host: str, rest_port: int, job_id: str, say, attempts:
     say(f"reader metrics: {shown or 'none reported yet'}")
 
 
-def _raise_if_ended(client, remote: bool = False) -> None:
+def job_state(client, remote: bool = False) -> Optional[str]:
+    """The job's status name; "ENDED" when a local mini-cluster is gone (it shuts down as soon
+    as its job has ended); None for a cluster that did not answer (ask again next time)."""
     try:
         status = client.get_job_status().result()
-        name = getattr(status, "name", str(status))
+        return getattr(status, "name", str(status))
     except Exception:
-        if remote:
-            return  # a REST hiccup of a cluster that outlives its jobs: ask again next time
-        # A local per-job mini-cluster shuts down as soon as its job has ended.
-        name = "ENDED"
+        return None if remote else "ENDED"
+
+
+def _raise_if_ended(client, remote: bool = False) -> None:
+    name = job_state(client, remote)
+    if name is None:
+        return
     if name in ("FAILED", "CANCELED", "FINISHED", "SUSPENDED", "ENDED"):
         cause = ""
         try:
