@@ -1,6 +1,6 @@
-"""An Aurora failover, as MariaDB can play it, in the middle of a run: for 20 s the server
-is read-only (statements fail with 1290) and the writer's connections are killed again
-and again (2013/2006), as when the cluster endpoint still points at the old writer; then
+"""An Aurora failover, as MariaDB can play it, in the middle of a run: the writer's
+connections are killed again and again (2013/2006), as when the cluster endpoint still
+points at the old writer, then for 20 s the server is read-only (1290); then
 a transaction holds every row of the current views for 8 s (lock wait timeouts, 1205);
 then a heavier transaction deadlocks with the writer in the middle of a batch (1213).
 The job keeps running, retries with backoff, dead-letters nothing, and MySQL ends equal
@@ -129,15 +129,22 @@ def test_read_only_failover_killed_connections_and_lock_waits_mid_stream(tmp_pat
             assert job.poll() is None and time.monotonic() < deadline, "the job wrote nothing"
             time.sleep(0.2)
 
-        # The old writer turns read-only; connections to it are dropped while DNS moves.
+        # DNS still points at the old writer: its connections are dropped again and again
+        # (2013/2006). Done while the server is writable, when the writer holds a connection
+        # between batches; once read-only, the writer is mostly disconnected, in backoff.
+        killed = 0
+        ends = time.monotonic() + 3
+        while time.monotonic() < ends:
+            killed += _kill_writer_connections(root)
+            time.sleep(0.3)
+        # Then the old writer turns read-only (1290) for 20 s, still dropping what connects.
         with root.cursor() as cursor:
             cursor.execute("SET GLOBAL read_only = ON")
         before = _history_rows(port)
-        killed = 0
         ends = time.monotonic() + 20
         while time.monotonic() < ends:
             killed += _kill_writer_connections(root)
-            time.sleep(2)
+            time.sleep(0.5)
         during = _history_rows(port)
         assert job.poll() is None, "the job must wait for a writable server, not fail"
         with root.cursor() as cursor:
