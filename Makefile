@@ -89,9 +89,9 @@ test-integration: install
 
 # The integration suite against LocalStack instead of moto: installs LocalStack (Python 3.13
 # venv under .local/localstack) if missing, then runs it with its own MariaDB in a private
-# network namespace; the host's services are not used (tests/localstack_namespace.py).
+# network namespace; the host's services are not used (tests/support/localstack_namespace.py).
 test-localstack: install
-	$(PY) tests/localstack_namespace.py -- $(PY) -m pytest -m integration $(PYTEST_ARGS)
+	$(PY) tests/support/localstack_namespace.py -- $(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 # Coverage-guided fuzzing (atheris) of every decoder that takes outside bytes; corpora and
 # crash files under .local/fuzz/ (tests/fuzz/decoders.py). The unit tests run 2 s per target.

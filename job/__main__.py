@@ -1,4 +1,4 @@
-from job.cli import main
+from job.cli.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -20,10 +20,10 @@ import sys
 import tempfile
 from typing import Optional
 
-from job.properties import MSF_PROPERTIES_PATH, PropertiesError, load_properties
+from job.config.properties import MSF_PROPERTIES_PATH, PropertiesError, load_properties
 
 # The packages every Python worker must be able to import: Flink pickles our functions
-# by reference (``job.shard_reader_function.ShardReaderFunction``), not by value.
+# by reference (``job.functions.shard_reader.ShardReaderFunction``), not by value.
 CODE_PACKAGES = ("job", "connectors")
 PROPERTIES_ENV = "LEDGERSYNC_PROPERTIES"
 
@@ -63,7 +63,7 @@ def build_job(env, props) -> None:
     """Everything ``env.execute()`` needs: the job's code for the workers, then the same
     pipeline as a local run, without the local status board. The MySQL password (or the
     Secrets Manager secret) is resolved by the pipeline's writer, as locally."""
-    from job.pipeline import build_pipeline
+    from job.pipeline.assembly import build_pipeline
 
     env.add_python_file(stage_code_for_workers(code_root()))
     build_pipeline(env, props, None)

@@ -39,8 +39,7 @@ def services():
 
     Never stopped here: other test sessions may share them. `make test` stops what it
     started once pytest is done."""
-    from job import local_services
-
+    from job.local import services as local_services
     if TEST_AWS_ENDPOINT:
         # Another AWS stand-in (LocalStack: `make test-localstack`) instead of moto: every
         # fixture and helper asks local_services.aws_endpoint(); MariaDB is the local one.
@@ -100,8 +99,7 @@ def stream_name(kinesis):
 
 
 def write_properties(path, *, stream: str, database: str, source=None, sink=None, replication=None) -> str:
-    from job import local_services as s
-
+    from job.local import services as s
     groups = [
         {"PropertyGroupId": "source", "PropertyMap": {
             "stream.name": stream, "aws.region": "us-east-1", "aws.endpoint": s.aws_endpoint(),
@@ -121,8 +119,7 @@ def write_properties(path, *, stream: str, database: str, source=None, sink=None
 def write_audit_properties(path, *, stream: str, database: str, replica: str, source_database: str = "sim",
                            timeout: str = "2000") -> str:
     """Properties of an audit-log sync test: cloudwatch-audit from ``stream``, replayed on ``replica``."""
-    from job import local_services as s
-
+    from job.local import services as s
     groups = [
         {"PropertyGroupId": "source", "PropertyMap": {
             "stream.name": stream, "aws.region": "us-east-1", "aws.endpoint": s.aws_endpoint(),

@@ -50,7 +50,7 @@ class Target:
 # --- the checks (imports inside: atheris instruments what is imported after it starts) --
 
 def check_kpl(data: bytes) -> None:
-    from connectors import kpl
+    from connectors.formats import kpl
     try:
         records = kpl.deaggregate(data)
     except kpl.BadAggregate:
@@ -60,12 +60,12 @@ def check_kpl(data: bytes) -> None:
 
 
 def check_kpl_body(data: bytes) -> None:
-    from connectors import kpl
+    from connectors.formats import kpl
     check_kpl(kpl.MAGIC + data + hashlib.md5(data).digest())
 
 
 def check_qldb(data: bytes) -> None:
-    from connectors.qldb_records import MAX_DOCUMENT_BYTES, MAX_ID_CHARS, BadRecord, decode_record
+    from connectors.formats.qldb import MAX_DOCUMENT_BYTES, MAX_ID_CHARS, BadRecord, decode_record
     try:
         decoded = decode_record(data)
     except BadRecord:
@@ -84,7 +84,7 @@ def check_qldb(data: bytes) -> None:
 
 def check_kinesis_record(data: bytes) -> None:
     from connectors.dead_letters import DeadLetter
-    from connectors.qldb_records import decode_kinesis_record
+    from connectors.formats.qldb import decode_kinesis_record
     for item in decode_kinesis_record("s", "shardId-000000000000", "1", data):
         if isinstance(item, DeadLetter):
             # decode_kinesis_record turns any exception into a dead letter so the job goes
@@ -94,8 +94,8 @@ def check_kinesis_record(data: bytes) -> None:
 
 
 def check_ion_json(data: bytes) -> None:
-    from connectors.ion_json import IonMappingError, ion_to_json
-    from connectors.qldb_records import MAX_JSON_DEPTH, BadRecord, parse_ion
+    from connectors.formats.ion_json import IonMappingError, ion_to_json
+    from connectors.formats.qldb import MAX_JSON_DEPTH, BadRecord, parse_ion
     try:
         value = parse_ion(data)
     except BadRecord:
@@ -108,7 +108,7 @@ def check_ion_json(data: bytes) -> None:
 
 
 def check_cloudwatch(data: bytes) -> None:
-    from connectors.cloudwatch_logs import BadSubscriptionRecord, decode_subscription_record
+    from connectors.formats.cloudwatch_logs import BadSubscriptionRecord, decode_subscription_record
     try:
         record = decode_subscription_record(data)
     except BadSubscriptionRecord:
@@ -136,7 +136,7 @@ def _valid(data: bytes) -> bool:
 
 
 def check_audit_line(data: bytes) -> None:
-    from connectors.audit_lines import BadAuditLine, parse_audit_line
+    from connectors.formats.audit_lines import BadAuditLine, parse_audit_line
     try:
         event = parse_audit_line(_text(data))
     except BadAuditLine:
@@ -146,7 +146,7 @@ def check_audit_line(data: bytes) -> None:
 
 
 def check_audit_log(data: bytes) -> None:
-    from connectors.audit_lines import split_records
+    from connectors.formats.audit_lines import split_records
     text = _text(data)
     records, rest = split_records(text)
     assert "\n".join(records + [rest]) == text  # nothing lost or made up between records
@@ -155,14 +155,14 @@ def check_audit_log(data: bytes) -> None:
 
 
 def check_audit_statement(data: bytes) -> None:
-    from connectors.audit_statements import classify
+    from connectors.formats.audit_statements import classify
     classify(_text(data))  # never raises: an unknown statement is a kind of its own
 
 
 # --- seeds ----------------------------------------------------------------------------
 
 def _sim():
-    from job.simulate import WorkloadSpec, generate
+    from job.tools.simulate.qldb import WorkloadSpec, generate
     spec = WorkloadSpec(tables=2, documents=3, revisions=3, deletes=0.3, redactions=0.3, bad_records=11,
                         aggregate=4, block_summaries=True, control=True, seed=5)
     return spec, generate(spec)
@@ -171,8 +171,8 @@ def _sim():
 def qldb_seeds() -> list:
     import datetime as _dt
 
-    from connectors.qldb_records import encode_control, encode_revision
-    from job.simulate import bad_samples, encode
+    from connectors.formats.qldb import encode_control, encode_revision
+    from job.tools.simulate.qldb import bad_samples, encode
     spec, revisions = _sim()
     hostile = {"document_id": 1, "redacted": True, "Name": "a", "name": 2, "x" * 70: 1.5, "select": None,
                "a b.c": [1, {"d": "e"}]}
@@ -185,7 +185,7 @@ def qldb_seeds() -> list:
 
 
 def kpl_seeds() -> list:
-    from job.simulate import bad_samples, kinesis_records
+    from job.tools.simulate.qldb import bad_samples, kinesis_records
     spec, revisions = _sim()
     out = [data for _key, data in kinesis_records(spec, revisions)[:8]]
     out += [b.payload for b in bad_samples(spec, revisions) if b.envelope]
@@ -193,7 +193,7 @@ def kpl_seeds() -> list:
 
 
 def kpl_body_seeds() -> list:
-    from connectors import kpl
+    from connectors.formats import kpl
     return [d[len(kpl.MAGIC):-kpl.DIGEST_SIZE] for d in kpl_seeds() if kpl.is_aggregated(d)]
 
 
@@ -218,7 +218,7 @@ def cloudwatch_json_seeds() -> list:
 
 
 def cloudwatch_seeds() -> list:
-    from connectors.cloudwatch_logs import LogEvent, control_message, encode_subscription_record
+    from connectors.formats.cloudwatch_logs import LogEvent, control_message, encode_subscription_record
     lines = _log_lines()
     out = [control_message("g", "s")]
     for start in range(0, min(len(lines), 40), 8):
@@ -238,7 +238,7 @@ def audit_log_seeds() -> list:
 
 
 def audit_statement_seeds() -> list:
-    from connectors.audit_lines import BadAuditLine, parse_audit_line
+    from connectors.formats.audit_lines import BadAuditLine, parse_audit_line
     out = []
     for line in _log_lines():
         try:

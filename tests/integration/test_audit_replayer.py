@@ -9,11 +9,11 @@ import uuid
 import pymysql
 import pytest
 
-from connectors.audit_lines import AuditRecord, aurora_line, parse_audit_line, split_records
-from connectors.audit_replay import AuditReplayer, ReplayStopped
-from connectors.audit_statements import DDL_VERBS
-from connectors.mysql_writer import MySqlSettings
-from job.audit_order import OrderState, plan
+from connectors.formats.audit_lines import AuditRecord, aurora_line, parse_audit_line, split_records
+from connectors.mysql.audit_replay import AuditReplayer, ReplayStopped
+from connectors.formats.audit_statements import DDL_VERBS
+from connectors.mysql.writer import MySqlSettings
+from job.rules.audit_order import OrderState, plan
 from tests.unit.data.capture_server_audit import STATEMENTS
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "unit", "data")

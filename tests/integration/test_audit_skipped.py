@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import uuid
 
-from connectors.audit_lines import parse_audit_line
-from job.simulate_audit import TABLE, AuditSpec, generate, simulate_audit
+from connectors.formats.audit_lines import parse_audit_line
+from job.tools.simulate.audit import TABLE, AuditSpec, generate, simulate_audit
 from tests.conftest import run_job, write_audit_properties
 
 

@@ -22,9 +22,9 @@ import uuid
 import pymysql
 import pytest
 
-from job import audit_source
-from job.run_status import read_board
-from job.runner import DEFAULT_LOCAL_DIR, checkpoint_numbers
+from job.local import audit_source
+from job.functions.status_board import read_board
+from job.local.runner import DEFAULT_LOCAL_DIR, checkpoint_numbers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

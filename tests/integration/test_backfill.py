@@ -11,10 +11,10 @@ import uuid
 
 import pytest
 
-from connectors.qldb_export import FORMATS, DeadLetter, find_export, open_store, read_object
-from job.simulate_export import ExportSpec, generate_ledger, put_stream, write_export
+from connectors.formats.qldb_export import FORMATS, DeadLetter, find_export, open_store, read_object
+from job.tools.simulate.export import ExportSpec, generate_ledger, put_stream, write_export
 from tests.conftest import ROOT, run_job, write_properties
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.support.oracle import actual_tables, diff, expected_tables
 
 
 def run_backfill(properties: str, export_uri: str, timeout_s: int = 300, extra_args=()) -> str:

@@ -5,11 +5,11 @@ re-reads the whole stream) are not dead-lettered twice. A dead letter is keyed b
 stored; the rows around them end equal to the oracle after both runs."""
 from __future__ import annotations
 
-from connectors.qldb_records import decode_kinesis_record
+from connectors.formats.qldb import decode_kinesis_record
 from connectors.dead_letters import DeadLetter
-from job.simulate import BAD_KINDS, WorkloadSpec, bad_samples, simulate_qldb
+from job.tools.simulate.qldb import BAD_KINDS, WorkloadSpec, bad_samples, simulate_qldb
 from tests.conftest import run_job, write_properties
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.support.oracle import actual_tables, diff, expected_tables
 
 
 def _letters(conn) -> list:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from connectors.ion_json import ion_to_json
-from connectors.mysql_sql import table_identifier
-from job.simulate import BAD_KINDS, WorkloadSpec, bad_samples, expected_current, kinesis_records, simulate_qldb
+from connectors.formats.ion_json import ion_to_json
+from connectors.mysql.sql import table_identifier
+from job.tools.simulate.qldb import BAD_KINDS, WorkloadSpec, bad_samples, expected_current, kinesis_records, simulate_qldb
 from tests.conftest import run_job, write_properties
 
 

@@ -1,10 +1,10 @@
 """The whole path on real services: simulated QLDB stream -> mini-cluster -> MariaDB."""
 from __future__ import annotations
 
-from connectors.qldb_records import decode_record
-from job.simulate import WorkloadSpec, encode, simulate_qldb
+from connectors.formats.qldb import decode_record
+from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import run_job, write_properties
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.support.oracle import actual_tables, diff, expected_tables
 
 
 def test_mysql_holds_exactly_the_newest_version_of_every_document(tmp_path, kinesis, stream_name,

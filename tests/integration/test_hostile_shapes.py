@@ -11,13 +11,13 @@ import datetime as _dt
 import json
 import random
 
-from connectors import mysql_sql as sql
-from connectors.mysql_writer import MySqlSettings, MySqlWriter
-from connectors.qldb_records import decode_record, encode_revision
-from connectors.row_images import CURRENT, HISTORY, RowImage, document_json
-from job.simulate import ensure_stream, put_records
+from connectors.mysql import sql
+from connectors.mysql.writer import MySqlSettings, MySqlWriter
+from connectors.formats.qldb import decode_record, encode_revision
+from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, document_json
+from job.tools.simulate.qldb import ensure_stream, put_records
 from tests.conftest import run_job, write_properties
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.support.oracle import actual_tables, diff, expected_tables
 
 T0 = _dt.datetime(2026, 3, 1, tzinfo=_dt.timezone.utc)
 LONG_1 = "L" * 64 + "_one"  # equal to LONG_2 in their first 64 characters

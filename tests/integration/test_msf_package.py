@@ -25,11 +25,11 @@ import zipfile
 
 import pytest
 
-from connectors.qldb_records import decode_record
-from job import package
-from job.simulate import WorkloadSpec, encode, simulate_qldb
+from connectors.formats.qldb import decode_record
+from job.tools import package
+from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.support.oracle import actual_tables, diff, expected_tables
 
 # Building the zip and the runtime venv asks PyPI; the moto run covers this module.
 pytestmark = pytest.mark.needs_network(reason="`ledgersync package` and the runtime venv install from PyPI")
@@ -140,9 +140,9 @@ def test_unpacked_code_replicates_a_stream(runtime_python, unpacked, tmp_path, k
                            cwd=unpacked, env=env, capture_output=True, text=True)
     assert where.returncode == 0, where.stderr
     assert all(path.startswith(str(unpacked)) for path in where.stdout.split()), where.stdout
-    tooling = subprocess.run([runtime_python, "-c", "import job.cli"], cwd=unpacked, env=env,
+    tooling = subprocess.run([runtime_python, "-c", "import job.cli.main"], cwd=unpacked, env=env,
                              capture_output=True, text=True)
-    assert tooling.returncode != 0 and "No module named 'job.cli'" in tooling.stderr, tooling.stderr
+    assert tooling.returncode != 0 and "No module named 'job.cli" in tooling.stderr, tooling.stderr
 
     log = open(tmp_path / "main.log", "w+")
     process = subprocess.Popen([runtime_python, str(unpacked / package.MAIN_FILE), "--properties", props],
@@ -188,7 +188,7 @@ def _flink_conf_dir(tmp_path, runtime_python) -> str:
     defaults (JVM options included) with the local mini-cluster settings on top."""
     import yaml
 
-    from job.runner import read_flink_conf
+    from job.local.runner import read_flink_conf
 
     conf = tmp_path / "flink-conf"
     conf.mkdir()

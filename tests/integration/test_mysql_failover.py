@@ -16,12 +16,12 @@ import time
 
 import pymysql
 
-from connectors.qldb_records import decode_record
-from job import local_services
-from job.run_status import read_board
-from job.simulate import WorkloadSpec, encode, simulate_qldb
+from connectors.formats.qldb import decode_record
+from job.local import services as local_services
+from job.functions.status_board import read_board
+from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.support.oracle import actual_tables, diff, expected_tables
 
 USER, PASSWORD = "failover_writer", "failover-pw"
 DATABASE = "failover"

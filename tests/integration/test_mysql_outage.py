@@ -9,11 +9,11 @@ import time
 
 import pymysql
 
-from connectors.qldb_records import decode_record
-from job import local_services
-from job.simulate import WorkloadSpec, encode, simulate_qldb
+from connectors.formats.qldb import decode_record
+from job.local import services as local_services
+from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.support.oracle import actual_tables, diff, expected_tables
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -11,9 +11,9 @@ import uuid
 import pymysql
 import pytest
 
-from connectors.credentials import SecretSource
-from connectors.mysql_writer import MySqlSettings, MySqlWriter, connect
-from connectors.row_images import CURRENT, HISTORY, RowImage, document_json
+from connectors.mysql.credentials import SecretSource
+from connectors.mysql.writer import MySqlSettings, MySqlWriter, connect
+from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, document_json
 
 
 def settings_for(services, database, **kw) -> MySqlSettings:
@@ -157,7 +157,7 @@ def secret_user(services, mysql_database):
     """A MySQL user with a distinctive password, dropped afterwards."""
     user = f"u{uuid.uuid4().hex[:8]}"
     password = f"Pw-{uuid.uuid4().hex}-x"
-    from job.runner import DEFAULT_LOCAL_DIR
+    from job.local.runner import DEFAULT_LOCAL_DIR
 
     root = services.shared_mariadb(services.Paths(DEFAULT_LOCAL_DIR)).root()  # GRANT needs root
     with root.cursor() as cursor:
@@ -199,7 +199,7 @@ def test_the_password_never_appears_in_logs_or_exceptions(services, mysql_databa
             MySqlWriter(wrong).write([image("p1", 0, {"a": 1})])
     text = f"{raised.value!r} {raised.value} {wrong!r} {caplog.text}"
     assert password not in text and user in text
-    from job.properties import parse_groups
+    from job.config.properties import parse_groups
 
     props = parse_groups([{"PropertyGroupId": "source", "PropertyMap": {"stream.name": "s"}},
                           {"PropertyGroupId": "sink", "PropertyMap": {"mysql.host": "h", "mysql.database": "d",

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from connectors.qldb_records import decode_record
-from job.runner import checkpoint_numbers, latest_checkpoint
-from job.simulate import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
+from connectors.formats.qldb import decode_record
+from job.local.runner import checkpoint_numbers, latest_checkpoint
+from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import run_job, write_properties
-from tests.job_process import JobProcess
-from tests.oracle import actual_tables, count_rows, diff, expected_tables
+from tests.support.job_process import JobProcess
+from tests.support.oracle import actual_tables, count_rows, diff, expected_tables
 
 KILLS = 5
 

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from connectors.qldb_records import decode_record
-from job.runner import DEFAULT_FLINK_CONF
-from job.simulate import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
+from connectors.formats.qldb import decode_record
+from job.local.runner import DEFAULT_FLINK_CONF
+from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import run_job, write_properties
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.support.oracle import actual_tables, diff, expected_tables
 
 
 def _read_count(output: str) -> int:

@@ -23,11 +23,11 @@ import pymysql
 import pytest
 
 from connectors.aws_clients import aws_client
-from connectors.qldb_records import decode_record
-from job.simulate import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
+from connectors.formats.qldb import decode_record
+from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import write_properties
-from tests.job_process import JobProcess
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.support.job_process import JobProcess
+from tests.support.oracle import actual_tables, diff, expected_tables
 
 
 def _free_port() -> int:

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from connectors.qldb_records import decode_record
-from job.simulate import WorkloadSpec, encode, simulate_qldb
+from connectors.formats.qldb import decode_record
+from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import run_job, write_properties
-from tests.fault_proxy import FaultProxy
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.support.fault_proxy import FaultProxy
+from tests.support.oracle import actual_tables, diff, expected_tables
 
 
 @pytest.mark.slow

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import run_job, write_properties
-from tests.oracle import actual_tables, diff, expected_tables
-from tests.workloads import deliver, history_with_deletes, put, revisions
+from tests.support.oracle import actual_tables, diff, expected_tables
+from tests.support.workloads import deliver, history_with_deletes, put, revisions
 
 
 @pytest.mark.parametrize("order", ["false", "true"])

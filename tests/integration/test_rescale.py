@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from connectors.qldb_records import decode_record
-from job.simulate import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
+from connectors.formats.qldb import decode_record
+from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import run_job, write_properties
-from tests.job_process import JobProcess
-from tests.oracle import actual_tables, diff, expected_tables
+from tests.support.job_process import JobProcess
+from tests.support.oracle import actual_tables, diff, expected_tables
 
 SAVEPOINT = re.compile(r"stopped with savepoint (\S+); resume with")
 

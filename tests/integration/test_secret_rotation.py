@@ -19,12 +19,12 @@ import pymysql
 import pytest
 
 from connectors.aws_clients import aws_client
-from connectors.qldb_records import decode_record
-from job.run_status import read_board
-from job.runner import DEFAULT_LOCAL_DIR
-from job.simulate import WorkloadSpec, encode, simulate_qldb
+from connectors.formats.qldb import decode_record
+from job.functions.status_board import read_board
+from job.local.runner import DEFAULT_LOCAL_DIR
+from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
-from tests.oracle import actual_tables, count_rows, diff, expected_tables
+from tests.support.oracle import actual_tables, count_rows, diff, expected_tables
 
 
 @pytest.fixture

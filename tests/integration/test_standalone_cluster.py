@@ -1,5 +1,5 @@
 """A real cluster, not the mini-cluster: a JobManager and two TaskManagers as separate
-processes (job/local_cluster.py), the job submitted at parallelism 4, one TaskManager
+processes (job/local/cluster.py), the job submitted at parallelism 4, one TaskManager
 SIGKILLed mid-stream and a new one started; Flink restores the job from its newest
 checkpoint on the slots it has again, and MySQL ends exactly equal to the oracle."""
 from __future__ import annotations
@@ -9,13 +9,13 @@ import urllib.request
 
 import pytest
 
-from connectors.qldb_records import decode_record
-from job.local_cluster import LocalCluster
-from job.runner import checkpoint_numbers
-from job.simulate import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
+from connectors.formats.qldb import decode_record
+from job.local.cluster import LocalCluster
+from job.local.runner import checkpoint_numbers
+from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import write_properties
-from tests.job_process import JobProcess
-from tests.oracle import actual_tables, count_rows, diff, expected_tables
+from tests.support.job_process import JobProcess
+from tests.support.oracle import actual_tables, count_rows, diff, expected_tables
 
 
 def _get(port: int, path: str) -> dict:

@@ -5,7 +5,7 @@ import os
 import pytest
 from hypothesis import given, strategies as hs
 
-from connectors.audit_lines import (AURORA, MARIADB, BadAuditLine, aurora_line, escape_object, parse_audit_line,
+from connectors.formats.audit_lines import (AURORA, MARIADB, BadAuditLine, aurora_line, escape_object, parse_audit_line,
                                     split_host_port, split_records)
 
 DATA = os.path.join(os.path.dirname(__file__), "data")

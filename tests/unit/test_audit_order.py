@@ -4,9 +4,9 @@ import random
 
 from hypothesis import given, settings, strategies as hs
 
-from connectors.audit_lines import AuditRecord, aurora_line, parse_audit_line, split_records
-from connectors.audit_statements import DDL_VERBS
-from job.audit_order import OrderState, Watermarks, plan, take_ready
+from connectors.formats.audit_lines import AuditRecord, aurora_line, parse_audit_line, split_records
+from connectors.formats.audit_statements import DDL_VERBS
+from job.rules.audit_order import OrderState, Watermarks, plan, take_ready
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 BASE_US = 1_700_000_000_000_000
@@ -188,7 +188,7 @@ def test_connection_events_keep_their_place_within_a_mariadb_second():
 
 
 def test_events_that_the_target_cannot_store_are_refused_at_decode():
-    from job.audit_functions import check_event
+    from job.functions.audit import check_event
 
     assert check_event(rec(1, 1)) is None
     assert "server longer than 128" in check_event(rec(1, 1, server="x" * 129))

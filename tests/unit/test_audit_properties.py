@@ -1,6 +1,6 @@
 import pytest
 
-from job.properties import PropertiesError, load_properties, parse_groups
+from job.config.properties import PropertiesError, load_properties, parse_groups
 
 
 def _groups(audit=None, fmt="cloudwatch-audit"):
@@ -40,7 +40,7 @@ def test_bad_audit_settings_are_named(key, value, message):
 def test_shipped_audit_demo_properties_are_valid():
     import os
 
-    from job.cli import DEFAULT_PROPERTIES
+    from job.cli.main import DEFAULT_PROPERTIES
 
     props = load_properties(os.path.join(os.path.dirname(DEFAULT_PROPERTIES), "audit_properties.json"))
     assert props["source.format"] == "cloudwatch-audit" and props["audit.replay.enabled"]

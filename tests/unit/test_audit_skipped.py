@@ -2,8 +2,8 @@
 skipped silently (README "Audit-log sync")."""
 from __future__ import annotations
 
-from job.audit_order import OrderState, describe_skipped, plan
-from job.runner import summarize
+from job.rules.audit_order import OrderState, describe_skipped, plan
+from job.local.runner import summarize
 from tests.unit.test_audit_order import rec
 
 

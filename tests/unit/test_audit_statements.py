@@ -1,7 +1,7 @@
 import pytest
 
-from connectors import audit_statements as st
-from connectors.audit_statements import classify, parse_ddl_setting
+from connectors.formats import audit_statements as st
+from connectors.formats.audit_statements import classify, parse_ddl_setting
 
 
 @pytest.mark.parametrize("sql, kind, verb", [

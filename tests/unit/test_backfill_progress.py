@@ -1,8 +1,8 @@
 """The backfill's progress line and its estimate of the time left (no Flink)."""
 from __future__ import annotations
 
-from connectors.qldb_export import ION_TEXT, Export
-from job.backfill import BackfillProgress, summarize
+from connectors.formats.qldb_export import ION_TEXT, Export
+from job.local.backfill import BackfillProgress, summarize
 
 
 def test_progress_sums_readers_and_writers_and_estimates_from_the_rate_since_work_began():

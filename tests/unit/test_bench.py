@@ -5,10 +5,16 @@ import socket
 import threading
 import time
 
-from connectors.qldb_records import decode_record
-from connectors.row_images import CURRENT, HISTORY
-from job import bench, bench_consumers, bench_cpu, bench_profile, bench_report, bench_soak, delay_proxy
-from job.simulate import WorkloadSpec, delivery, encode, generate
+from connectors.formats.qldb import decode_record
+from connectors.mysql.row_images import CURRENT, HISTORY
+from job.tools import delay_proxy
+from job.tools.bench import consumers as bench_consumers
+from job.tools.bench import cpu as bench_cpu
+from job.tools.bench import main as bench
+from job.tools.bench import profile as bench_profile
+from job.tools.bench import report as bench_report
+from job.tools.bench import soak as bench_soak
+from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, generate
 
 
 def test_percentile_is_nearest_rank():
@@ -37,14 +43,14 @@ def test_spec_spreads_the_revisions_over_tables_and_versions():
 
 def test_profile_kinds_pick_the_most_specific_work():
     assert bench_profile.kind_of(
-        "run (threading.py:1);process_element (job/writer_function.py:63);get (pyflink/fn_execution/state_impl.py:9)"
+        "run (threading.py:1);process_element (job/functions/writer.py:63);get (pyflink/fn_execution/state_impl.py:9)"
     ).startswith("state access")
     assert bench_profile.kind_of(
-        "flat_map (job/decode_function.py:40);loads (amazon/ion/simpleion.py:500)").startswith("Ion decoding")
+        "flat_map (job/functions/decode.py:40);loads (amazon/ion/simpleion.py:500)").startswith("Ion decoding")
     assert bench_profile.kind_of(
-        "_flush (job/writer_function.py:83);write (connectors/mysql_writer.py:150);_read_bytes (pymysql/connections.py:1)"
+        "_flush (job/functions/writer.py:83);write (connectors/mysql/writer.py:150);_read_bytes (pymysql/connections.py:1)"
     ).startswith("SQL")
-    assert bench_profile.kind_of("map (job/pipeline.py:120)").startswith("other ledgersync")
+    assert bench_profile.kind_of("map (job/pipeline/assembly.py:120)").startswith("other ledgersync")
     assert bench_profile.kind_of("sleep (time.py:1)") == bench_profile.OTHER
     counts = bench_profile.summarize_raw(["a (job/x.py:1);b (pymysql/c.py:2) 7\n", "x (amazon/ion/y.py:3) 3\n",
                                           "garbage\n"])
@@ -162,7 +168,7 @@ def test_shard_run_counts_cpu_from_the_start_and_from_the_first_row():
 
 
 def test_batch_images_send_the_newest_current_image_per_document_and_every_history_image():
-    from connectors.qldb_records import Revision
+    from connectors.formats.qldb import Revision
 
     def rev(doc, version, table="A", redacted=False):
         return Revision(table=table, document_id=doc, version=version, tx_id=f"t{version}", tx_time=None,
@@ -192,7 +198,7 @@ def test_ledgersync_rows_per_parallelism_keep_the_plain_keys_at_one():
 
 
 def test_soak_is_off_by_default_and_its_flags_parse():
-    from job.cli import build_parser
+    from job.cli.main import build_parser
 
     args = build_parser().parse_args(["bench", "--parts", "soak", "--soak-minutes", "1", "--parallelism", "2"])
     assert (args.parts, args.soak_minutes, args.parallelism) == ("soak", 1.0, (2,))
@@ -257,8 +263,7 @@ class _FakeKinesis:
 
 
 def test_read_to_tip_is_a_plain_boto3_loop_that_stops_at_the_tip(monkeypatch):
-    from job import bench_stream
-
+    from job.tools.bench import stream as bench_stream
     monkeypatch.setattr(bench_stream, "RETRY_WAIT_S", 0.0)
     client = _FakeKinesis([[1, 2], [3]])
     batches = list(bench_stream.read_to_tip(client, "s", "shard-1", limit=10_000))
@@ -332,7 +337,7 @@ def test_a_failed_part_is_named_in_the_table():
 
 
 def test_putter_routes_partition_keys_like_kinesis():
-    from job.bench_stream import shard_of
+    from job.tools.bench.stream import shard_of
 
     half = 2 ** 127
     ranges = [("shard-0", 0, half - 1), ("shard-1", half, 2 ** 128 - 1)]

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from connectors.cloudwatch_logs import (CONTROL_MESSAGE, BadSubscriptionRecord, LogEvent, control_message,
+from connectors.formats.cloudwatch_logs import (CONTROL_MESSAGE, BadSubscriptionRecord, LogEvent, control_message,
                                         decode_subscription_record, encode_subscription_record)
 
 

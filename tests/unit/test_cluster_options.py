@@ -6,9 +6,9 @@ import os
 import pytest
 import yaml
 
-from job.cli import build_parser
-from job.local_cluster import ClusterState, LocalCluster
-from job.runner import JobFailed, parse_jobmanager
+from job.cli.main import build_parser
+from job.local.cluster import ClusterState, LocalCluster
+from job.local.runner import JobFailed, parse_jobmanager
 
 
 def test_jobmanager_address_is_host_and_port():

@@ -1,11 +1,11 @@
 """The export reader's Flink function without Flink: a fake runtime context stands in."""
 from __future__ import annotations
 
-from connectors.qldb_export import find_export, open_store
-from job.export_function import ReadExportObjectFunction
-from job.item_rows import DEAD, KIND, REVISION, SEQUENCE_NUMBER, SHARD_ID, TBL
-from job.run_status import read_board
-from job.simulate_export import ExportSpec, generate_ledger, write_export
+from connectors.formats.qldb_export import find_export, open_store
+from job.functions.export import ReadExportObjectFunction
+from job.pipeline.item_rows import DEAD, KIND, REVISION, SEQUENCE_NUMBER, SHARD_ID, TBL
+from job.functions.status_board import read_board
+from job.tools.simulate.export import ExportSpec, generate_ledger, write_export
 
 
 class _Counter:
@@ -71,7 +71,7 @@ def test_a_missing_object_is_a_dead_letter_naming_it_and_tables_include_filters(
 def test_other_read_errors_stop_the_backfill_naming_the_object(tmp_path):
     import pytest
 
-    from job.export_function import ExportReadError
+    from job.functions.export import ExportReadError
 
     _ledger, written, export, function, _context = _function(tmp_path)
 

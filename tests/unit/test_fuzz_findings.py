@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from connectors import ion_framing
-from connectors.audit_lines import BadAuditLine, parse_audit_line
-from connectors.qldb_records import BadRecord, decode_kinesis_record, decode_record
+from connectors.formats import ion_framing
+from connectors.formats.audit_lines import BadAuditLine, parse_audit_line
+from connectors.formats.qldb import BadRecord, decode_kinesis_record, decode_record
 from tests.conftest import ROOT
 
 # amazon-ion 0.15.0's C extension never returned on these (found by the qldb,
@@ -30,7 +30,7 @@ HANGS = {
 
 @pytest.mark.parametrize("name", HANGS)
 def test_inputs_that_hung_the_ion_c_extension_are_dead_letters_within_seconds(name):
-    code = ("import sys; from connectors.qldb_records import decode_kinesis_record; "
+    code = ("import sys; from connectors.formats.qldb import decode_kinesis_record; "
             "out = list(decode_kinesis_record('s', 'shard', '1', sys.stdin.buffer.read())); "
             "print(out[0].reason)")
     result = subprocess.run([sys.executable, "-c", code], input=HANGS[name], cwd=ROOT, capture_output=True,
@@ -55,8 +55,8 @@ def test_each_of_them_is_the_decoders_own_error(name):
 
 
 def test_the_framing_check_lets_every_well_formed_record_through():
-    from job.simulate import WorkloadSpec, encode, generate
-    from connectors.qldb_records import encode_control
+    from job.tools.simulate.qldb import WorkloadSpec, encode, generate
+    from connectors.formats.qldb import encode_control
 
     for r in generate(WorkloadSpec(tables=2, documents=20, revisions=3, deletes=0.2, redactions=0.2, seed=9)):
         ion_framing.check(encode(r))
@@ -115,8 +115,8 @@ def test_digits_that_are_not_ascii_are_a_bad_audit_line_not_a_crash(line):
 
 
 def test_a_kinesis_record_holding_a_hang_keeps_its_neighbours():
-    from connectors import kpl
-    from job.simulate import WorkloadSpec, encode, generate
+    from connectors.formats import kpl
+    from job.tools.simulate.qldb import WorkloadSpec, encode, generate
 
     good = [encode(r) for r in generate(WorkloadSpec(tables=1, documents=2, revisions=1, seed=2))]
     (_key, data), = kpl.aggregate([("a", good[0]), ("b", HANGS["binary length overflow"]), ("c", good[1])])
@@ -131,7 +131,7 @@ def test_a_kinesis_record_holding_a_hang_keeps_its_neighbours():
 def test_json_nested_too_deeply_in_a_subscription_record_is_a_bad_record():
     import gzip
 
-    from connectors.cloudwatch_logs import BadSubscriptionRecord, decode_subscription_record
+    from connectors.formats.cloudwatch_logs import BadSubscriptionRecord, decode_subscription_record
 
     with pytest.raises(BadSubscriptionRecord, match="nested too deeply"):
         decode_subscription_record(gzip.compress(b"[" * 100_000))

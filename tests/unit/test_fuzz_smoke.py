@@ -13,7 +13,7 @@ SMOKE_SECONDS = 2
 
 
 def _formats() -> list:
-    from job.properties import SPEC
+    from job.config.properties import SPEC
 
     parse = SPEC["source"]["format"].parse
     try:

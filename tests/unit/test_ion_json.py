@@ -7,7 +7,7 @@ import pytest
 from amazon.ion import simpleion
 from hypothesis import given, strategies as st
 
-from connectors.ion_json import INT64_MAX, INT64_MIN, IonMappingError, ion_to_json
+from connectors.formats.ion_json import INT64_MAX, INT64_MIN, IonMappingError, ion_to_json
 
 NULL_TYPES = ("null", "bool", "int", "float", "decimal", "timestamp", "string", "symbol", "blob", "clob",
               "list", "sexp", "struct")

@@ -6,10 +6,10 @@ import datetime as dt
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from connectors.kinesis_shard_reader import (EXPIRED, MIN_CALL_INTERVAL_S, SHARD_GONE, THROTTLED, TRANSIENT,
+from connectors.kinesis.shard_reader import (EXPIRED, MIN_CALL_INTERVAL_S, SHARD_GONE, THROTTLED, TRANSIENT,
                                              KinesisReadError, ShardPacer, ShardRead, ShardReader, StartPosition,
                                              classify, read_to_end, sequence_key)
-from connectors.kinesis_shards import Shard
+from connectors.kinesis.shards import Shard
 
 
 def client_error(code: str, status: int = 400, operation: str = "GetRecords") -> ClientError:

@@ -1,14 +1,13 @@
 """Finding the checkpoint to restart from, progress lines, and the reader's properties."""
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import pytest
 
-from job.properties import PropertiesError, parse_groups
-from job.runner import checkpoint_numbers, latest_checkpoint, summarize
+from job.config.properties import PropertiesError, parse_groups
+from job.local.runner import checkpoint_numbers, latest_checkpoint, summarize
 
 
 def make_checkpoint(root, job: str, number: int, complete: bool = True, mtime: float = None) -> str:

@@ -1,8 +1,8 @@
 """Shard listing and the parent-before-child rule; the reader's tick filter."""
 from __future__ import annotations
 
-from connectors.kinesis_shards import Shard, list_shards, parents_done, readable
-from job.shard_reader_function import FreshTicks, tick_millis
+from connectors.kinesis.shards import Shard, list_shards, parents_done, readable
+from job.functions.shard_reader import FreshTicks, tick_millis
 
 
 class PagedKinesis:

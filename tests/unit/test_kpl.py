@@ -5,9 +5,7 @@ import pytest
 from aws_kinesis_agg import aggregator  # noqa: F401  (puts config_pb2 where messages_pb2 finds it)
 from aws_kinesis_agg import deaggregator, messages_pb2
 
-from connectors import kpl
-
-
+from connectors.formats import kpl
 def _frame(message: bytes) -> bytes:
     return kpl.MAGIC + message + hashlib.md5(message).digest()
 

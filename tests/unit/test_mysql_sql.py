@@ -1,8 +1,6 @@
 import pytest
 
-from connectors import mysql_sql as sql
-
-
+from connectors.mysql import sql
 def test_quote_identifier_refuses_anything_unsafe():
     assert sql.quote_identifier("Person_1") == "`Person_1`"
     for bad in ("", "a`b", "a b", "x;DROP", "é", "a" * 65):

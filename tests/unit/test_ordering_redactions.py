@@ -2,8 +2,8 @@
 redacted version, so the redaction must hold that version's place in the sequence."""
 from __future__ import annotations
 
-from connectors.qldb_records import Revision
-from job.ordering import OrderedDocument
+from connectors.formats.qldb import Revision
+from job.rules.ordering import OrderedDocument
 
 
 def _rev(version: int, redacted: bool = False) -> Revision:

@@ -7,8 +7,9 @@ import zipfile
 
 import pytest
 
-from job import msf_main, package
-from job.properties import MSF_PROPERTIES_PATH, parse_groups
+from job import msf_main
+from job.tools import package
+from job.config.properties import MSF_PROPERTIES_PATH, parse_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -97,18 +98,18 @@ def test_zip_layout_main_file_and_packages_at_the_root_deps_under_pyfiles(small_
 
 
 # Tooling: what a local user or a developer runs, never the job on MSF.
-TOOLING = ("job/cli.py", "job/__main__.py", "job/runner.py", "job/local_services.py", "job/local_cluster.py",
-           "job/package.py", "job/bench.py", "job/simulate.py", "job/simulate_audit.py", "job/record_tool.py",
-           "job/audit_cli.py", "job/audit_source.py", "job/ship_audit.py", "job/show.py", "job/delay_proxy.py")
+TOOLING = ("job/cli/main.py", "job/__main__.py", "job/local/runner.py", "job/local/services.py", "job/local/cluster.py",
+           "job/tools/package.py", "job/tools/bench/main.py", "job/tools/simulate/qldb.py", "job/tools/simulate/audit.py", "job/tools/record.py",
+           "job/cli/audit.py", "job/local/audit_source.py", "job/tools/ship_audit.py", "job/cli/show.py", "job/tools/delay_proxy.py")
 
 
 def test_the_zip_carries_the_runtime_and_no_tooling(small_zip):
     names, _ = small_zip
     assert not [n for n in names if n in TOOLING or n.startswith("job/bench_")]
     # ... and every module the runtime imports, at any depth (the job's own operators included).
-    for needed in ("job/pipeline.py", "job/decode_function.py", "job/writer_function.py", "job/order_function.py",
-                   "job/audit_functions.py", "job/shard_reader_function.py", "connectors/mysql_writer.py",
-                   "connectors/qldb_records.py", "connectors/kpl.py", "job/__init__.py", "connectors/__init__.py"):
+    for needed in ("job/pipeline/assembly.py", "job/functions/decode.py", "job/functions/writer.py", "job/functions/order.py",
+                   "job/functions/audit.py", "job/functions/shard_reader.py", "connectors/mysql/writer.py",
+                   "connectors/formats/qldb.py", "connectors/formats/kpl.py", "job/__init__.py", "connectors/__init__.py"):
         assert needed in names, needed
 
 

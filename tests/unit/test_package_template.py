@@ -8,8 +8,8 @@ import sys
 
 import yaml
 
-from job import package
-from job.properties import parse_groups
+from job.tools import package
+from job.config.properties import parse_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATE = os.path.join(ROOT, "flink-conf", "msf-template.yaml")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from job.properties import PropertiesError, load_properties, parse_groups
+from job.config.properties import PropertiesError, load_properties, parse_groups
 
 
 def _groups(**maps):
@@ -64,6 +64,6 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_shipped_local_properties_are_valid():
-    from job.cli import DEFAULT_PROPERTIES
+    from job.cli.main import DEFAULT_PROPERTIES
 
     assert load_properties(DEFAULT_PROPERTIES)["source.stream.name"] == "ledgersync-demo"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 import re
 
-from job.cli import main
-from job.properties import REQUIRED, SPEC
+from job.cli.main import main
+from job.config.properties import REQUIRED, SPEC
 
 README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
 

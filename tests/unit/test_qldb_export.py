@@ -8,12 +8,12 @@ import json
 import pytest
 
 from connectors.dead_letters import DeadLetter
-from connectors.qldb_export import (FORMATS, ION_BINARY, ION_TEXT, JSON, DirectoryExportStore, Export, ExportError,
+from connectors.formats.qldb_export import (FORMATS, ION_BINARY, ION_TEXT, JSON, DirectoryExportStore, Export, ExportError,
                                     MissingObject, ObjectStats, block_range, find_export, open_store,
                                     parse_completed_manifest, parse_export_uri, parse_started_manifest,
                                     read_object)
-from connectors.qldb_records import decode_record, encode_revision
-from job.simulate_export import ExportSpec, block_value, downconvert, encode_block, generate_ledger, write_export
+from connectors.formats.qldb import decode_record, encode_revision
+from job.tools.simulate.export import ExportSpec, block_value, downconvert, encode_block, generate_ledger, write_export
 
 STARTED = (b'{ ledgerName:"my-example-ledger", exportId:"8UyXulxccYLAsbN1aon7e4", '
            b'inclusiveStartTime:2019-04-15T00:00:00.000Z, exclusiveEndTime:2019-04-15T22:00:00.000Z, '
@@ -263,7 +263,7 @@ def test_json_down_conversion_of_every_ion_type_and_back():
                           b"g:18446744073709551616, h:[true, \"Z\\u00fcrich\"], i:{j:-0.0}}")
     text = downconvert(ion)
     assert json.loads(text)["c"] == "2011-04-02T08:01:02.5-07:00" and json.loads(text)["d"] == "aGk="
-    from connectors.ion_json import ion_to_json
+    from connectors.formats.ion_json import ion_to_json
 
     back = simpleion.loads(text)  # what the reader does with a JSON line
     assert ion_to_json(back) == ion_to_json(ion)
@@ -272,7 +272,7 @@ def test_json_down_conversion_of_every_ion_type_and_back():
 def test_what_json_down_conversion_loses_is_documented():
     from amazon.ion import simpleion
 
-    from connectors.ion_json import ion_to_json
+    from connectors.formats.ion_json import ion_to_json
 
     ion = simpleion.loads(b"{whole_decimal:12., float:1.5e0}")
     back = ion_to_json(simpleion.loads(downconvert(ion)))

@@ -7,10 +7,10 @@ import json
 import pytest
 from amazon.ion import simpleion
 
-from connectors import kpl
-from connectors.qldb_records import decode_kinesis_record, encode_control, encode_revision
-from job.cli import build_parser, main as cli_main
-from job.record_tool import RecordToolError, decode_text, encode_records, read_input_records, run_record
+from connectors.formats import kpl
+from connectors.formats.qldb import decode_kinesis_record, encode_control, encode_revision
+from job.cli.main import build_parser, main as cli_main
+from job.tools.record import RecordToolError, decode_text, encode_records, read_input_records, run_record
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 

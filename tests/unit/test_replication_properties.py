@@ -4,7 +4,7 @@ any order, restarts at any point; the end state must equal the oracle's.
 The system is modelled as the job runs it: Flink state per document (Top-1's newest
 version, or ``OrderedDocument`` in order mode) in front of the MySQL writer's rules
 (the guarded upsert, tombstones, insert-once history), which are modelled here by
-``MySqlModel`` exactly as ``connectors/mysql_writer.py`` states them.
+``MySqlModel`` exactly as ``connectors/mysql/writer.py`` states them.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.qldb_records import Revision
-from job.ordering import GAP_SKIP, GAP_WAIT, OrderedDocument, apply_newest, expected_current, expected_history
+from connectors.formats.qldb import Revision
+from job.rules.ordering import GAP_SKIP, GAP_WAIT, OrderedDocument, apply_newest, expected_current, expected_history
 
 TIMEOUT = 1000
 

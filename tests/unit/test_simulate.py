@@ -2,8 +2,8 @@ import collections
 import hashlib
 
 from connectors.dead_letters import DeadLetter
-from connectors.qldb_records import BLOCK_SUMMARY, CONTROL, REVISION_DETAILS, decode_kinesis_record
-from job.simulate import (BAD_KINDS, SimRevision, WorkloadSpec, bad_samples, delivery, encode, expected_current,
+from connectors.formats.qldb import BLOCK_SUMMARY, CONTROL, REVISION_DETAILS, decode_kinesis_record
+from job.tools.simulate.qldb import (BAD_KINDS, SimRevision, WorkloadSpec, bad_samples, delivery, encode, expected_current,
                           generate, kinesis_records)
 
 

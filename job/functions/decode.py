@@ -1,0 +1,88 @@
+"""Flink wrapper: Kinesis record bytes to revision rows; bad input becomes a dead letter row.
+
+The logic is ``connectors.formats.qldb.decode_kinesis_record`` (KPL de-aggregation, then
+each user record); this function only counts, logs, filters and emits ``ITEM_ROW``s
+(see job/pipeline/item_rows.py) with each row's writer slot.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from pyflink.datastream import FlatMapFunction, RuntimeContext
+
+from connectors.dead_letters import DeadLetter
+from connectors.formats.qldb import (BLOCK_SUMMARY, CONTROL, CONTROL_TYPES, MAX_DOCUMENT_BYTES,
+                                     decode_kinesis_record)
+from job.pipeline.item_rows import dead_letter_row, revision_row
+
+log = logging.getLogger(__name__)
+
+# Dead letters are all in MySQL; the log gets the first one and then one line per
+# interval with how many followed, so bad input cannot flood it.
+DEAD_LETTER_LOG_INTERVAL_S = 10.0
+
+
+class DecodeQldbFunction(FlatMapFunction):
+    def __init__(self, writer_slots: int, tables_include: tuple = (), max_document_bytes: int = MAX_DOCUMENT_BYTES):
+        self._slots = writer_slots
+        self._include = frozenset(tables_include)
+        self._max_document_bytes = max_document_bytes
+
+    def open(self, ctx: RuntimeContext):
+        metrics = ctx.get_metrics_group()
+        self._decoded = metrics.counter("revisionsDecoded")
+        self._deletes = metrics.counter("deletesDecoded")
+        self._redactions = metrics.counter("redactionsDecoded")
+        self._skipped = metrics.counter("revisionsSkipped")  # tables not in replication.tables.include
+        self._block_summaries = metrics.counter("blockSummaries")
+        self._control = metrics.counter("controlRecords")
+        self._dead = metrics.counter("deadLetters")
+        self._aggregated = metrics.counter("aggregatedRecords")
+        self._last_dead_log = float("-inf")
+        self._dead_unlogged = 0
+
+    def flat_map(self, record):
+        stream, shard_id, sequence_number, data = record
+        aggregated = False
+        for item in decode_kinesis_record(stream, shard_id, sequence_number, data,
+                                          max_document_bytes=self._max_document_bytes):
+            if isinstance(item, DeadLetter):
+                self._dead.inc()
+                self._log_dead_letter(item)
+                yield dead_letter_row(item, self._slots)
+                continue
+            aggregated = aggregated or item.sub_sequence >= 0
+            if item.record_type == CONTROL:
+                self._control.inc()
+                control = item.detail.get("controlRecordType")
+                level = logging.INFO if control in CONTROL_TYPES else logging.WARNING
+                log.log(level, "QLDB stream %s: control record %s (Kinesis %s %s %s)",
+                        item.detail.get("qldbStreamArn") or "?", control, stream, shard_id, sequence_number)
+                continue
+            if item.record_type == BLOCK_SUMMARY:
+                self._block_summaries.inc()  # nothing to replicate: the revisions follow as their own records
+                continue
+            revision = item.revision
+            if self._include and revision.table not in self._include:
+                self._skipped.inc()
+                continue
+            self._decoded.inc()
+            if revision.deleted:
+                self._deletes.inc()
+            elif revision.redacted:
+                self._redactions.inc()
+            yield revision_row(revision, self._slots)
+        if aggregated:
+            self._aggregated.inc()
+
+    def _log_dead_letter(self, letter: DeadLetter) -> None:
+        now = time.monotonic()
+        if now - self._last_dead_log < DEAD_LETTER_LOG_INTERVAL_S:
+            self._dead_unlogged += 1
+            return
+        also = f" ({self._dead_unlogged} more since the last one logged)" if self._dead_unlogged else ""
+        log.warning("dead letter from %s %s %s/%d: %s%s", letter.stream, letter.shard_id, letter.sequence_number,
+                    letter.sub_sequence, letter.reason[:300], also)
+        self._last_dead_log = now
+        self._dead_unlogged = 0

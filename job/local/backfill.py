@@ -1,0 +1,164 @@
+"""`ledgersync backfill`, run locally: find the export, run the bounded job
+(job/pipeline/backfill.py) on a mini-cluster, show progress until it FINISHES.
+
+A backfill and a later ``ledgersync run`` are separate Flink jobs with separate state,
+so "nothing applied twice, no deleted document back" across them rests on MySQL: the
+version-guarded upserts and the tombstone table (connectors/mysql/writer.py).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from connectors.formats.qldb_export import Export, ExportError, find_export, open_store
+from job.config.properties import Properties
+from job.functions.status_board import read_board
+from job.local.runner import (DEFAULT_FLINK_CONF, DEFAULT_LOCAL_DIR, JobFailed, _cancel_quietly, _raise_if_ended,
+                              _root_cause, _StopRequests, flink_configuration, free_port, job_state)
+
+
+@dataclass
+class BackfillProgress:
+    objects_total: int
+    blocks_total: Optional[int]
+    objects: int = 0
+    blocks: int = 0
+    revisions: int = 0
+    system_revisions: int = 0
+    skipped: int = 0
+    dead_letters: int = 0
+    bytes_read: int = 0
+    rows_written: int = 0
+    writers_pending: int = 0
+    elapsed_s: float = 0.0
+    # (elapsed_s, done) when the first work was seen: the rate leaves Flink's start-up out.
+    first_seen: Optional[tuple] = None
+
+    def done_and_total(self) -> tuple:
+        """Blocks when the object names give them, else objects."""
+        return (self.blocks, self.blocks_total) if self.blocks_total else (self.objects, self.objects_total)
+
+    def eta_s(self) -> Optional[float]:
+        """Time left at the rate since the first work was seen."""
+        done, total = self.done_and_total()
+        if not total or self.first_seen is None:
+            return None
+        since, done_then = self.first_seen
+        if done <= done_then or self.elapsed_s <= since:
+            return None
+        return max(0.0, (self.elapsed_s - since) * (total - done) / (done - done_then))
+
+    def line(self) -> str:
+        blocks = f"{self.blocks}/{self.blocks_total}" if self.blocks_total is not None else f"{self.blocks}"
+        eta = self.eta_s()
+        rate = self.revisions / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return (f"objects {self.objects}/{self.objects_total}, blocks {blocks}, revisions read {self.revisions} "
+                f"({rate:.0f}/s), rows written {self.rows_written}, dead letters {self.dead_letters}, "
+                f"system revisions skipped {self.system_revisions}"
+                + (f", other tables skipped {self.skipped}" if self.skipped else "")
+                + (f", eta {eta:.0f}s" if eta is not None and self.objects < self.objects_total else ""))
+
+
+def summarize(board: dict, export: Export, elapsed_s: float) -> BackfillProgress:
+    progress = BackfillProgress(objects_total=len(export.keys), blocks_total=export.blocks_total, elapsed_s=elapsed_s)
+    for status in board.values():
+        if status.get("kind") == "export":
+            progress.objects += int(status.get("objects", 0))
+            progress.blocks += int(status.get("blocks", 0))
+            progress.revisions += int(status.get("revisions", 0))
+            progress.system_revisions += int(status.get("system_revisions", 0))
+            progress.skipped += int(status.get("skipped", 0))
+            progress.dead_letters += int(status.get("dead_letters", 0))
+            progress.bytes_read += int(status.get("bytes", 0))
+        elif status.get("kind") == "writer":
+            progress.rows_written += int(status.get("written", 0))
+            progress.writers_pending += bool(status.get("pending"))
+    return progress
+
+
+def locate_export(props: Properties, uri: str, export_id: Optional[str] = None) -> Export:
+    store = open_store(uri, props["source.aws.region"], props["source.aws.endpoint"])
+    return find_export(store, export_id)
+
+
+def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *, parallelism: Optional[int] = None,
+                 flink_conf: str = DEFAULT_FLINK_CONF, local_dir: str = DEFAULT_LOCAL_DIR,
+                 progress_every_s: float = 5.0, timeout_s: Optional[float] = None, out=sys.stdout) -> BackfillProgress:
+    from pyflink.datastream import StreamExecutionEnvironment  # not at the top: `backfill --help` stays quick
+
+    from job.pipeline.backfill import build_backfill
+
+    def say(text: str) -> None:
+        print(f"ledgersync: {text}", file=out, flush=True)
+
+    if props["source.format"] != "qldb":
+        raise JobFailed(f"backfill reads QLDB journal exports; source.format is {props['source.format']}")
+    try:
+        export = locate_export(props, uri, export_id)
+    except ExportError as exc:
+        raise JobFailed(str(exc)) from None
+    blocks = export.blocks_total
+    say(f"export {export.export_id} of ledger {export.ledger_name or '?'} ({export.output_format}, "
+        f"{export.inclusive_start or '?'} to {export.exclusive_end or '?'}) under {export.uri}: "
+        f"{len(export.keys)} data objects in {len(export.strands)} strand(s)"
+        + (f", {blocks} blocks" if blocks is not None else ""))
+    empty = BackfillProgress(objects_total=0, blocks_total=0)
+    if not export.keys:
+        say("nothing to backfill: the completed manifests list no data objects")
+        return empty
+
+    run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+    status_dir = os.path.join(local_dir, "runs", run_id, "status")
+    # Not under .local/checkpoints: `run --from-latest-checkpoint` must never pick a backfill's.
+    checkpoint_dir = os.path.join(local_dir, "backfill-checkpoints")
+    rest_port = free_port()
+    extra = {"rest.port": str(rest_port), "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1"}
+    if parallelism:
+        extra["parallelism.default"] = str(parallelism)
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(flink_conf, checkpoint_dir, extra))
+    build_backfill(env, props, export, status_dir)
+    started = time.monotonic()
+    client = env.execute_async(f"ledgersync-backfill-{export.export_id}")
+    say(f"job {client.get_job_id()} running; status in {status_dir}; Flink REST/web UI http://127.0.0.1:{rest_port}")
+    last_print = 0.0
+    first_seen = None
+    finished = False
+    with _StopRequests() as stop:
+        try:
+            while True:
+                now = time.monotonic()
+                progress = summarize(read_board(status_dir), export, now - started)
+                if first_seen is None and progress.done_and_total()[0] > 0:
+                    first_seen = (progress.elapsed_s, progress.done_and_total()[0])
+                progress.first_seen = first_seen
+                state = job_state(client)
+                if state in ("FINISHED", "ENDED"):
+                    _raise_unless_finished(client)
+                    finished = True
+                    progress = summarize(read_board(status_dir), export, time.monotonic() - started)
+                    say(f"backfill done after {progress.elapsed_s:.1f}s: {progress.line()}")
+                    return progress
+                if state in ("FAILED", "CANCELED", "SUSPENDED"):
+                    _raise_if_ended(client)
+                if now - last_print >= progress_every_s:
+                    say(f"[{now - started:6.1f}s] {progress.line()}")
+                    last_print = now
+                if stop.requested:
+                    raise JobFailed(f"{stop.requested}: backfill stopped after {now - started:.1f}s: {progress.line()} "
+                                    "(run it again: what is written already changes nothing)")
+                if timeout_s is not None and now - started > timeout_s:
+                    raise JobFailed(f"backfill not done after {timeout_s:.0f}s: {progress.line()}")
+                time.sleep(0.25)
+        finally:
+            if not finished:
+                _cancel_quietly(client)
+
+
+def _raise_unless_finished(client) -> None:
+    try:
+        client.get_job_execution_result().result()
+    except Exception as exc:
+        raise JobFailed(f"backfill job failed: {_root_cause(exc)}") from None

@@ -1,0 +1,407 @@
+"""Runs the job on a local Flink mini-cluster, prints its progress, and stops it.
+
+"Caught up" (``--until-caught-up``) means: the reader reports every shard read to its
+tip (closed shards read to their end); then a checkpoint that was triggered after that
+completes (so every record read before it has passed every operator and sits in MySQL
+or in the writer's state); then every writer slot reports nothing pending.
+
+Stopping: a caught-up run, Ctrl-C or SIGTERM cancels the job (its checkpoints are
+kept: ``--from-latest-checkpoint`` resumes from the newest), or, with
+``--stop-with-savepoint DIR``, stops it with a savepoint in DIR (``--from-savepoint``
+resumes from it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Optional
+
+from job.rules.audit_order import describe_skipped
+from job.config.properties import Properties
+from job.functions.status_board import read_board
+
+from job.project import PROJECT_ROOT
+DEFAULT_FLINK_CONF = os.path.join(PROJECT_ROOT, "flink-conf", "config.yaml")
+DEFAULT_LOCAL_DIR = os.path.join(PROJECT_ROOT, ".local")
+DEFAULT_CHECKPOINT_DIR = os.path.join(DEFAULT_LOCAL_DIR, "checkpoints")
+
+
+# `run --jobmanager`: a TaskManager lost is retried from the newest checkpoint, a few times.
+CLUSTER_RESTART_STRATEGY = {"restart-strategy.type": "fixed-delay",
+                            "restart-strategy.fixed-delay.attempts": "10",
+                            "restart-strategy.fixed-delay.delay": "5 s"}
+
+
+class JobFailed(RuntimeError):
+    pass
+
+
+def parse_jobmanager(text: str) -> tuple:
+    """``HOST:PORT`` of a cluster's REST endpoint (as ``flink run -m`` takes it)."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise JobFailed(f"--jobmanager {text!r}: expected HOST:PORT of the cluster's REST endpoint, "
+                        "e.g. 127.0.0.1:8081")
+    return host, int(port)
+
+
+def read_flink_conf(path: str) -> dict:
+    """Flat ``key: value`` YAML, as Flink's own config.yaml allows."""
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected flat 'key: value' lines")
+    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in data.items()}
+
+
+def checkpoint_numbers(job_checkpoint_dir: str) -> tuple:
+    """(highest checkpoint triggered, highest completed) in a job's checkpoint directory."""
+    triggered = completed = 0
+    if os.path.isdir(job_checkpoint_dir):
+        for entry in os.listdir(job_checkpoint_dir):
+            match = re.fullmatch(r"chk-(\d+)", entry)
+            if not match:
+                continue
+            number = int(match.group(1))
+            triggered = max(triggered, number)
+            if _complete(os.path.join(job_checkpoint_dir, entry)):
+                completed = max(completed, number)
+    return triggered, completed
+
+
+def _complete(checkpoint: str) -> bool:
+    """Flink writes ``_metadata`` last: a checkpoint without it (say, killed mid-way) is unusable."""
+    try:
+        return os.path.getsize(os.path.join(checkpoint, "_metadata")) > 0
+    except OSError:
+        return False
+
+
+def latest_checkpoint(checkpoint_dir: str) -> Optional[str]:
+    """The newest complete ``<job-id>/chk-N`` under ``checkpoint_dir`` (any job), or None."""
+    best = None
+    if not os.path.isdir(checkpoint_dir):
+        return None
+    for job in os.listdir(checkpoint_dir):
+        job_dir = os.path.join(checkpoint_dir, job)
+        if not os.path.isdir(job_dir):
+            continue
+        for entry in os.listdir(job_dir):
+            match = re.fullmatch(r"chk-(\d+)", entry)
+            path = os.path.join(job_dir, entry)
+            if match and _complete(path):
+                key = (os.path.getmtime(os.path.join(path, "_metadata")), int(match.group(1)))
+                if best is None or key > best[0]:
+                    best = (key, path)
+    return best[1] if best else None
+
+
+@dataclass
+class Progress:
+    reader_seen: bool = False
+    shards_total: int = 0
+    shards_at_tip: int = 0
+    shards_finished: int = 0
+    records_read: int = 0
+    rows_written: int = 0
+    max_behind_ms: Optional[int] = None
+    throttled: int = 0
+    failed: int = 0
+    writers_pending: int = 0
+    checkpoint: int = 0
+    # Audit replay: database -> write statements not replayed (audit.source.database names another).
+    skipped: dict = field(default_factory=dict)
+    source_database: Optional[str] = None
+
+    @property
+    def all_at_tip(self) -> bool:
+        return self.reader_seen and self.shards_total > 0 and self.shards_at_tip == self.shards_total
+
+    def line(self) -> str:
+        lag = "?" if self.max_behind_ms is None else f"{self.max_behind_ms} ms"
+        return (f"read {self.records_read} records, wrote {self.rows_written} rows, "
+                f"shards at tip {self.shards_at_tip}/{self.shards_total} ({self.shards_finished} closed), "
+                f"lag {lag}, throttled {self.throttled}, errors {self.failed}, "
+                f"writer slots pending {self.writers_pending}, checkpoint {self.checkpoint}"
+                + (f"; {describe_skipped(self.skipped, self.source_database)}" if self.skipped else ""))
+
+
+def summarize(board: dict) -> Progress:
+    """Progress of this run from the status board (counts start at zero in every run)."""
+    progress = Progress()
+    for status in board.values():
+        if status.get("kind") == "reader":
+            progress.reader_seen = True
+            shards = status.get("shards", {})
+            progress.shards_total = int(status.get("shards_total", 0))
+            progress.shards_at_tip = sum(1 for s in shards.values() if s.get("at_tip"))
+            progress.shards_finished = sum(1 for s in shards.values() if s.get("finished"))
+            progress.records_read = sum(int(s.get("read", 0)) for s in shards.values())
+            behind = [s["behind_ms"] for s in shards.values() if s.get("behind_ms") is not None
+                      and not s.get("finished")]
+            progress.max_behind_ms = max(behind) if behind else (0 if shards else None)
+            progress.throttled = int(status.get("throttled", 0))
+            progress.failed = int(status.get("failed", 0))
+        elif status.get("kind") == "writer":
+            progress.rows_written += int(status.get("written", 0))
+            progress.writers_pending += bool(status.get("pending"))
+            for database, n in (status.get("skipped") or {}).items():
+                progress.skipped[database] = progress.skipped.get(database, 0) + int(n)
+                progress.source_database = status.get("source_database")
+    return progress
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def flink_configuration(conf_path: str, checkpoint_dir: str, extra: Optional[dict] = None):
+    from pyflink.common import Configuration
+
+    conf = Configuration()
+    for key, value in read_flink_conf(conf_path).items():
+        conf.set_string(key, value)
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("execution.checkpointing.dir", "file://" + os.path.abspath(checkpoint_dir))
+    for key, value in (extra or {}).items():
+        conf.set_string(key, value)
+    return conf
+
+
+class _StopRequests:
+    """SIGTERM and Ctrl-C ask the run to stop cleanly; a second Ctrl-C gives up waiting."""
+
+    def __init__(self):
+        self.requested: Optional[str] = None
+        self._previous: dict = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+
+def run_local(props: Properties, *, until_caught_up: bool,
+              flink_conf: str = DEFAULT_FLINK_CONF, local_dir: str = DEFAULT_LOCAL_DIR,
+              checkpoint_dir: Optional[str] = None, progress_every_s: float = 5.0,
+              timeout_s: Optional[float] = None, from_savepoint: Optional[str] = None,
+              from_latest_checkpoint: bool = False, stop_with_savepoint: Optional[str] = None,
+              parallelism: Optional[int] = None, jobmanager: Optional[str] = None,
+              out=sys.stdout) -> Progress:
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    from job.pipeline.assembly import build_pipeline
+
+    def say(text: str) -> None:
+        print(f"ledgersync: {text}", file=out, flush=True)
+
+    run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+    status_dir = os.path.join(local_dir, "runs", run_id, "status")
+    checkpoint_dir = os.path.abspath(checkpoint_dir or os.path.join(local_dir, "checkpoints"))
+    if from_savepoint and from_latest_checkpoint:
+        raise JobFailed("use either --from-savepoint or --from-latest-checkpoint, not both")
+    if from_latest_checkpoint:
+        from_savepoint = latest_checkpoint(checkpoint_dir)
+        if from_savepoint is None:
+            say(f"no complete checkpoint under {checkpoint_dir}: starting from the initial position")
+    if from_savepoint:
+        if not os.path.exists(from_savepoint):
+            raise JobFailed(f"savepoint or checkpoint not found: {from_savepoint}")
+        say(f"restoring from {from_savepoint}")
+    if jobmanager:
+        # A running cluster (e.g. `ledgersync cluster up`), over REST. Losing a TaskManager is
+        # normal there, so a bounded restart strategy replaces the local "fail at once"; the
+        # checkpoint directory must be on a disk every TaskManager sees (here: this machine's).
+        host, rest_port = parse_jobmanager(jobmanager)
+        extra = {"execution.target": "remote", "rest.address": host, "rest.port": str(rest_port),
+                 **CLUSTER_RESTART_STRATEGY}
+    else:
+        rest_port = free_port()
+        extra = {"rest.port": str(rest_port), "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1"}
+        host = "127.0.0.1"
+    if parallelism:
+        extra["parallelism.default"] = str(parallelism)
+    if from_savepoint:
+        extra["execution.state-recovery.path"] = from_savepoint
+    conf = flink_configuration(flink_conf, checkpoint_dir, extra)
+    if jobmanager:
+        # get_execution_environment() outside the `flink` CLI always makes a local one
+        # (Flink sets execution.target=local there); the constructor honours "remote".
+        from pyflink.java_gateway import get_gateway
+
+        env = StreamExecutionEnvironment(
+            get_gateway().jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment(
+                conf._j_configuration))
+    else:
+        env = StreamExecutionEnvironment.get_execution_environment(conf)
+    build_pipeline(env, props, status_dir)
+    started = time.monotonic()
+    client = env.execute_async("ledgersync")
+    job_id = str(client.get_job_id())
+    job_checkpoints = os.path.join(checkpoint_dir, job_id)
+    say(f"job {job_id} running; checkpoints in {job_checkpoints}; status in {status_dir}; "
+        f"Flink REST/web UI http://{host}:{rest_port}")
+    tip_checkpoint: Optional[int] = None
+    tip_records = -1
+    last_print = 0.0
+    stopped_with_savepoint = False
+    with _StopRequests() as stop:
+        try:
+            while True:
+                _raise_if_ended(client, remote=bool(jobmanager))
+                progress = summarize(read_board(status_dir))
+                triggered, progress.checkpoint = checkpoint_numbers(job_checkpoints)
+                now = time.monotonic()
+                if now - last_print >= progress_every_s:
+                    say(f"[{now - started:6.1f}s] {progress.line()}")
+                    last_print = now
+                if stop.requested:
+                    say(f"{stop.requested}: stopping after {now - started:.1f}s: {progress.line()}")
+                    break
+                if until_caught_up:
+                    if not progress.all_at_tip or progress.records_read != tip_records:
+                        # (Re)start the wait: the tip must hold across a whole checkpoint.
+                        tip_checkpoint = triggered if progress.all_at_tip else None
+                        tip_records = progress.records_read if progress.all_at_tip else -1
+                    elif progress.checkpoint > tip_checkpoint and progress.writers_pending == 0:
+                        say(f"caught up after {now - started:.1f}s: {progress.line()}")
+                        break
+                if timeout_s is not None and now - started > timeout_s:
+                    raise JobFailed(f"not caught up after {timeout_s:.0f}s: {progress.line()}")
+                time.sleep(0.25)
+            _print_reader_metrics(host, rest_port, job_id, say)
+            if stop_with_savepoint:
+                path = _stop_with_savepoint(client, "file://" + os.path.abspath(stop_with_savepoint))
+                stopped_with_savepoint = True
+                say(f"stopped with savepoint {_local_path(path)}; resume with: "
+                    f"ledgersync run --from-savepoint {_local_path(path)}")
+            return progress
+        finally:
+            if not stopped_with_savepoint:
+                _cancel_quietly(client)
+                latest = latest_checkpoint(checkpoint_dir)
+                if latest:
+                    say(f"job cancelled; newest checkpoint {latest} (resume with --from-latest-checkpoint"
+                        + ("" if checkpoint_dir == DEFAULT_CHECKPOINT_DIR else f" --checkpoint-dir {checkpoint_dir}")
+                        + ")")
+
+
+def _stop_with_savepoint(client, directory: str) -> str:
+    """JobClient.stopWithSavepoint; PyFlink 2.2's wrapper calls a Java signature that no longer
+    exists (it lacks the savepoint format), so the Java method is called directly."""
+    from pyflink.common.completable_future import CompletableFuture
+    from pyflink.java_gateway import get_gateway
+
+    canonical = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
+    return CompletableFuture(client._j_job_client.stopWithSavepoint(False, directory, canonical), str).result()
+
+
+def _local_path(uri: str) -> str:
+    return uri[len("file:"):] if uri.startswith("file:") else uri
+
+
+def reader_metrics(host: str, rest_port: int, job_id: str) -> dict:
+    """The reader's Flink metrics (``shardId.<id>.recordsRead`` and the like) from the REST API."""
+    base = f"http://{host}:{rest_port}/jobs/{job_id}"
+
+    def get(path: str):
+        with urllib.request.urlopen(base + path, timeout=5) as response:
+            return json.load(response)
+
+    vertex = next(v for v in get("")["vertices"] if "kinesis-shard-reader" in v["name"])
+    names = [m["id"] for m in get(f"/vertices/{vertex['id']}/metrics")]
+    wanted = [n for n in names if re.search(r"(recordsRead|bytesRead|millisBehindLatest|throttledCalls|failedCalls)$", n)
+              and "kinesis-shard-reader" in n]
+    values = {}
+    for start in range(0, len(wanted), 20):
+        chunk = ",".join(wanted[start:start + 20])
+        for metric in get(f"/vertices/{vertex['id']}/metrics?get={urllib.request.quote(chunk, safe=',')}"):
+            values[metric["id"]] = metric["value"]
+    return values
+
+
+def _print_reader_metrics(host: str, rest_port: int, job_id: str, say, attempts: int = 3) -> None:
+    """One line of the reader's Flink metrics, per shard and in total."""
+    metrics: dict = {}
+    for attempt in range(attempts):
+        try:
+            metrics = reader_metrics(host, rest_port, job_id)
+        except Exception as exc:  # metrics are a report, never a reason to fail the run
+            say(f"reader metrics not available: {exc}")
+            return
+        if metrics:
+            break
+        time.sleep(2.0)  # the REST endpoint's metric store fills in every few seconds
+    groups: dict = {}
+    for name, value in metrics.items():
+        scope, _, metric = name.rpartition(".")
+        shard = scope.split(".shardId.", 1)[1] if ".shardId." in scope else "total"
+        groups.setdefault(shard, []).append(f"{metric}={value}")
+    shown = "; ".join(f"{shard} {' '.join(sorted(values))}" for shard, values in sorted(groups.items()))
+    say(f"reader metrics: {shown or 'none reported yet'}")
+
+
+def job_state(client, remote: bool = False) -> Optional[str]:
+    """The job's status name; "ENDED" when a local mini-cluster is gone (it shuts down as soon
+    as its job has ended); None for a cluster that did not answer (ask again next time)."""
+    try:
+        status = client.get_job_status().result()
+        return getattr(status, "name", str(status))
+    except Exception:
+        return None if remote else "ENDED"
+
+
+def _raise_if_ended(client, remote: bool = False) -> None:
+    name = job_state(client, remote)
+    if name is None:
+        return
+    if name in ("FAILED", "CANCELED", "FINISHED", "SUSPENDED", "ENDED"):
+        cause = ""
+        try:
+            client.get_job_execution_result().result()
+        except Exception as exc:  # the job's own failure, reported below
+            cause = f": {_root_cause(exc)}"
+        raise JobFailed(f"Flink job ended ({name}){cause}\n"
+                        f"(Python tracebacks are printed above; Flink logs: {pyflink_log_dir()})")
+
+
+def _root_cause(exc: BaseException) -> str:
+    text = str(exc)
+    # Py4J wraps Java exceptions; the last "Caused by" line is the useful one.
+    causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by:")]
+    return causes[-1] if causes else text.splitlines()[0] if text else type(exc).__name__
+
+
+def _cancel_quietly(client) -> None:
+    try:
+        status = client.get_job_status().result()
+        if getattr(status, "name", "") not in ("FAILED", "CANCELED", "FINISHED"):
+            client.cancel().result()
+    except Exception:  # already gone: nothing to cancel
+        pass
+
+
+def pyflink_log_dir() -> str:
+    import pyflink
+
+    return os.path.join(os.path.dirname(pyflink.__file__), "log")

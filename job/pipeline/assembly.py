@@ -1,0 +1,132 @@
+"""Assembles the Flink job from the properties: ticks -> shard reader -> decode -> writer."""
+from __future__ import annotations
+
+from typing import Optional
+
+from pyflink.common import Types
+from pyflink.common.types import RowKind
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream.connectors import Sink
+from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment
+
+from connectors.mysql.row_images import CURRENT, HISTORY
+from job.functions.decode import DecodeQldbFunction
+from job.pipeline.item_rows import DEAD, ITEM_NAMES, ITEM_ROW, REVISION
+from job.functions.order import OrderedRevisionsFunction, bucket_of
+from job.functions.shard_reader import READER_KEY, ShardReaderFunction
+from job.functions.writer import MySqlWriterFunction, slot_of
+from job.config.properties import Properties
+from job.config.settings import mysql_settings
+
+TICK_TABLE = "ledgersync_ticks"
+ITEMS_VIEW = "ledgersync_items"
+
+
+def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
+                   status_dir: Optional[str] = None) -> None:
+    writer_slots = props["sink.writer.slots"]
+
+    # PyFlink cannot run a source written in Python, so an unbounded, rate-limited
+    # datagen table drives the reader: on each tick it polls the shards that are due
+    # (each shard at most every poll interval; see connectors/kinesis/shard_reader.py).
+    t_env = StreamTableEnvironment.create(env)
+    # Stable uids for the SQL operators too (Top-1 keeps per-document state), so a savepoint
+    # restores into a job with another parallelism, where the operator chains differ.
+    t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
+    ticks_per_second = max(5, 2000 // props["source.poll.interval.ms"])
+    # ts: when the tick was made (datagen's random timestamps with no max-past are "now"),
+    # so the reader can skip ticks that queued up while it was held up by backpressure.
+    t_env.execute_sql(
+        f"CREATE TEMPORARY TABLE {TICK_TABLE} (n BIGINT, ts TIMESTAMP_LTZ(3)) WITH ("
+        f"'connector' = 'datagen', 'rows-per-second' = '{ticks_per_second}', "
+        "'fields.n.kind' = 'random', 'fields.n.min' = '0', 'fields.n.max' = '1000000000')"
+    )
+    ticks = t_env.to_data_stream(t_env.from_path(TICK_TABLE))
+
+    # One key: every shard's position in one keyed state (see job/functions/shard_reader.py),
+    # so one reader subtask; source.reader.slots shards are read at the same time in it.
+    records = ticks.key_by(lambda row: READER_KEY, key_type=Types.INT()).process(
+        ShardReaderFunction(
+            stream=props["source.stream.name"], region=props["source.aws.region"],
+            endpoint=props["source.aws.endpoint"], initial_position=props["source.initial.position"],
+            initial_timestamp=props["source.initial.timestamp"],
+            poll_interval_ms=props["source.poll.interval.ms"],
+            idle_poll_interval_ms=props["source.idle.poll.interval.ms"],
+            discovery_interval_ms=props["source.shard.discovery.interval.ms"],
+            limit=props["source.get.records.limit"], concurrency=props["source.reader.slots"],
+            status_dir=status_dir,
+        )
+    ).name("kinesis-shard-reader").uid("kinesis-shard-reader").set_parallelism(1)
+
+    if props["source.format"] == "cloudwatch-audit":
+        from job.pipeline.audit import build_audit_stages
+
+        build_audit_stages(records, props, status_dir)  # audit-log sync: see job/pipeline/audit.py
+        return
+
+    # Every stage exchanges ITEM_ROWs (job/pipeline/item_rows.py): typed rows, not pickles.
+    items = records.flat_map(DecodeQldbFunction(writer_slots, props["replication.tables.include"]),
+                             output_type=ITEM_ROW).name("decode-qldb").uid("decode-qldb")
+    write_items(t_env, items, props, status_dir)
+
+
+def write_items(t_env: StreamTableEnvironment, items, props: Properties, status_dir: Optional[str] = None,
+                bounded: bool = False) -> None:
+    """Decoded ITEM_ROWs -> per-document state -> writer -> sink: the one path after
+    decoding, for the stream (build_pipeline) and for backfills (job/pipeline/backfill.py)."""
+    settings = mysql_settings(props)
+    writer_slots = props["sink.writer.slots"]
+    if props["replication.order"]:
+        to_write = items.key_by(bucket_of, key_type=Types.INT()).process(OrderedRevisionsFunction(
+            settings, props["replication.order.timeout.ms"], props["replication.order.gap"],
+            props["replication.history"], writer_slots, bounded=bounded,
+        ), output_type=ITEM_ROW).name("order-versions").uid("order-versions")
+    else:
+        to_write = rows_to_write(t_env, items, props["replication.history"])
+
+    written = to_write.key_by(slot_of, key_type=Types.INT()).process(
+        MySqlWriterFunction(settings, props["sink.batch.max.rows"], props["sink.batch.interval.ms"], status_dir,
+                            bounded=bounded)
+    ).name("mysql-writer").uid("mysql-writer")
+
+    # The writer emits nothing; Flink still wants every branch to end in a sink.
+    discarding = get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink()
+    written.sink_to(Sink(discarding)).name("end")
+
+
+def _select(kind_sql: str, where: str, source: str) -> str:
+    columns = ", ".join(kind_sql if name == "kind" else f"`{name}`" for name in ITEM_NAMES)
+    return f"SELECT {columns} FROM {source} WHERE {where}"
+
+
+def rows_to_write_sql(history: bool) -> str:
+    """order=false, in Flink SQL (Java operators, no Python between decoding and the writer):
+
+    - current rows: the newest revision per document, Flink's Top-1 (ROW_NUMBER ... = 1) in
+      Java keyed state, far cheaper than a Python keyed function per document (see
+      README, "What each mode costs"). It emits +I for a document's first revision and
+      -U/+U when a newer one arrives; duplicates and older revisions emit nothing.
+      Redactions never change the current view, so they stay out.
+    - history rows (``history`` on): every revision; the insert-once statement drops repeats.
+    - dead letters: as they are.
+    """
+    newest = ("(SELECT *, ROW_NUMBER() OVER (PARTITION BY tbl, document_id ORDER BY version DESC) AS rn "
+              f"FROM {ITEMS_VIEW} WHERE kind = '{REVISION}' AND NOT redacted)")
+    parts = [_select(f"CAST('{CURRENT}' AS STRING) AS kind", "rn = 1", newest),
+             _select("kind", f"kind = '{DEAD}'", ITEMS_VIEW)]
+    if history:
+        parts.append(_select(f"CAST('{HISTORY}' AS STRING) AS kind", f"kind = '{REVISION}'", ITEMS_VIEW))
+    return "\nUNION ALL\n".join(parts)
+
+
+def rows_to_write(t_env: StreamTableEnvironment, items, history: bool):
+    t_env.create_temporary_view(ITEMS_VIEW, t_env.from_data_stream(items))
+    changes = t_env.to_changelog_stream(t_env.sql_query(rows_to_write_sql(history)))
+    # Only +I/+U matter to an upsert sink: the -U before each +U is the row it replaces.
+    # (This filter and the writer's key selector run as one Python operator.)
+    return changes.filter(is_upsert).name("upserts")
+
+
+def is_upsert(row) -> bool:
+    return row.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER)

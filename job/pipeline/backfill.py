@@ -1,0 +1,36 @@
+"""A QLDB journal export into MySQL, as a bounded Flink job (run by job/local/backfill.py).
+
+The data objects the export's completed manifests list become a bounded source
+(``from_collection`` of their keys, rebalanced over the job's parallelism); each is read
+and decoded by ``job/functions/export.py`` into the stream decoder's ``ITEM_ROW``s, and
+from there the path is the stream's (``job.pipeline.assembly.write_items``): per-document
+state (Top-1 or the ordered function), the writer, the same tables. The job FINISHES when
+every object is read and every row written (the writer and the ordered function settle
+what waits on the final watermark).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from pyflink.common import Types
+from pyflink.table import StreamTableEnvironment
+
+from connectors.formats.qldb_export import Export
+from job.config.properties import Properties
+from job.functions.export import ReadExportObjectFunction
+from job.pipeline.assembly import write_items
+from job.pipeline.item_rows import ITEM_ROW
+
+
+def build_backfill(env, props: Properties, export: Export, status_dir: Optional[str] = None) -> None:
+    t_env = StreamTableEnvironment.create(env)
+    t_env.get_config().set("table.exec.uid.generation", "ALWAYS")  # as the stream job does
+    keys = env.from_collection(export.keys, type_info=Types.STRING()).name("export-objects")
+    # One object per element, round robin over the readers: objects are the unit of work.
+    items = keys.rebalance().flat_map(ReadExportObjectFunction(
+        uri=export.uri, region=props["source.aws.region"], endpoint=props["source.aws.endpoint"],
+        export_id=export.export_id, export_prefix=export.prefix, output_format=export.output_format,
+        writer_slots=props["sink.writer.slots"], tables_include=props["replication.tables.include"],
+        status_dir=status_dir,
+    ), output_type=ITEM_ROW).name("read-export").uid("read-export")
+    write_items(t_env, items, props, status_dir, bounded=True)

@@ -1,0 +1,369 @@
+"""`ledgersync record decode|encode`: Kinesis record payloads to readable text and back.
+
+decode: raw bytes, base64 (one record per line), or the JSON that
+``aws kinesis get-records`` prints (or a Lambda Kinesis event) -> each record's layers
+peeled (gzip, KPL aggregation) -> each user record as pretty Ion text (``//`` comments
+say where it came from), or as JSON lines with ``--json``. Every record also gets a
+line saying what the job would make of it (revisions, or dead letters and why).
+
+encode: Ion text (one or more top-level values, e.g. what ``decode`` printed) -> binary
+Ion user records -> optionally one KPL aggregated record (``--aggregate``), gzip
+(``--gzip``) -> raw bytes (``-o FILE``) or base64 lines (``--base64``). ``--raw`` takes
+the input bytes as the payload as they are (e.g. a CloudWatch Logs JSON document).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import gzip
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Optional
+
+from amazon.ion import simpleion
+
+from connectors.formats import kpl
+from connectors.dead_letters import DeadLetter
+from connectors.formats.ion_json import ion_to_json
+from connectors.formats.qldb import (CONTROL, ION_BVM, REVISION_DETAILS, BadRecord, decode_kinesis_record,
+                                     decode_record, ion_error_text, parse_ion)
+
+GZIP_MAGIC = b"\x1f\x8b"
+KNOWN_MAGIC = (GZIP_MAGIC, kpl.MAGIC, ION_BVM)
+DEFAULT_PARTITION_KEY = "ledgersync"
+
+
+class RecordToolError(ValueError):
+    """Bad input to `ledgersync record`; the message says what and where."""
+
+
+@dataclass
+class InputRecord:
+    """One Kinesis record's data as read from the input, and what is known about it."""
+
+    data: bytes
+    label: str
+    meta: dict = field(default_factory=dict)
+
+
+# --- reading input -----------------------------------------------------------------------
+
+def read_input_records(raw: bytes, *, force_base64: bool = False, name: str = "input") -> list:
+    """Split the input into Kinesis records: get-records JSON, base64 lines, or one raw record."""
+    if force_base64:
+        return _base64_lines(raw, name, strict=True)
+    stripped = raw.strip()
+    if stripped[:1] == b"{":
+        records = _json_records(stripped, name)
+        if records is not None:
+            return records
+    lines = _base64_lines(raw, name, strict=False)
+    if lines:
+        return lines
+    return [InputRecord(bytes(raw), name)]
+
+
+def _json_records(text: bytes, name: str) -> Optional[list]:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None  # not JSON: maybe Ion text; the caller goes on
+    entries = document.get("Records") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        return None
+    out = []
+    for index, entry in enumerate(entries):
+        # `aws kinesis get-records` prints Data/SequenceNumber/PartitionKey; a Lambda event nests them.
+        source = entry.get("kinesis", entry) if isinstance(entry, dict) else {}
+        data = source.get("Data", source.get("data"))
+        if not isinstance(data, str):
+            raise RecordToolError(f"{name}: Records[{index}] has no base64 Data")
+        try:
+            payload = base64.b64decode(data, validate=True)
+        except binascii.Error as exc:
+            raise RecordToolError(f"{name}: Records[{index}].Data is not base64: {exc}") from None
+        meta = {}
+        for key, names in (("sequence", ("SequenceNumber", "sequenceNumber")),
+                           ("partition_key", ("PartitionKey", "partitionKey"))):
+            found = [source[n] for n in names if n in source]
+            if found:
+                meta[key] = found[0]
+        out.append(InputRecord(payload, f"{name} Records[{index}]", meta))
+    return out
+
+
+def _base64_lines(raw: bytes, name: str, strict: bool) -> list:
+    """Base64 records, one per line. Not strict: only if every line decodes to known magic."""
+    lines = [line.strip() for line in raw.splitlines() if line.strip()]
+    out = []
+    for number, line in enumerate(lines, 1):
+        try:
+            data = base64.b64decode(line, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            if strict:
+                raise RecordToolError(f"{name} line {number}: not base64: {exc}") from None
+            return []
+        if not strict and not data.startswith(KNOWN_MAGIC):
+            return []  # plain text (e.g. Ion text) that happens to look like base64
+        out.append(InputRecord(data, f"{name} line {number}"))
+    return out
+
+
+# --- decode ------------------------------------------------------------------------------
+
+@dataclass
+class UserView:
+    """One user record after peeling its Kinesis record's layers."""
+
+    sub_sequence: int  # kpl.NOT_AGGREGATED if the record is not aggregated
+    data: bytes
+    partition_key: Optional[str] = None
+    error: Optional[str] = None
+
+
+def peel(data: bytes) -> tuple:
+    """(layers, user records, error) for one Kinesis record's data."""
+    layers = []
+    if data.startswith(GZIP_MAGIC):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            return layers + ["gzip (broken)"], [], f"gzip data does not decompress: {exc}"
+        layers.append("gzip")
+    if kpl.is_aggregated(data):
+        try:
+            users = kpl.deaggregate(data)
+        except kpl.BadAggregate as exc:
+            return layers + ["KPL aggregated record (broken)"], [], str(exc)
+        layers.append(f"KPL aggregated record, {len(users)} user records")
+        return layers, [UserView(u.sub_sequence, u.data, u.partition_key, u.error) for u in users], None
+    return layers, [UserView(kpl.NOT_AGGREGATED, data)], None
+
+
+def verdict(data: bytes) -> str:
+    """What the job (format qldb) makes of this Kinesis record, in one line."""
+    counts: dict = {}
+    reasons = []
+    for item in decode_kinesis_record("-", "-", "-", data):
+        if isinstance(item, DeadLetter):
+            where = "" if item.sub_sequence < 0 else f"user record {item.sub_sequence}: "
+            reasons.append(where + item.reason)
+            key = "dead letter"
+        elif item.record_type == REVISION_DETAILS:
+            r = item.revision
+            key = "delete" if r.deleted else "redaction" if r.redacted else "revision"
+        else:
+            key = f"{item.record_type} record"
+        counts[key] = counts.get(key, 0) + 1
+    summary = ", ".join(f"{n} {k}" + ("" if n == 1 else "s") for k, n in counts.items()) or "nothing"
+    return summary + "".join(f"\n//   dead letter: {reason}" for reason in reasons)
+
+
+def describe_user_record(data: bytes) -> str:
+    """A short line about one user record (type, table, document, version) or why it is bad."""
+    try:
+        decoded = decode_record(data)
+    except BadRecord as exc:
+        return f"dead letter: {exc}"
+    if decoded.record_type == REVISION_DETAILS:
+        r = decoded.revision
+        kind = " (delete)" if r.deleted else " (redaction)" if r.redacted else ""
+        return f"REVISION_DETAILS {r.table} {r.document_id} version {r.version}{kind}"
+    if decoded.record_type == CONTROL:
+        return f"CONTROL {decoded.detail.get('controlRecordType')}"
+    return decoded.record_type
+
+
+def decode_text(records: list, as_json: bool = False) -> str:
+    """The readable form of the given input records."""
+    out = []
+    for number, record in enumerate(records, 1):
+        layers, users, error = peel(record.data)
+        if as_json:
+            out.extend(_json_lines(number, record, layers, users, error))
+            continue
+        head = f"// record {number} ({record.label}): {len(record.data)} bytes"
+        if record.meta:
+            head += ", " + ", ".join(f"{k} {v}" for k, v in record.meta.items())
+        out.append(head)
+        if layers:
+            out.append("//   " + " -> ".join(layers))
+        out.append("//   ledgersync (format qldb): " + verdict(record.data))
+        if error:
+            out.append(f"//   broken: {error}")
+            out.append(f"//   first bytes: {record.data[:64].hex(' ')}")
+            continue
+        for user in users:
+            label = "payload" if user.sub_sequence == kpl.NOT_AGGREGATED else f"user record {user.sub_sequence}"
+            if user.partition_key is not None:
+                label += f", partition key {user.partition_key!r}"
+            if user.error:
+                out.append(f"// {label}: broken: {user.error}")
+                continue
+            out.append(f"// {label}: {len(user.data)} bytes, {describe_user_record(user.data)}")
+            out.append(_payload_text(user.data))
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _payload_text(data: bytes) -> str:
+    try:
+        value = parse_ion(data)
+    except BadRecord as exc:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"// not Ion ({exc}) and not UTF-8 text; hex:\n// " + data[:4096].hex(" ")
+        return f"// not Ion ({exc}); as text:\n" + "\n".join("// " + line for line in text.splitlines())
+    return simpleion.dumps(value, binary=False, indent="  ", omit_version_marker=True)
+
+
+def _json_lines(number: int, record: InputRecord, layers: list, users: list, error: Optional[str]) -> list:
+    base = {"record": number, "source": record.label, **record.meta, "layers": layers}
+    if error:
+        return [json.dumps({**base, "error": error}, ensure_ascii=False)]
+    lines = []
+    for user in users:
+        entry = {**base, "sub_sequence": None if user.sub_sequence == kpl.NOT_AGGREGATED else user.sub_sequence}
+        if user.partition_key is not None:
+            entry["partition_key"] = user.partition_key
+        if user.error:
+            entry["error"] = user.error
+        else:
+            try:
+                entry["value"] = ion_to_json(parse_ion(user.data))
+            except (BadRecord, ValueError) as exc:
+                entry["error"] = str(exc)
+                entry["base64"] = base64.b64encode(user.data).decode("ascii")
+        lines.append(json.dumps(entry, ensure_ascii=False))
+    return lines
+
+
+# --- encode ------------------------------------------------------------------------------
+
+def ion_values(text: bytes, name: str = "input") -> list:
+    """Every top-level value of an Ion text (or binary) input."""
+    try:
+        values = simpleion.loads(text, single_value=False)
+    except Exception as exc:  # the Ion reader's own error types vary (C extension / Python)
+        raise RecordToolError(f"{name}: not Ion text: {ion_error_text(exc)}") from None
+    if not values:
+        raise RecordToolError(f"{name}: no Ion value to encode")
+    return list(values)
+
+
+def partition_key_of(value) -> str:
+    """A revision's document id (so a document's records share a shard), else the default."""
+    try:
+        document_id = value["payload"]["revision"]["metadata"]["id"]
+    except (KeyError, TypeError):
+        return DEFAULT_PARTITION_KEY
+    text = getattr(document_id, "text", document_id)
+    return str(text) if isinstance(text, str) and text else DEFAULT_PARTITION_KEY
+
+
+def encode_records(source: bytes, *, raw: bool = False, aggregate: bool = False, compress: bool = False,
+                   partition_key: Optional[str] = None, name: str = "input") -> list:
+    """``(partition_key, data)`` of the Kinesis records the input turns into."""
+    if raw:
+        users = [(partition_key or DEFAULT_PARTITION_KEY, bytes(source))]
+    else:
+        users = [(partition_key or partition_key_of(value), simpleion.dumps(value, binary=True))
+                 for value in ion_values(source, name)]
+    records = kpl.aggregate(users) if aggregate else users
+    if compress:
+        records = [(key, gzip.compress(data, mtime=0)) for key, data in records]
+    return records
+
+
+# --- command line ------------------------------------------------------------------------
+
+def add_record_parser(commands) -> None:
+    record = commands.add_parser("record", help="decode a Kinesis record payload to readable text, or encode one")
+    actions = record.add_subparsers(dest="action", required=True, metavar="ACTION")
+    decode = actions.add_parser(
+        "decode", help="payload (raw, base64, gzip, KPL-aggregated, get-records JSON) to readable text",
+        description="Print each Kinesis record's layers and user records as Ion text, and what the job "
+                    "would make of it. Input: raw bytes of one record, base64 (one record per line), or "
+                    "the JSON of `aws kinesis get-records` / a Lambda Kinesis event.")
+    decode.add_argument("files", nargs="*", metavar="FILE", help="input files (default: standard input)")
+    decode.add_argument("--base64", action="store_true",
+                        help="input is base64, one record per line (detected by itself when unambiguous)")
+    decode.add_argument("--json", action="store_true",
+                        help="one JSON line per user record, values mapped as they land in MySQL")
+    encode = actions.add_parser(
+        "encode", help="Ion text to a payload (binary Ion; optionally KPL-aggregated, gzip, base64)",
+        description="Turn Ion text (each top-level value one user record, e.g. what `record decode` "
+                    "printed) into a Kinesis record payload.")
+    encode.add_argument("file", nargs="?", metavar="FILE", help="input file (default: standard input)")
+    encode.add_argument("--raw", action="store_true",
+                        help="take the input bytes as the payload as they are (not Ion)")
+    encode.add_argument("--aggregate", action="store_true",
+                        help="pack all user records into KPL aggregated records (as QLDB streams do)")
+    encode.add_argument("--gzip", action="store_true", help="gzip each record (as CloudWatch Logs does)")
+    encode.add_argument("--partition-key", help="partition key (default: a revision's document id, else "
+                                                f"{DEFAULT_PARTITION_KEY!r})")
+    encode.add_argument("--base64", action="store_true", help="print one base64 line per Kinesis record")
+    encode.add_argument("-o", "--output", metavar="FILE",
+                        help="write the raw bytes of the one Kinesis record here")
+
+
+def run_record(args, stdin=None, stdout=None) -> int:
+    stdin = stdin if stdin is not None else sys.stdin.buffer
+    stdout = stdout if stdout is not None else sys.stdout
+    try:
+        if args.action == "decode":
+            return _decode(args, stdin, stdout)
+        return _encode(args, stdin, stdout)
+    except (RecordToolError, OSError) as exc:
+        print(f"ledgersync record {args.action}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _read(path: Optional[str], stdin) -> tuple:
+    if path in (None, "-"):
+        return stdin.read(), "stdin"
+    with open(path, "rb") as handle:
+        return handle.read(), path
+
+
+def _decode(args, stdin, stdout) -> int:
+    records = []
+    for path in args.files or [None]:
+        raw, name = _read(path, stdin)
+        records.extend(read_input_records(raw, force_base64=args.base64, name=name))
+    stdout.write(decode_text(records, as_json=args.json))
+    return 0
+
+
+def _encode(args, stdin, stdout) -> int:
+    if args.base64 and args.output:
+        raise RecordToolError("--base64 prints to standard output; leave out --output")
+    source, name = _read(args.file, stdin)
+    records = encode_records(source, raw=args.raw, aggregate=args.aggregate, compress=args.gzip,
+                             partition_key=args.partition_key, name=name)
+    if args.base64:
+        for _key, data in records:
+            stdout.write(base64.b64encode(data).decode("ascii") + "\n")
+        return 0
+    if len(records) != 1:
+        raise RecordToolError(f"{len(records)} Kinesis records: use --aggregate to pack them into one, "
+                              "or --base64 for one line per record")
+    if not args.output:
+        raise RecordToolError("binary output needs --output FILE (or use --base64)")
+    with open(args.output, "wb") as handle:
+        handle.write(records[0][1])
+    print(f"ledgersync record encode: wrote {len(records[0][1])} bytes to {args.output} "
+          f"(partition key {records[0][0]!r})", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:  # `python -m job.tools.record ...`, the same as `ledgersync record ...`
+    parser = argparse.ArgumentParser(prog="ledgersync")
+    add_record_parser(parser.add_subparsers(dest="command", required=True))
+    return run_record(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""What MySQL must hold after replicating some revisions, and what it does hold.
+
+The expectation comes from ``job.rules.ordering`` (the pure model of the replication rules)
+applied to the revisions as the decoder sees them; rows are compared column by column
+with the JSON document compared as the exact text stored.
+"""
+from __future__ import annotations
+
+from connectors.mysql import sql
+from connectors.mysql.row_images import CURRENT, HISTORY, image_of, utc_naive
+from job.rules import ordering
+def _row(image, history: bool) -> tuple:
+    row = (image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us), image.document)
+    return row + (int(image.deleted), int(image.redacted)) if history else row
+
+
+def expected_tables(revisions: list, history: bool) -> dict:
+    """MySQL table -> primary key -> row, for the current view (and history if on)."""
+    tables: dict = {}
+    for r in revisions:  # every table seen gets a current view, even if all its documents are deleted
+        tables.setdefault(sql.table_identifier(r.table), {})
+        if history:
+            tables.setdefault(sql.history_table(sql.table_identifier(r.table)), {})
+    for (table, document_id), r in ordering.expected_current(revisions).items():
+        tables[sql.table_identifier(table)][document_id] = _row(image_of(r, CURRENT), False)
+    if history:
+        for (table, document_id, version), r in ordering.expected_history(revisions).items():
+            tables[sql.history_table(sql.table_identifier(table))][(document_id, version)] = \
+                _row(image_of(r, HISTORY), True)
+    return tables
+
+
+def actual_tables(conn, tables) -> dict:
+    out: dict = {}
+    with conn.cursor() as cursor:
+        for table in tables:
+            history = table.endswith(sql.HISTORY_SUFFIX)
+            columns = "document_id, version, tx_id, tx_time, document" + (", deleted, redacted" if history else "")
+            cursor.execute(f"SELECT {columns} FROM {sql.quote_identifier(table)}")
+            rows = {}
+            for row in cursor.fetchall():
+                row = tuple(row)
+                rows[(row[0], row[1]) if history else row[0]] = row
+            out[table] = rows
+    return out
+
+
+def diff(expected: dict, actual: dict, limit: int = 10) -> list:
+    """Readable differences, at most ``limit``."""
+    problems = []
+    for table in sorted(set(expected) | set(actual)):
+        want, got = expected.get(table, {}), actual.get(table, {})
+        for key in sorted(set(want) | set(got), key=str):
+            if want.get(key) != got.get(key):
+                problems.append(f"{table} {key}: expected {want.get(key)!r}, got {got.get(key)!r}")
+                if len(problems) >= limit:
+                    return problems
+    return problems
+
+
+def count_rows(conn, tables=None, like: str = None, not_like: str = None) -> int:
+    """Rows in ``tables`` (those that exist yet), or in every table of the connection's
+    database whose name matches ``like`` / does not match ``not_like`` (SQL LIKE patterns)."""
+    with conn.cursor() as cursor:
+        query, args = ("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()", [])
+        if like:
+            query, args = query + " AND TABLE_NAME LIKE %s", args + [like]
+        if not_like:
+            query, args = query + " AND TABLE_NAME NOT LIKE %s", args + [not_like]
+        cursor.execute(query, args)
+        existing = {name for (name,) in cursor.fetchall()}
+        total = 0
+        for table in sorted(existing if tables is None else set(tables) & existing):
+            cursor.execute(f"SELECT COUNT(*) FROM {sql.quote_identifier(table)}")
+            total += cursor.fetchone()[0]
+        return total
