@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Optional
 from connectors.mysql import sql
 from connectors.formats.audit_lines import AuditRecord, utc_datetime
 from connectors.dead_letters import DeadLetter
-from connectors.mysql.writer import MySqlSettings, backoff_delays, connect, is_transient
+from connectors.mysql.client import MySqlClient, MySqlSettings, connect, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -164,37 +164,33 @@ class AuditReplayer:
         self._settings = settings
         self._replay_db = replay_database
         self._stop_on_error = stop_on_error
-        self._sleep = sleep
-        self._conn = None
-        self.retries = 0
+        self._mysql = MySqlClient(settings, what="the audit batch", opener=self._open, sleep=sleep,
+                                  passthrough=(ReplayStopped,))
+
+    @property
+    def retries(self) -> int:
+        return self._mysql.retries
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # closing a dead connection: nothing to save
-                pass
-            self._conn = None
+        self._mysql.close()
 
-    def _connection(self):
-        if self._conn is None:
-            # Both databases are created if missing (the user needs CREATE on them).
-            conn = connect(dataclasses.replace(self._settings, database=None))
-            with conn.cursor() as cursor:
-                cursor.execute(f"CREATE DATABASE IF NOT EXISTS {sql.quote_identifier(self._settings.database)}")
-            conn.select_db(self._settings.database)
-            with conn.cursor() as cursor:
-                cursor.execute(create_audit_events_table(self._settings.database))
-                cursor.execute(create_ledger_table(self._settings.database))
-                cursor.execute(sql.create_dead_letters_table())
-                if self._replay_db:
-                    cursor.execute(f"CREATE DATABASE IF NOT EXISTS {sql.quote_identifier(self._replay_db)}")
-            conn.commit()
-            self._conn = conn
-        return self._conn
+    def _open(self):
+        # Both databases are created if missing (the user needs CREATE on them).
+        conn = connect(dataclasses.replace(self._settings, database=None))
+        with conn.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS {sql.quote_identifier(self._settings.database)}")
+        conn.select_db(self._settings.database)
+        with conn.cursor() as cursor:
+            cursor.execute(create_audit_events_table(self._settings.database))
+            cursor.execute(create_ledger_table(self._settings.database))
+            cursor.execute(sql.create_dead_letters_table())
+            if self._replay_db:
+                cursor.execute(f"CREATE DATABASE IF NOT EXISTS {sql.quote_identifier(self._replay_db)}")
+        conn.commit()
+        return conn
 
     def write_dead_letters(self, letters: list) -> None:
-        self._retrying(lambda: self._dead_letters_once(letters))
+        self._mysql.retrying(lambda: self._dead_letters_once(letters))
 
     def apply(self, released: list, replay: list, late: list = (), dead: Iterable = ()) -> ApplyResult:
         """Record ``released`` events, replay ``replay`` (``Replay`` items, in order), and
@@ -202,29 +198,10 @@ class AuditReplayer:
         dead = list(dead)
         if not released and not replay and not late and not dead:
             return ApplyResult()
-        return self._retrying(lambda: self._apply_once(released, replay, list(late), dead))
-
-    def _retrying(self, work):
-        deadline = time.monotonic() + self._settings.retry_deadline_s
-        delays = backoff_delays()
-        while True:
-            try:
-                return work()
-            except ReplayStopped:
-                raise
-            except Exception as exc:
-                self._rollback_quietly()
-                if not is_transient(exc) or time.monotonic() >= deadline:
-                    raise
-                self.retries += 1
-                self.close()
-                delay = next(delays)
-                log.warning("MySQL %s: transient error %s; retrying the audit batch in %.2fs",
-                            self._settings.describe(), f"{type(exc).__name__}{exc.args!r}", delay)
-                self._sleep(delay)
+        return self._mysql.retrying(lambda: self._apply_once(released, replay, list(late), dead))
 
     def _dead_letters_once(self, letters: list) -> None:
-        conn = self._connection()
+        conn = self._mysql.connection()
         conn.select_db(self._settings.database)
         with conn.cursor() as cursor:
             for start in range(0, len(letters), INSERT_CHUNK):
@@ -247,7 +224,7 @@ class AuditReplayer:
         return found
 
     def _apply_once(self, released: list, replay: list, late: list, dead: list) -> ApplyResult:
-        conn = self._connection()
+        conn = self._mysql.connection()
         sink_db = self._settings.database
         result = ApplyResult()
         letters = [dead_letter(record, reason) for record, reason in dead]
@@ -327,10 +304,3 @@ class AuditReplayer:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
             message = exc.args[1] if len(exc.args) > 1 else str(exc)
             return f"MySQL error {code}: {message}" if code is not None else f"{type(exc).__name__}: {exc}"
-
-    def _rollback_quietly(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.rollback()
-            except Exception:  # the connection is likely gone; close() follows
-                pass

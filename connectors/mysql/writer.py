@@ -13,7 +13,6 @@ import functools
 import hashlib
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
@@ -21,121 +20,14 @@ from typing import Callable, Iterable, Optional
 import pymysql
 
 from connectors.mysql import sql
-from connectors.mysql.credentials import Credentials, SecretSource
+from connectors.mysql.client import MySqlClient, MySqlSettings, connect, describe_error, error_code, is_transient
 from connectors.dead_letters import DeadLetter
 from connectors.mysql.schema import TableColumns, from_information_schema
 from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, utc_naive
 
 log = logging.getLogger(__name__)
 
-ACCESS_DENIED = 1045
-# MySQL/MariaDB error codes worth retrying: deadlock, lock wait timeout, server gone
-# away, lost connection, can't connect, server shutting down, read-only (failover).
-TRANSIENT_ERRORS = {1213, 1205, 2006, 2013, 2003, 2002, 1053, 1290, 1836, 1047, 1927}
 DUPLICATE_COLUMN = 1060
-
-
-@dataclass(frozen=True)
-class MySqlSettings:
-    host: str
-    port: int
-    database: str
-    user: str
-    password: Optional[str] = field(default=None, repr=False)  # never in logs or reprs
-    secret: Optional[SecretSource] = None  # read at connect time instead of a password
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    retry_deadline_s: float = 300.0
-    ssl_ca: Optional[str] = None
-    history: bool = False
-
-    def describe(self) -> str:
-        return f"{self.user}@{self.host}:{self.port}/{self.database}"
-
-    def credentials(self, refresh: bool = False) -> Credentials:
-        if self.secret is None:
-            return Credentials(self.user, self.password or "")
-        return _SECRETS.get(self.secret, self.user, refresh=refresh)
-
-
-# A refused login re-reads the secret at most this often per process: during a rotation
-# every retry of every writer would otherwise call Secrets Manager (which throttles, and bills).
-SECRET_REFRESH_MIN_INTERVAL_S = 5.0
-
-
-class SecretCache:
-    """Each secret's credentials, read once, and again after a refused login, but not
-    more often than ``min_interval_s``."""
-
-    def __init__(self, min_interval_s: float = SECRET_REFRESH_MIN_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic):
-        self._min_interval = min_interval_s
-        self._clock = clock
-        self._entries: dict = {}  # SecretSource -> (Credentials, when read)
-        self.reads = 0
-
-    def get(self, secret: SecretSource, default_user: str, refresh: bool = False) -> Credentials:
-        entry = self._entries.get(secret)
-        now = self._clock()
-        if entry is None or (refresh and now - entry[1] >= self._min_interval):
-            entry = self._entries[secret] = (secret.read(default_user), now)
-            self.reads += 1
-        return entry[0]
-
-
-_SECRETS = SecretCache()  # per process (one Python worker holds every writer slot of its task)
-
-
-class SecretLoginRefused(pymysql.err.OperationalError):
-    """Login refused (1045) with credentials from a secret, after reading it again.
-
-    Transient: a rotation changes the secret's AWSCURRENT version and the user's password
-    at two different moments, so for a while neither the old nor the new secret may match.
-    The retry (with backoff, until ``sink.retry.deadline.ms``) reads the secret again."""
-
-
-def connect(settings: MySqlSettings):
-    def attempt(credentials: Credentials):
-        return pymysql.connect(
-            host=settings.host, port=settings.port, user=credentials.user, password=credentials.password,
-            database=settings.database, charset="utf8mb4", autocommit=False,
-            connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
-            write_timeout=settings.read_timeout,
-            ssl={"ca": settings.ssl_ca} if settings.ssl_ca else None,
-        )
-
-    try:
-        return attempt(settings.credentials())
-    except pymysql.err.OperationalError as exc:
-        if settings.secret is None or error_code(exc) != ACCESS_DENIED:
-            raise
-    try:
-        return attempt(settings.credentials(refresh=True))  # the secret may have been rotated
-    except pymysql.err.OperationalError as exc:
-        if error_code(exc) != ACCESS_DENIED:
-            raise
-        # MySQL's message names the user and host, never the password.
-        raise SecretLoginRefused(*exc.args) from None
-
-
-def error_code(exc: BaseException) -> Optional[int]:
-    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, (pymysql.err.InterfaceError, SecretLoginRefused)):
-        return True  # the connection is closed or broken: reconnect and retry
-    if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InternalError)):
-        return error_code(exc) in TRANSIENT_ERRORS
-    return isinstance(exc, (ConnectionError, TimeoutError, OSError))
-
-
-def backoff_delays(base: float = 0.1, cap: float = 10.0, rng: Callable[[], float] = random.random):
-    """Capped exponential backoff with jitter: between half and all of base*2^n, at most cap."""
-    attempt = 0
-    while True:
-        yield min(cap, base * (2 ** attempt)) * (0.5 + rng() / 2)
-        attempt += 1
 
 
 def newest_per_document(images: Iterable[RowImage]) -> dict:
@@ -190,21 +82,18 @@ class WriteStats:
 class MySqlWriter:
     def __init__(self, settings: MySqlSettings, sleep: Callable[[float], None] = time.sleep):
         self._settings = settings
-        self._sleep = sleep
-        self._conn = None
+        self._mysql = MySqlClient(settings, what="the batch", opener=self._open, sleep=sleep)
         self._dialect: Optional[sql.Dialect] = None
         self._bookkeeping = False
         self._schemas: dict = {}  # MySQL table -> TableColumns
-        self.retries = 0
         self.stats = WriteStats()
 
+    @property
+    def retries(self) -> int:
+        return self._mysql.retries
+
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # closing a dead connection: nothing to save
-                pass
-            self._conn = None
+        self._mysql.close()
 
     # --- the batch --------------------------------------------------------------------
 
@@ -218,24 +107,15 @@ class MySqlWriter:
         stats = WriteStats()
         if not (current or history or dead_letters or gaps):
             return stats
-        deadline = time.monotonic() + self._settings.retry_deadline_s
-        delays = backoff_delays()
-        while True:
-            try:
-                stats = WriteStats()
-                self._write_once(list(current.values()), history, dead_letters, gaps, stats)
-                self._merge(stats)
-                return stats
-            except Exception as exc:
-                self._rollback_quietly()
-                if not is_transient(exc) or time.monotonic() >= deadline:
-                    raise
-                self.retries += 1
-                self.close()
-                delay = next(delays)
-                log.warning("MySQL %s: transient error %s; retrying the batch in %.2fs",
-                            self._settings.describe(), describe_error(exc), delay)
-                self._sleep(delay)
+
+        def attempt() -> WriteStats:
+            stats = WriteStats()
+            self._write_once(list(current.values()), history, dead_letters, gaps, stats)
+            return stats
+
+        stats = self._mysql.retrying(attempt)  # a retried batch is idempotent: see the module's doc
+        self._merge(stats)
+        return stats
 
     def _merge(self, stats: WriteStats) -> None:
         for table, n in stats.current_rows.items():
@@ -246,7 +126,7 @@ class MySqlWriter:
         self.stats.gaps += stats.gaps
 
     def _write_once(self, current: list, history: list, dead_letters: list, gaps: list, stats: WriteStats) -> None:
-        conn = self._connection()
+        conn = self._mysql.connection()
         by_table: dict = {}
         for image in current + history:
             by_table.setdefault(sql.table_identifier(image.table), ([], []))[image.kind == HISTORY].append(image)
@@ -414,24 +294,20 @@ class MySqlWriter:
 
     # --- connection -----------------------------------------------------------------
 
-    def _connection(self):
-        if self._conn is None:
-            self._conn = connect(self._settings)
-            with self._conn.cursor() as cursor:
+    def _open(self):
+        conn = connect(self._settings)
+        try:
+            with conn.cursor() as cursor:
                 cursor.execute("SELECT VERSION()")
                 self._dialect = sql.Dialect.from_version_string(cursor.fetchone()[0])
                 # Store and compare tx_time in UTC whatever the server's zone is.
                 cursor.execute("SET time_zone = '+00:00'")
-            # Another writer may have added columns while we were away.
-            self._schemas.clear()
-        return self._conn
-
-    def _rollback_quietly(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.rollback()
-            except Exception:  # the connection is likely gone; close() follows
-                pass
+        except Exception:
+            conn.close()
+            raise
+        # Another writer may have added columns while we were away.
+        self._schemas.clear()
+        return conn
 
 
 def _add_column(cursor, table: str, column: str, column_type: str) -> bool:
@@ -473,8 +349,3 @@ def write_dead_letter(image: RowImage, reason: str) -> DeadLetter:
         position = f"{position[:150]}...{hashlib.sha1(position.encode('utf-8')).hexdigest()}"
     return DeadLetter(stream="", shard_id=image.table[:128], sequence_number=position,
                       stage=f"write-{image.kind}", reason=f"MySQL refused the row: {reason}", raw=raw)
-
-
-def describe_error(exc: BaseException) -> str:
-    # pymysql errors carry (code, message); the message never holds the password.
-    return f"{type(exc).__name__}{exc.args!r}"

@@ -126,7 +126,7 @@ def _audit_source(args) -> int:
         audit_source.workload(database, connections=args.connections, operations=args.operations, seed=args.seed,
                               progress=lambda line: print(f"audit-source: {line}", flush=True))
         return 0
-    from connectors.mysql.writer import connect
+    from connectors.mysql.client import connect
     from job.config.settings import mysql_settings
 
     replica_db = props["audit.replay.database"]

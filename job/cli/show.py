@@ -1,7 +1,7 @@
 """`ledgersync show`: what the replicated tables hold (row counts and a few rows)."""
 from __future__ import annotations
 
-from connectors.mysql.writer import MySqlSettings, connect
+from connectors.mysql.client import MySqlSettings, connect
 from connectors.mysql.sql import quote_identifier
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connectors.mysql.credentials import SecretSource
-from connectors.mysql.writer import MySqlSettings
+from connectors.mysql.client import MySqlSettings
 from job.config.properties import Properties
 
 

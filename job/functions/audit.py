@@ -22,9 +22,10 @@ from connectors.mysql import audit_replay
 from connectors.formats.audit_lines import AuditRecord, BadAuditLine, parse_audit_line
 from connectors.formats.cloudwatch_logs import BadSubscriptionRecord, decode_subscription_record
 from connectors.dead_letters import DeadLetter
-from connectors.mysql.writer import MySqlSettings
+from connectors.mysql.client import MySqlSettings
 from job.rules.audit_order import OrderState, Watermarks, describe_skipped, plan, take_ready
 from job.functions.status_board import StatusBoard
+from job.functions import names
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,9 @@ def check_event(record: AuditRecord) -> Optional[str]:
 class DecodeAuditFunction(FlatMapFunction):
     def open(self, ctx: RuntimeContext):
         metrics = ctx.get_metrics_group()
-        self._events = metrics.counter("auditEventsDecoded")
-        self._control = metrics.counter("controlMessagesSkipped")
-        self._bad = metrics.counter("badRecords")
+        self._events = metrics.counter(names.AUDIT_EVENTS_DECODED)
+        self._control = metrics.counter(names.CONTROL_MESSAGES_SKIPPED)
+        self._bad = metrics.counter(names.BAD_RECORDS)
 
     def flat_map(self, record):
         stream, shard_id, sequence_number, data = record
@@ -132,12 +133,12 @@ class AuditReplayFunction(KeyedProcessFunction):
         self._timer: dict = {}
         self._totals: dict = {}
         metrics = ctx.get_metrics_group()
-        self._recorded = metrics.counter("auditEventsRecorded")
-        self._applied = metrics.counter("statementsApplied")
-        self._failed = metrics.counter("statementsFailed")
-        self._late = metrics.counter("lateEvents")
+        self._recorded = metrics.counter(names.AUDIT_EVENTS_RECORDED)
+        self._applied = metrics.counter(names.STATEMENTS_APPLIED)
+        self._failed = metrics.counter(names.STATEMENTS_FAILED)
+        self._late = metrics.counter(names.LATE_EVENTS)
         # Write statements of other databases than audit.source.database (see job/rules/audit_order.py).
-        self._skipped = metrics.counter("statementsSkipped")
+        self._skipped = metrics.counter(names.STATEMENTS_SKIPPED)
         self._skipped_logged = 0.0
 
     def close(self):

@@ -15,6 +15,7 @@ from connectors.dead_letters import DeadLetter
 from connectors.formats.qldb import (BLOCK_SUMMARY, CONTROL, CONTROL_TYPES, MAX_DOCUMENT_BYTES,
                                      decode_kinesis_record)
 from job.pipeline.item_rows import dead_letter_row, revision_row
+from job.functions import names
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,14 @@ class DecodeQldbFunction(FlatMapFunction):
 
     def open(self, ctx: RuntimeContext):
         metrics = ctx.get_metrics_group()
-        self._decoded = metrics.counter("revisionsDecoded")
-        self._deletes = metrics.counter("deletesDecoded")
-        self._redactions = metrics.counter("redactionsDecoded")
-        self._skipped = metrics.counter("revisionsSkipped")  # tables not in replication.tables.include
-        self._block_summaries = metrics.counter("blockSummaries")
-        self._control = metrics.counter("controlRecords")
-        self._dead = metrics.counter("deadLetters")
-        self._aggregated = metrics.counter("aggregatedRecords")
+        self._decoded = metrics.counter(names.REVISIONS_DECODED)
+        self._deletes = metrics.counter(names.DELETES_DECODED)
+        self._redactions = metrics.counter(names.REDACTIONS_DECODED)
+        self._skipped = metrics.counter(names.REVISIONS_SKIPPED)  # tables not in replication.tables.include
+        self._block_summaries = metrics.counter(names.BLOCK_SUMMARIES)
+        self._control = metrics.counter(names.CONTROL_RECORDS)
+        self._dead = metrics.counter(names.DEAD_LETTERS)
+        self._aggregated = metrics.counter(names.AGGREGATED_RECORDS)
         self._last_dead_log = float("-inf")
         self._dead_unlogged = 0
 

@@ -19,11 +19,12 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.mysql.lookup import StoredVersions
-from connectors.mysql.writer import MySqlSettings
+from connectors.mysql.client import MySqlSettings
 from connectors.mysql.row_images import CURRENT, HISTORY
 from job.pipeline.item_rows import DEAD, DOCUMENT_ID, KIND, SLOT, TBL, as_image, gap_row, image_row, writer_slot
 from job.rules.ordering import OrderedDocument
 from job.functions.writer import END_OF_INPUT
+from job.functions import names
 
 ORDER_BUCKETS = 256
 
@@ -56,8 +57,8 @@ class OrderedRevisionsFunction(KeyedProcessFunction):
         self._waiting = ctx.get_map_state(MapStateDescriptor("waiting-documents", Types.STRING(), Types.LONG()))
         self._stored = StoredVersions(self._settings)
         metrics = ctx.get_metrics_group()
-        self._dropped = metrics.counter("revisionsDropped")
-        self._gaps = metrics.counter("gaps")
+        self._dropped = metrics.counter(names.REVISIONS_DROPPED)
+        self._gaps = metrics.counter(names.GAPS)
 
     def close(self):
         self._stored.close()

@@ -27,6 +27,7 @@ from connectors.kinesis.shard_reader import (SHARD_GONE, THROTTLED, KinesisReadE
                                              StartPosition, classify)
 from connectors.kinesis.shards import list_shards, parents_done, readable
 from job.functions.status_board import StatusBoard
+from job.functions import names
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +122,11 @@ class ShardReaderFunction(KeyedProcessFunction):
         self._behind: dict = {}
         metrics = ctx.get_metrics_group()
         self._metric_group = metrics
-        self._records_read = metrics.counter("recordsRead")
-        self._bytes_read = metrics.counter("bytesRead")
-        self._throttled = metrics.counter("throttledCalls")
-        self._failed = metrics.counter("failedCalls")
-        metrics.gauge("millisBehindLatest", lambda: max(self._behind.values(), default=0))
+        self._records_read = metrics.counter(names.RECORDS_READ)
+        self._bytes_read = metrics.counter(names.BYTES_READ)
+        self._throttled = metrics.counter(names.THROTTLED_CALLS)
+        self._failed = metrics.counter(names.FAILED_CALLS)
+        metrics.gauge(names.MILLIS_BEHIND_LATEST, lambda: max(self._behind.values(), default=0))
         self._shard_metrics: dict = {}
 
     def close(self):
@@ -265,8 +266,8 @@ class ShardReaderFunction(KeyedProcessFunction):
         metrics = self._shard_metrics.get(shard_id)
         if metrics is None:
             group = self._metric_group.add_group("shardId", shard_id)
-            group.gauge("millisBehindLatest", lambda sid=shard_id: int(self._behind.get(sid) or 0))
-            metrics = {"records": group.counter("recordsRead"), "bytes": group.counter("bytesRead")}
+            group.gauge(names.MILLIS_BEHIND_LATEST, lambda sid=shard_id: int(self._behind.get(sid) or 0))
+            metrics = {"records": group.counter(names.RECORDS_READ), "bytes": group.counter(names.BYTES_READ)}
             self._shard_metrics[shard_id] = metrics
         return metrics
 

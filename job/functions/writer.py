@@ -11,9 +11,11 @@ from typing import Optional
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor
 
-from connectors.mysql.writer import MySqlSettings, MySqlWriter
+from connectors.mysql.client import MySqlSettings
+from connectors.mysql.writer import MySqlWriter
 from job.pipeline.item_rows import ITEM_ROW, SLOT, as_writer_item
 from job.functions.status_board import StatusBoard
+from job.functions import names
 
 # A bounded run (a backfill) ends with Flink's final watermark, and Flink drops pending
 # processing-time timers at the end of input: an event-time timer this late fires only
@@ -49,10 +51,10 @@ class MySqlWriterFunction(KeyedProcessFunction):
         self._written: dict = {}
         self._metrics = ctx.get_metrics_group()
         self._table_counters: dict = {}
-        self._batches = self._metrics.counter("batchesWritten")
-        self._dead_letters = self._metrics.counter("deadLetters")
-        self._gaps = self._metrics.counter("gaps")
-        self._retries = self._metrics.counter("retries")
+        self._batches = self._metrics.counter(names.BATCHES_WRITTEN)
+        self._dead_letters = self._metrics.counter(names.DEAD_LETTERS)
+        self._gaps = self._metrics.counter(names.GAPS)
+        self._retries = self._metrics.counter(names.RETRIES)
 
     def close(self):
         self._writer.close()
@@ -101,7 +103,7 @@ class MySqlWriterFunction(KeyedProcessFunction):
     def _rows_counter(self, table: str, kind: str):
         counter = self._table_counters.get((table, kind))
         if counter is None:
-            counter = self._metrics.add_group("table", table).add_group("kind", kind).counter("rowsWritten")
+            counter = self._metrics.add_group("table", table).add_group("kind", kind).counter(names.ROWS_WRITTEN)
             self._table_counters[(table, kind)] = counter
         return counter
 

@@ -25,6 +25,7 @@ from typing import Optional
 
 from job.rules.audit_order import describe_skipped
 from job.config.properties import Properties
+from job.functions import names
 from job.functions.status_board import read_board
 
 from job.project import PROJECT_ROOT
@@ -320,6 +321,10 @@ def _local_path(uri: str) -> str:
     return uri[len("file:"):] if uri.startswith("file:") else uri
 
 
+_READER_METRICS = (names.RECORDS_READ, names.BYTES_READ, names.MILLIS_BEHIND_LATEST, names.THROTTLED_CALLS,
+                   names.FAILED_CALLS)
+
+
 def reader_metrics(host: str, rest_port: int, job_id: str) -> dict:
     """The reader's Flink metrics (``shardId.<id>.recordsRead`` and the like) from the REST API."""
     base = f"http://{host}:{rest_port}/jobs/{job_id}"
@@ -328,10 +333,9 @@ def reader_metrics(host: str, rest_port: int, job_id: str) -> dict:
         with urllib.request.urlopen(base + path, timeout=5) as response:
             return json.load(response)
 
-    vertex = next(v for v in get("")["vertices"] if "kinesis-shard-reader" in v["name"])
-    names = [m["id"] for m in get(f"/vertices/{vertex['id']}/metrics")]
-    wanted = [n for n in names if re.search(r"(recordsRead|bytesRead|millisBehindLatest|throttledCalls|failedCalls)$", n)
-              and "kinesis-shard-reader" in n]
+    vertex = next(v for v in get("")["vertices"] if names.KINESIS_SHARD_READER in v["name"])
+    metric_names = [m["id"] for m in get(f"/vertices/{vertex['id']}/metrics")]
+    wanted = [n for n in metric_names if n.endswith(_READER_METRICS) and names.KINESIS_SHARD_READER in n]
     values = {}
     for start in range(0, len(wanted), 20):
         chunk = ",".join(wanted[start:start + 20])

@@ -18,6 +18,7 @@ from job.functions.shard_reader import READER_KEY, ShardReaderFunction
 from job.functions.writer import MySqlWriterFunction, slot_of
 from job.config.properties import Properties
 from job.config.settings import mysql_settings
+from job.functions import names
 
 TICK_TABLE = "ledgersync_ticks"
 ITEMS_VIEW = "ledgersync_items"
@@ -57,7 +58,7 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
             limit=props["source.get.records.limit"], concurrency=props["source.reader.slots"],
             status_dir=status_dir,
         )
-    ).name("kinesis-shard-reader").uid("kinesis-shard-reader").set_parallelism(1)
+    ).name(names.KINESIS_SHARD_READER).uid(names.KINESIS_SHARD_READER).set_parallelism(1)
 
     if props["source.format"] == "cloudwatch-audit":
         from job.pipeline.audit import build_audit_stages
@@ -67,7 +68,7 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
 
     # Every stage exchanges ITEM_ROWs (job/pipeline/item_rows.py): typed rows, not pickles.
     items = records.flat_map(DecodeQldbFunction(writer_slots, props["replication.tables.include"]),
-                             output_type=ITEM_ROW).name("decode-qldb").uid("decode-qldb")
+                             output_type=ITEM_ROW).name(names.DECODE_QLDB).uid(names.DECODE_QLDB)
     write_items(t_env, items, props, status_dir)
 
 
@@ -81,18 +82,18 @@ def write_items(t_env: StreamTableEnvironment, items, props: Properties, status_
         to_write = items.key_by(bucket_of, key_type=Types.INT()).process(OrderedRevisionsFunction(
             settings, props["replication.order.timeout.ms"], props["replication.order.gap"],
             props["replication.history"], writer_slots, bounded=bounded,
-        ), output_type=ITEM_ROW).name("order-versions").uid("order-versions")
+        ), output_type=ITEM_ROW).name(names.ORDER_VERSIONS).uid(names.ORDER_VERSIONS)
     else:
         to_write = rows_to_write(t_env, items, props["replication.history"])
 
     written = to_write.key_by(slot_of, key_type=Types.INT()).process(
         MySqlWriterFunction(settings, props["sink.batch.max.rows"], props["sink.batch.interval.ms"], status_dir,
                             bounded=bounded)
-    ).name("mysql-writer").uid("mysql-writer")
+    ).name(names.MYSQL_WRITER).uid(names.MYSQL_WRITER)
 
     # The writer emits nothing; Flink still wants every branch to end in a sink.
     discarding = get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink()
-    written.sink_to(Sink(discarding)).name("end")
+    written.sink_to(Sink(discarding)).name(names.END)
 
 
 def _select(kind_sql: str, where: str, source: str) -> str:
@@ -125,7 +126,7 @@ def rows_to_write(t_env: StreamTableEnvironment, items, history: bool):
     changes = t_env.to_changelog_stream(t_env.sql_query(rows_to_write_sql(history)))
     # Only +I/+U matter to an upsert sink: the -U before each +U is the row it replaces.
     # (This filter and the writer's key selector run as one Python operator.)
-    return changes.filter(is_upsert).name("upserts")
+    return changes.filter(is_upsert).name(names.UPSERTS)
 
 
 def is_upsert(row) -> bool:

@@ -15,11 +15,12 @@ from pyflink.java_gateway import get_gateway
 from job.functions.audit import AuditReplayFunction, DecodeAuditFunction, replay_key
 from job.config.properties import Properties
 from job.config.settings import mysql_settings
+from job.functions import names
 
 
 def build_audit_stages(records, props: Properties, status_dir: Optional[str]) -> None:
     """Everything after the shard reader's ``(stream, shard_id, sequence_number, data)`` stream."""
-    events = records.flat_map(DecodeAuditFunction()).name("decode-cloudwatch-audit").uid("decode-cloudwatch-audit")
+    events = records.flat_map(DecodeAuditFunction()).name(names.DECODE_CLOUDWATCH_AUDIT).uid(names.DECODE_CLOUDWATCH_AUDIT)
     replayed = events.key_by(replay_key, key_type=Types.STRING()).process(
         AuditReplayFunction(
             mysql_settings(props),
@@ -34,7 +35,7 @@ def build_audit_stages(records, props: Properties, status_dir: Optional[str]) ->
             max_rows=props["sink.batch.max.rows"],
             status_dir=status_dir,
         )
-    ).name("audit-replay").uid("audit-replay")
+    ).name(names.AUDIT_REPLAY).uid(names.AUDIT_REPLAY)
     # The replay function emits nothing; Flink still wants every branch to end in a sink.
     discarding = get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink()
-    replayed.sink_to(Sink(discarding)).name("audit-end")
+    replayed.sink_to(Sink(discarding)).name(names.AUDIT_END)

@@ -20,17 +20,18 @@ from job.config.properties import Properties
 from job.functions.export import ReadExportObjectFunction
 from job.pipeline.assembly import write_items
 from job.pipeline.item_rows import ITEM_ROW
+from job.functions import names
 
 
 def build_backfill(env, props: Properties, export: Export, status_dir: Optional[str] = None) -> None:
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.exec.uid.generation", "ALWAYS")  # as the stream job does
-    keys = env.from_collection(export.keys, type_info=Types.STRING()).name("export-objects")
+    keys = env.from_collection(export.keys, type_info=Types.STRING()).name(names.EXPORT_OBJECTS)
     # One object per element, round robin over the readers: objects are the unit of work.
     items = keys.rebalance().flat_map(ReadExportObjectFunction(
         uri=export.uri, region=props["source.aws.region"], endpoint=props["source.aws.endpoint"],
         export_id=export.export_id, export_prefix=export.prefix, output_format=export.output_format,
         writer_slots=props["sink.writer.slots"], tables_include=props["replication.tables.include"],
         status_dir=status_dir,
-    ), output_type=ITEM_ROW).name("read-export").uid("read-export")
+    ), output_type=ITEM_ROW).name(names.READ_EXPORT).uid(names.READ_EXPORT)
     write_items(t_env, items, props, status_dir, bounded=True)

@@ -12,7 +12,7 @@ import pytest
 from connectors.formats.audit_lines import AuditRecord, aurora_line, parse_audit_line, split_records
 from connectors.mysql.audit_replay import AuditReplayer, ReplayStopped
 from connectors.formats.audit_statements import DDL_VERBS
-from connectors.mysql.writer import MySqlSettings
+from connectors.mysql.client import MySqlSettings
 from job.rules.audit_order import OrderState, plan
 from tests.unit.data.capture_server_audit import STATEMENTS
 

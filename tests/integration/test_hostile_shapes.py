@@ -12,7 +12,8 @@ import json
 import random
 
 from connectors.mysql import sql
-from connectors.mysql.writer import MySqlSettings, MySqlWriter
+from connectors.mysql.client import MySqlSettings
+from connectors.mysql.writer import MySqlWriter
 from connectors.formats.qldb import decode_record, encode_revision
 from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, document_json
 from job.tools.simulate.qldb import ensure_stream, put_records

@@ -12,7 +12,8 @@ import pymysql
 import pytest
 
 from connectors.mysql.credentials import SecretSource
-from connectors.mysql.writer import MySqlSettings, MySqlWriter, connect
+from connectors.mysql.client import MySqlSettings, connect
+from connectors.mysql.writer import MySqlWriter
 from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, document_json
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pymysql
 
 from connectors.mysql.credentials import Credentials
-from connectors.mysql.writer import (ACCESS_DENIED, SECRET_REFRESH_MIN_INTERVAL_S, SecretCache, SecretLoginRefused,
+from connectors.mysql.client import (ACCESS_DENIED, SECRET_REFRESH_MIN_INTERVAL_S, SecretCache, SecretLoginRefused,
                                      describe_error, is_transient)
 
 

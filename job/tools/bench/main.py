@@ -45,7 +45,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from connectors.mysql.writer import MySqlSettings
+from connectors.mysql.client import MySqlSettings
 from connectors.formats.qldb import decode_record
 from job.tools.bench import consumers as db
 from job.tools.bench import stream as ks

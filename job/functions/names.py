@@ -1,0 +1,46 @@
+"""Operator uids and metric names: one copy each, for the operators that register them and
+for what reads them back (the local runner, the benchmark, tests).
+
+An operator's uid names its state in checkpoints and savepoints: changing one means a
+savepoint no longer restores into that operator (README, "Upgrades and restores")."""
+
+# Operators (uid and name alike; the sinks and sources without state only have a name).
+AUDIT_END = "audit-end"
+AUDIT_REPLAY = "audit-replay"
+DECODE_CLOUDWATCH_AUDIT = "decode-cloudwatch-audit"
+DECODE_QLDB = "decode-qldb"
+END = "end"
+EXPORT_OBJECTS = "export-objects"
+KINESIS_SHARD_READER = "kinesis-shard-reader"
+MYSQL_WRITER = "mysql-writer"
+ORDER_VERSIONS = "order-versions"
+READ_EXPORT = "read-export"
+UPSERTS = "upserts"
+
+# Metrics, under each operator's metric group (the reader's also per shard).
+AGGREGATED_RECORDS = "aggregatedRecords"
+AUDIT_EVENTS_DECODED = "auditEventsDecoded"
+AUDIT_EVENTS_RECORDED = "auditEventsRecorded"
+BAD_RECORDS = "badRecords"
+BATCHES_WRITTEN = "batchesWritten"
+BLOCK_SUMMARIES = "blockSummaries"
+BYTES_READ = "bytesRead"
+CONTROL_MESSAGES_SKIPPED = "controlMessagesSkipped"
+CONTROL_RECORDS = "controlRecords"
+DEAD_LETTERS = "deadLetters"
+DELETES_DECODED = "deletesDecoded"
+FAILED_CALLS = "failedCalls"
+GAPS = "gaps"
+LATE_EVENTS = "lateEvents"
+MILLIS_BEHIND_LATEST = "millisBehindLatest"
+RECORDS_READ = "recordsRead"
+REDACTIONS_DECODED = "redactionsDecoded"
+RETRIES = "retries"
+REVISIONS_DECODED = "revisionsDecoded"
+REVISIONS_DROPPED = "revisionsDropped"
+REVISIONS_SKIPPED = "revisionsSkipped"
+ROWS_WRITTEN = "rowsWritten"
+STATEMENTS_APPLIED = "statementsApplied"
+STATEMENTS_FAILED = "statementsFailed"
+STATEMENTS_SKIPPED = "statementsSkipped"
+THROTTLED_CALLS = "throttledCalls"
