@@ -1,7 +1,13 @@
-"""Argument types shared by every `ledgersync` subcommand (argparse reports their message)."""
+"""What every `ledgersync` command shares: the default properties file and the argument
+types (argparse reports their message)."""
 from __future__ import annotations
 
 import argparse
+import os
+
+from job.project import PROJECT_ROOT
+
+DEFAULT_PROPERTIES = os.path.join(PROJECT_ROOT, "flink-conf", "application_properties.json")
 
 
 def at_least(low: int):

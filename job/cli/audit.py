@@ -1,4 +1,5 @@
-"""Command-line parts of audit-log sync: ``simulate audit``, ``ship-audit``, ``audit-source``."""
+"""Command-line parts of audit-log sync: ``ship-audit`` and ``audit-source`` (``simulate audit``
+is in job/cli/simulate.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,7 +7,7 @@ import os
 import socket
 import sys
 
-from job.cli.args import fraction as _fraction, non_negative as _non_negative, positive as _positive
+from job.cli.args import DEFAULT_PROPERTIES, positive
 from job.config.properties import load_properties
 
 
@@ -14,27 +15,10 @@ def default_log_stream() -> str:
     return f"{socket.gethostname()}.server_audit.log"
 
 
-def add_audit_parsers(commands, simulate_kinds, default_properties: str) -> None:
-    audit = simulate_kinds.add_parser("audit", help="Aurora-style audit lines, as a CloudWatch Logs subscription puts them")
-    audit.add_argument("--properties", default=default_properties,
-                       help="take stream, region and endpoint from these properties (default: %(default)s)")
-    audit.add_argument("--stream", help="stream name (default: source.stream.name)")
-    audit.add_argument("--shards", type=_positive, default=2, help="shards if the stream is created (default 2)")
-    audit.add_argument("--database", default="sim", help="schema the statements run in (default sim)")
-    audit.add_argument("--servers", type=_positive, default=1, help="Aurora instances (default 1)")
-    audit.add_argument("--connections", type=_positive, default=4, help="connections per server (default 4)")
-    audit.add_argument("--statements", type=_positive, default=1000,
-                       help="data-changing statements per server (default 1000)")
-    audit.add_argument("--events-per-record", type=_positive, default=50,
-                       help="log events per Kinesis record (default 50)")
-    audit.add_argument("--duplicates", type=_fraction, default=0.0, help="fraction of records put twice (default 0)")
-    audit.add_argument("--bad", type=_non_negative, default=0, metavar="N",
-                       help="mix in N unparseable lines that must become dead letters")
-    audit.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-
+def add_parser(commands) -> None:
     ship = commands.add_parser(
         "ship-audit", help="ship a MariaDB server_audit log through CloudWatch Logs (subscription filter) to Kinesis")
-    ship.add_argument("--properties", default=default_properties,
+    ship.add_argument("--properties", default=DEFAULT_PROPERTIES,
                       help="take stream, region and endpoint from these properties (default: %(default)s)")
     ship.add_argument("--log", default=None, metavar="PATH",
                       help="the server_audit log (default: the audit source's, .local/audit-source/server_audit.log)")
@@ -42,7 +26,7 @@ def add_audit_parsers(commands, simulate_kinds, default_properties: str) -> None
                       help="CloudWatch Logs log group (default: %(default)s)")
     ship.add_argument("--log-stream", default=None, help="log stream (default: <hostname>.server_audit.log)")
     ship.add_argument("--stream", help="Kinesis stream (default: source.stream.name)")
-    ship.add_argument("--shards", type=_positive, default=2, help="shards if the stream is created (default 2)")
+    ship.add_argument("--shards", type=positive, default=2, help="shards if the stream is created (default 2)")
     ship.add_argument("--state", default=None, metavar="FILE",
                       help="where the position in the log is kept (default: <log>.shipped-to-<stream>.json)")
     ship.add_argument("--start", choices=("beginning", "end"), default="beginning",
@@ -58,36 +42,23 @@ def add_audit_parsers(commands, simulate_kinds, default_properties: str) -> None
                              "from several connections at once; compare: source tables against the replica's")
     source.add_argument("--database", default=None,
                         help="source schema (default: audit.source.database, else audit.replay.database, else shop)")
-    source.add_argument("--properties", default=default_properties, help="for compare (default: %(default)s)")
-    source.add_argument("--connections", type=_positive, default=4, help="workload: connections (default 4)")
-    source.add_argument("--operations", type=_positive, default=200, help="workload: operations each (default 200)")
+    source.add_argument("--properties", default=DEFAULT_PROPERTIES, help="for compare (default: %(default)s)")
+    source.add_argument("--connections", type=positive, default=4, help="workload: connections (default 4)")
+    source.add_argument("--operations", type=positive, default=200, help="workload: operations each (default 200)")
     source.add_argument("--seed", type=int, default=1, help="workload: random seed (default 1)")
     source.add_argument("--reset", action="store_true",
                         help="workload: drop and recreate the tables first (the DROP/CREATE are audited too)")
+    ship.set_defaults(handler=_ship_audit)
+    source.set_defaults(handler=_audit_source)
 
 
-def is_audit_command(args) -> bool:
-    return args.command in ("ship-audit", "audit-source") or (
-        args.command == "simulate" and getattr(args, "kind", None) == "audit")
-
-
-def run_audit_command(args) -> int:
-    if args.command == "audit-source":
-        return _audit_source(args)
+def _ship_audit(args) -> int:
     props = load_properties(args.properties)
     from connectors.aws_clients import aws_client
 
     region, endpoint = props["source.aws.region"], props["source.aws.endpoint"]
     kinesis = aws_client("kinesis", region, endpoint)
     stream = args.stream or props["source.stream.name"]
-    if args.command == "simulate":
-        from job.tools.simulate.audit import AuditSpec, simulate_audit
-
-        spec = AuditSpec(database=args.database, servers=args.servers, connections=args.connections,
-                         statements=args.statements, events_per_record=args.events_per_record,
-                         duplicates=args.duplicates, bad_lines=args.bad, seed=args.seed)
-        simulate_audit(kinesis, stream, spec, shards=args.shards)
-        return 0
     from job.local import audit_source
     from job.tools.ship_audit import LOCAL_ROLE_ARN, ship_audit
 

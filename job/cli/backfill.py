@@ -4,33 +4,35 @@ from __future__ import annotations
 import os
 import sys
 
-from job.cli.args import positive as _positive
-from job.config.properties import Properties
+from job.cli.args import DEFAULT_PROPERTIES, positive
+from job.config.properties import load_properties
 
 
-def add_backfill_parser(commands, default_properties: str) -> None:
+def add_parser(commands) -> None:
     p = commands.add_parser(
         "backfill", help="replicate a QLDB journal export (S3 or a local directory) into MySQL, then end",
         description="Read every data object the export's completed manifests list (ION_TEXT, ION_BINARY or JSON) "
                     "and write its revisions through the stream's path (per-document state, writer, the same "
                     "tables); the Flink job ends when everything is written. Run it again or carry on with "
                     "`ledgersync run` from the stream: revisions already applied change nothing.")
-    p.add_argument("--properties", default=default_properties,
+    p.add_argument("--properties", default=DEFAULT_PROPERTIES,
                    help="application properties (sink, replication; source.aws.* for S3) (default: %(default)s)")
     p.add_argument("--export", required=True, metavar="URI",
                    help="s3://bucket/prefix the export was written under (through source.aws.endpoint if set), "
                         "or a local directory with the same layout")
     p.add_argument("--export-id", default=None, metavar="ID",
                    help="which export under the prefix (needed only when there are several)")
-    p.add_argument("--parallelism", type=_positive, default=None, metavar="N",
+    p.add_argument("--parallelism", type=positive, default=None, metavar="N",
                    help="Flink parallelism for this run (default: parallelism.default of the Flink config)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="fail if not done by then")
     p.add_argument("--flink-conf", default=None, help="Flink config.yaml (default: flink-conf/config.yaml)")
+    p.set_defaults(handler=run_backfill_command)
 
 
-def run_backfill_command(args, props: Properties) -> int:
+def run_backfill_command(args) -> int:
     from job.local.backfill import DEFAULT_FLINK_CONF, run_backfill  # PyFlink and the runner: only when it runs
 
+    props = load_properties(args.properties)
     run_backfill(props, args.export, args.export_id, parallelism=args.parallelism,
                  flink_conf=args.flink_conf or DEFAULT_FLINK_CONF, timeout_s=args.timeout)
     sys.stdout.flush()

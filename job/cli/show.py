@@ -3,6 +3,21 @@ from __future__ import annotations
 
 from connectors.mysql.client import MySqlSettings, connect
 from connectors.mysql.sql import quote_identifier
+from job.cli.args import DEFAULT_PROPERTIES
+from job.config.properties import load_properties
+from job.config.settings import mysql_settings
+
+
+def add_parser(commands) -> None:
+    show = commands.add_parser("show", help="row counts and a few rows of the replicated tables")
+    show.add_argument("--properties", default=DEFAULT_PROPERTIES, help="(default: %(default)s)")
+    show.add_argument("--rows", type=int, default=3, help="sample rows per table (default 3)")
+    show.set_defaults(handler=show_command)
+
+
+def show_command(args) -> int:
+    show_tables(mysql_settings(load_properties(args.properties)), sample=args.rows)
+    return 0
 
 
 def show_tables(settings: MySqlSettings, sample: int = 3, out=print) -> dict:

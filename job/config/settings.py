@@ -1,9 +1,18 @@
-"""Typed settings built from the properties, for the stages that need them (no PyFlink here:
-`ledgersync show` and the audit tools use them without starting Flink)."""
+"""Typed settings, one object per stage, built from the properties in one place.
+
+Each Flink operator takes its stage's object (and nothing read from the properties by
+name), so a new key is: its ``Key`` in job/config/properties.py (type, default,
+description) and its field here. No PyFlink here: `ledgersync show` and the audit tools
+use these without starting Flink.
+"""
 from __future__ import annotations
 
-from connectors.mysql.credentials import SecretSource
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Optional
+
 from connectors.mysql.client import MySqlSettings
+from connectors.mysql.credentials import SecretSource
 from job.config.properties import Properties
 
 
@@ -21,3 +30,86 @@ def mysql_settings(props: Properties) -> MySqlSettings:
         ssl_ca=props["sink.mysql.ssl.ca"],
         history=props["replication.history"],
     )
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    """The Kinesis shard reader (``source.*``)."""
+
+    stream: str
+    region: str
+    endpoint: Optional[str]
+    initial_position: str
+    initial_timestamp: Optional[_dt.datetime]
+    poll_interval_ms: int
+    idle_poll_interval_ms: int
+    discovery_interval_ms: int
+    limit: int
+    concurrency: int
+
+    @classmethod
+    def from_properties(cls, props: Properties) -> "ReaderSettings":
+        return cls(stream=props["source.stream.name"], region=props["source.aws.region"],
+                   endpoint=props["source.aws.endpoint"], initial_position=props["source.initial.position"],
+                   initial_timestamp=props["source.initial.timestamp"],
+                   poll_interval_ms=props["source.poll.interval.ms"],
+                   idle_poll_interval_ms=props["source.idle.poll.interval.ms"],
+                   discovery_interval_ms=props["source.shard.discovery.interval.ms"],
+                   limit=props["source.get.records.limit"], concurrency=props["source.reader.slots"])
+
+
+@dataclass(frozen=True)
+class OrderSettings:
+    """order=true's per-document ordering (``replication.order.*``)."""
+
+    mysql: MySqlSettings  # for the stored versions of documents the job has not seen yet
+    timeout_ms: int
+    gap_action: str
+    history: bool
+    writer_slots: int
+
+    @classmethod
+    def from_properties(cls, props: Properties) -> "OrderSettings":
+        return cls(mysql=mysql_settings(props), timeout_ms=props["replication.order.timeout.ms"],
+                   gap_action=props["replication.order.gap"], history=props["replication.history"],
+                   writer_slots=props["sink.writer.slots"])
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    """The MySQL writer (``sink.*``)."""
+
+    mysql: MySqlSettings
+    max_rows: int
+    interval_ms: int
+
+    @classmethod
+    def from_properties(cls, props: Properties) -> "WriterSettings":
+        return cls(mysql=mysql_settings(props), max_rows=props["sink.batch.max.rows"],
+                   interval_ms=props["sink.batch.interval.ms"])
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Audit-log sync's replayer (``audit.*``, and the writer's batch settings)."""
+
+    mysql: MySqlSettings
+    replay_enabled: bool
+    replay_database: Optional[str]
+    source_database: Optional[str]
+    ddl: frozenset
+    stop_on_error: bool
+    out_of_orderness_ms: int
+    idle_timeout_ms: int
+    interval_ms: int
+    max_rows: int
+
+    @classmethod
+    def from_properties(cls, props: Properties) -> "AuditSettings":
+        return cls(mysql=mysql_settings(props), replay_enabled=props["audit.replay.enabled"],
+                   replay_database=props["audit.replay.database"],
+                   source_database=props["audit.source.database"] or props["audit.replay.database"],
+                   ddl=props["audit.replay.ddl"], stop_on_error=props["audit.replay.stop.on.error"],
+                   out_of_orderness_ms=props["audit.max.out.of.orderness.ms"],
+                   idle_timeout_ms=props["audit.idle.timeout.ms"], interval_ms=props["sink.batch.interval.ms"],
+                   max_rows=props["sink.batch.max.rows"])

@@ -22,7 +22,7 @@ from connectors.mysql import audit_replay
 from connectors.formats.audit_lines import AuditRecord, BadAuditLine, parse_audit_line
 from connectors.formats.cloudwatch_logs import BadSubscriptionRecord, decode_subscription_record
 from connectors.dead_letters import DeadLetter
-from connectors.mysql.client import MySqlSettings
+from job.config.settings import AuditSettings
 from job.rules.audit_order import OrderState, Watermarks, describe_skipped, plan, take_ready
 from job.functions.status_board import StatusBoard
 from job.functions import names
@@ -104,19 +104,17 @@ def _status_name(server: str) -> str:
 
 
 class AuditReplayFunction(KeyedProcessFunction):
-    def __init__(self, settings: MySqlSettings, *, replay_enabled: bool, replay_database: Optional[str],
-                 source_database: Optional[str], ddl: frozenset, stop_on_error: bool, out_of_orderness_ms: int,
-                 idle_timeout_ms: int, interval_ms: int, max_rows: int, status_dir: Optional[str]):
-        self._settings = settings
-        self._replay_enabled = replay_enabled
-        self._replay_db = replay_database
-        self._source_db = source_database
-        self._ddl = ddl
-        self._stop_on_error = stop_on_error
-        self._out_of_orderness_ms = out_of_orderness_ms
-        self._idle_ms = idle_timeout_ms
-        self._interval_ms = interval_ms
-        self._max_rows = max_rows
+    def __init__(self, settings: AuditSettings, status_dir: Optional[str] = None):
+        self._settings = settings.mysql
+        self._replay_enabled = settings.replay_enabled
+        self._replay_db = settings.replay_database
+        self._source_db = settings.source_database
+        self._ddl = settings.ddl
+        self._stop_on_error = settings.stop_on_error
+        self._out_of_orderness_ms = settings.out_of_orderness_ms
+        self._idle_ms = settings.idle_timeout_ms
+        self._interval_ms = settings.interval_ms
+        self._max_rows = settings.max_rows
         self._status_dir = status_dir
 
     def open(self, ctx: RuntimeContext):

@@ -19,7 +19,7 @@ from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.mysql.lookup import StoredVersions
-from connectors.mysql.client import MySqlSettings
+from job.config.settings import OrderSettings
 from connectors.mysql.row_images import CURRENT, HISTORY
 from job.pipeline.item_rows import DEAD, DOCUMENT_ID, KIND, SLOT, TBL, as_image, gap_row, image_row, writer_slot
 from job.rules.ordering import OrderedDocument
@@ -41,14 +41,13 @@ def bucket_of(row) -> int:
 
 
 class OrderedRevisionsFunction(KeyedProcessFunction):
-    def __init__(self, settings: MySqlSettings, timeout_ms: int, gap_action: str, history: bool, writer_slots: int,
-                 bounded: bool = False):
+    def __init__(self, settings: OrderSettings, bounded: bool = False):
         self._bounded = bounded  # a backfill: gaps are settled at the end of input (see the writer)
-        self._settings = settings
-        self._timeout_ms = timeout_ms
-        self._gap_action = gap_action
-        self._history = history
-        self._slots = writer_slots
+        self._settings = settings.mysql
+        self._timeout_ms = settings.timeout_ms
+        self._gap_action = settings.gap_action
+        self._history = settings.history
+        self._slots = settings.writer_slots
 
     def open(self, ctx: RuntimeContext):
         self._documents = ctx.get_map_state(

@@ -27,6 +27,7 @@ from connectors.kinesis.shard_reader import (SHARD_GONE, THROTTLED, KinesisReadE
                                              StartPosition, classify)
 from connectors.kinesis.shards import list_shards, parents_done, readable
 from job.functions.status_board import StatusBoard
+from job.config.settings import ReaderSettings
 from job.functions import names
 
 log = logging.getLogger(__name__)
@@ -80,19 +81,17 @@ def tick_millis(value) -> Optional[int]:
 
 
 class ShardReaderFunction(KeyedProcessFunction):
-    def __init__(self, *, stream: str, region: str, endpoint: Optional[str], initial_position: str,
-                 initial_timestamp, poll_interval_ms: int, idle_poll_interval_ms: int,
-                 discovery_interval_ms: int, limit: int, concurrency: int, status_dir: Optional[str]):
-        self._stream = stream
-        self._region = region
-        self._endpoint = endpoint
-        self._initial_position = initial_position
-        self._initial_timestamp = initial_timestamp
-        self._poll_s = poll_interval_ms / 1000.0
-        self._idle_s = idle_poll_interval_ms / 1000.0
-        self._discovery_s = discovery_interval_ms / 1000.0
-        self._limit = limit
-        self._concurrency = concurrency
+    def __init__(self, settings: ReaderSettings, status_dir: Optional[str] = None):
+        self._stream = settings.stream
+        self._region = settings.region
+        self._endpoint = settings.endpoint
+        self._initial_position = settings.initial_position
+        self._initial_timestamp = settings.initial_timestamp
+        self._poll_s = settings.poll_interval_ms / 1000.0
+        self._idle_s = settings.idle_poll_interval_ms / 1000.0
+        self._discovery_s = settings.discovery_interval_ms / 1000.0
+        self._limit = settings.limit
+        self._concurrency = settings.concurrency
         self._status_dir = status_dir
 
     def open(self, ctx: RuntimeContext):

@@ -11,7 +11,7 @@ from typing import Optional
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor
 
-from connectors.mysql.client import MySqlSettings
+from job.config.settings import WriterSettings
 from connectors.mysql.writer import MySqlWriter
 from job.pipeline.item_rows import ITEM_ROW, SLOT, as_writer_item
 from job.functions.status_board import StatusBoard
@@ -29,15 +29,14 @@ def slot_of(row) -> int:
 
 
 class MySqlWriterFunction(KeyedProcessFunction):
-    def __init__(self, settings: MySqlSettings, max_rows: int, interval_ms: int, status_dir: Optional[str],
-                 bounded: bool = False):
+    def __init__(self, settings: WriterSettings, status_dir: Optional[str] = None, bounded: bool = False):
         # Only a bounded run (a backfill) registers the end-of-input timer: in the unbounded
         # stream job it is never due, and registering it per batch held the writer up (a
         # failover test saw the writer idle with rows waiting).
         self._bounded = bounded
-        self._settings = settings
-        self._max_rows = max_rows
-        self._interval_ms = interval_ms
+        self._settings = settings.mysql
+        self._max_rows = settings.max_rows
+        self._interval_ms = settings.interval_ms
         self._status_dir = status_dir
 
     def open(self, ctx: RuntimeContext):

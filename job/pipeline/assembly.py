@@ -17,7 +17,7 @@ from job.functions.order import OrderedRevisionsFunction, bucket_of
 from job.functions.shard_reader import READER_KEY, ShardReaderFunction
 from job.functions.writer import MySqlWriterFunction, slot_of
 from job.config.properties import Properties
-from job.config.settings import mysql_settings
+from job.config.settings import OrderSettings, ReaderSettings, WriterSettings
 from job.functions import names
 
 TICK_TABLE = "ledgersync_ticks"
@@ -48,16 +48,7 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
     # One key: every shard's position in one keyed state (see job/functions/shard_reader.py),
     # so one reader subtask; source.reader.slots shards are read at the same time in it.
     records = ticks.key_by(lambda row: READER_KEY, key_type=Types.INT()).process(
-        ShardReaderFunction(
-            stream=props["source.stream.name"], region=props["source.aws.region"],
-            endpoint=props["source.aws.endpoint"], initial_position=props["source.initial.position"],
-            initial_timestamp=props["source.initial.timestamp"],
-            poll_interval_ms=props["source.poll.interval.ms"],
-            idle_poll_interval_ms=props["source.idle.poll.interval.ms"],
-            discovery_interval_ms=props["source.shard.discovery.interval.ms"],
-            limit=props["source.get.records.limit"], concurrency=props["source.reader.slots"],
-            status_dir=status_dir,
-        )
+        ShardReaderFunction(ReaderSettings.from_properties(props), status_dir)
     ).name(names.KINESIS_SHARD_READER).uid(names.KINESIS_SHARD_READER).set_parallelism(1)
 
     if props["source.format"] == "cloudwatch-audit":
@@ -76,19 +67,15 @@ def write_items(t_env: StreamTableEnvironment, items, props: Properties, status_
                 bounded: bool = False) -> None:
     """Decoded ITEM_ROWs -> per-document state -> writer -> sink: the one path after
     decoding, for the stream (build_pipeline) and for backfills (job/pipeline/backfill.py)."""
-    settings = mysql_settings(props)
-    writer_slots = props["sink.writer.slots"]
     if props["replication.order"]:
-        to_write = items.key_by(bucket_of, key_type=Types.INT()).process(OrderedRevisionsFunction(
-            settings, props["replication.order.timeout.ms"], props["replication.order.gap"],
-            props["replication.history"], writer_slots, bounded=bounded,
-        ), output_type=ITEM_ROW).name(names.ORDER_VERSIONS).uid(names.ORDER_VERSIONS)
+        to_write = items.key_by(bucket_of, key_type=Types.INT()).process(
+            OrderedRevisionsFunction(OrderSettings.from_properties(props), bounded=bounded), output_type=ITEM_ROW,
+        ).name(names.ORDER_VERSIONS).uid(names.ORDER_VERSIONS)
     else:
         to_write = rows_to_write(t_env, items, props["replication.history"])
 
     written = to_write.key_by(slot_of, key_type=Types.INT()).process(
-        MySqlWriterFunction(settings, props["sink.batch.max.rows"], props["sink.batch.interval.ms"], status_dir,
-                            bounded=bounded)
+        MySqlWriterFunction(WriterSettings.from_properties(props), status_dir, bounded=bounded)
     ).name(names.MYSQL_WRITER).uid(names.MYSQL_WRITER)
 
     # The writer emits nothing; Flink still wants every branch to end in a sink.

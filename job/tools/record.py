@@ -13,7 +13,6 @@ the input bytes as the payload as they are (e.g. a CloudWatch Logs JSON document
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import gzip
@@ -277,38 +276,6 @@ def encode_records(source: bytes, *, raw: bool = False, aggregate: bool = False,
     return records
 
 
-# --- command line ------------------------------------------------------------------------
-
-def add_record_parser(commands) -> None:
-    record = commands.add_parser("record", help="decode a Kinesis record payload to readable text, or encode one")
-    actions = record.add_subparsers(dest="action", required=True, metavar="ACTION")
-    decode = actions.add_parser(
-        "decode", help="payload (raw, base64, gzip, KPL-aggregated, get-records JSON) to readable text",
-        description="Print each Kinesis record's layers and user records as Ion text, and what the job "
-                    "would make of it. Input: raw bytes of one record, base64 (one record per line), or "
-                    "the JSON of `aws kinesis get-records` / a Lambda Kinesis event.")
-    decode.add_argument("files", nargs="*", metavar="FILE", help="input files (default: standard input)")
-    decode.add_argument("--base64", action="store_true",
-                        help="input is base64, one record per line (detected by itself when unambiguous)")
-    decode.add_argument("--json", action="store_true",
-                        help="one JSON line per user record, values mapped as they land in MySQL")
-    encode = actions.add_parser(
-        "encode", help="Ion text to a payload (binary Ion; optionally KPL-aggregated, gzip, base64)",
-        description="Turn Ion text (each top-level value one user record, e.g. what `record decode` "
-                    "printed) into a Kinesis record payload.")
-    encode.add_argument("file", nargs="?", metavar="FILE", help="input file (default: standard input)")
-    encode.add_argument("--raw", action="store_true",
-                        help="take the input bytes as the payload as they are (not Ion)")
-    encode.add_argument("--aggregate", action="store_true",
-                        help="pack all user records into KPL aggregated records (as QLDB streams do)")
-    encode.add_argument("--gzip", action="store_true", help="gzip each record (as CloudWatch Logs does)")
-    encode.add_argument("--partition-key", help="partition key (default: a revision's document id, else "
-                                                f"{DEFAULT_PARTITION_KEY!r})")
-    encode.add_argument("--base64", action="store_true", help="print one base64 line per Kinesis record")
-    encode.add_argument("-o", "--output", metavar="FILE",
-                        help="write the raw bytes of the one Kinesis record here")
-
-
 def run_record(args, stdin=None, stdout=None) -> int:
     stdin = stdin if stdin is not None else sys.stdin.buffer
     stdout = stdout if stdout is not None else sys.stdout
@@ -357,13 +324,3 @@ def _encode(args, stdin, stdout) -> int:
     print(f"ledgersync record encode: wrote {len(records[0][1])} bytes to {args.output} "
           f"(partition key {records[0][0]!r})", file=sys.stderr)
     return 0
-
-
-def main(argv=None) -> int:  # `python -m job.tools.record ...`, the same as `ledgersync record ...`
-    parser = argparse.ArgumentParser(prog="ledgersync")
-    add_record_parser(parser.add_subparsers(dest="command", required=True))
-    return run_record(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

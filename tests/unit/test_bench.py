@@ -187,14 +187,16 @@ def test_ledgersync_rows_per_parallelism_keep_the_plain_keys_at_one():
     assert bench.ledgersync_runs((1, 2)) == [("loopback", False, 1), ("loopback_p2", False, 2),
                                              ("delayed", True, 1)]
     assert bench.ledgersync_runs((2,)) == [("loopback_p2", False, 2), ("delayed_p2", True, 2)]
-    assert bench._parallelisms("1,2") == (1, 2)
     import argparse
 
     import pytest
 
+    from job.cli.bench import parallelisms
+
+    assert parallelisms("1,2") == (1, 2)
     for bad in ("0", "1,x", ""):
         with pytest.raises(argparse.ArgumentTypeError):
-            bench._parallelisms(bad)
+            parallelisms(bad)
 
 
 def test_soak_is_off_by_default_and_its_flags_parse():

@@ -1,0 +1,51 @@
+"""`ledgersync run`: the job on a local mini-cluster, or submitted to a running cluster."""
+from __future__ import annotations
+
+import os
+import sys
+
+from job.cli.args import DEFAULT_PROPERTIES, positive
+from job.config.properties import load_properties
+
+
+def add_parser(commands) -> None:
+    run = commands.add_parser("run", help="run the job on a local Flink mini-cluster (or, with --jobmanager, "
+                                          "on a running cluster)")
+    run.add_argument("--properties", default=DEFAULT_PROPERTIES,
+                     help="application properties JSON in the MSF format (default: %(default)s)")
+    run.add_argument("--until-caught-up", action="store_true",
+                     help="end once every shard is read to its tip and everything is written")
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="with --until-caught-up: fail if not caught up by then")
+    run.add_argument("--from-savepoint", metavar="PATH", help="restore from this savepoint or checkpoint")
+    run.add_argument("--from-latest-checkpoint", action="store_true",
+                     help="restore from the newest complete checkpoint under --checkpoint-dir (any earlier run)")
+    run.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                     help="where checkpoints go, one directory per job id (default: .local/checkpoints)")
+    run.add_argument("--stop-with-savepoint", default=None, metavar="DIR",
+                     help="when the run ends (caught up, Ctrl-C or SIGTERM), stop the job with a savepoint in DIR "
+                          "instead of cancelling it")
+    run.add_argument("--flink-conf", default=None, help="Flink config.yaml (default: flink-conf/config.yaml)")
+    run.add_argument("--parallelism", type=positive, default=None, metavar="N",
+                     help="the job's parallelism (default: parallelism.default in the Flink config, 1)")
+    run.add_argument("--jobmanager", default=None, metavar="HOST:PORT",
+                     help="submit to this running Flink cluster's REST endpoint (`ledgersync cluster up` starts "
+                          "one) instead of a mini-cluster; it retries a lost TaskManager from the newest "
+                          "checkpoint (fixed delay, 10 attempts)")
+    run.set_defaults(handler=run_command)
+
+
+def run_command(args) -> int:
+    from job.local.runner import DEFAULT_FLINK_CONF, run_local  # PyFlink: only when it runs
+
+    props = load_properties(args.properties)
+    run_local(props, until_caught_up=args.until_caught_up,
+              flink_conf=args.flink_conf or DEFAULT_FLINK_CONF, timeout_s=args.timeout,
+              from_savepoint=args.from_savepoint, from_latest_checkpoint=args.from_latest_checkpoint,
+              checkpoint_dir=args.checkpoint_dir, stop_with_savepoint=args.stop_with_savepoint,
+              parallelism=args.parallelism, jobmanager=args.jobmanager)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # PyFlink's Beam gRPC servers complain noisily at interpreter shutdown once the job
+    # is cancelled; everything is flushed and cancelled by now, so leave at once.
+    os._exit(0)

@@ -1,0 +1,42 @@
+"""`ledgersync services up|down|status`: the local MariaDB and moto server; and
+`ledgersync properties`, `ledgersync package`: the project's own files."""
+from __future__ import annotations
+
+
+def add_parser(commands) -> None:
+    services = commands.add_parser("services", help="local MariaDB and moto server under .local/")
+    services.add_argument("action", choices=("up", "down", "status"))
+    services.set_defaults(handler=services_command)
+
+    properties = commands.add_parser("properties", help="list every property (group.key), its default and what it means")
+    properties.set_defaults(handler=properties_command)
+
+    package = commands.add_parser(
+        "package", help="build the zip for Amazon Managed Service for Apache Flink (dependencies for Python 3.12)")
+    package.add_argument("--output", default=None, metavar="ZIP", help="where to write it (default: dist/ledgersync-msf.zip)")
+    package.set_defaults(handler=package_command)
+
+
+def services_command(args) -> int:
+    from job.local import services
+
+    if args.action == "up":
+        services.up()
+    elif args.action == "down":
+        services.down()
+    else:
+        return 0 if services.status() else 1
+    return 0
+
+
+def properties_command(args) -> int:
+    from job.config.properties import describe_properties
+
+    print(describe_properties())
+    return 0
+
+
+def package_command(args) -> int:
+    from job.tools.package import main as package_main
+
+    return package_main(args.output)
