@@ -207,7 +207,7 @@ def install(bundle: list, target: str, out) -> None:
 MSF_ENTRY_MODULE = "job.msf_main"
 
 
-def _module_file(project_root: str, module: str) -> Optional[str]:
+def module_file(project_root: str, module: str) -> Optional[str]:
     base = os.path.join(project_root, *module.split("."))
     for candidate in (os.path.join(base, "__init__.py"), base + ".py"):
         if os.path.isfile(candidate):
@@ -215,7 +215,7 @@ def _module_file(project_root: str, module: str) -> Optional[str]:
     return None
 
 
-def _imported_modules(project_root: str, path: str) -> set:
+def imported_modules(project_root: str, path: str) -> set:
     """The project's modules that ``path`` imports, at the top or inside functions alike."""
     with open(path, encoding="utf-8") as handle:
         tree = ast.parse(handle.read(), path)
@@ -227,7 +227,7 @@ def _imported_modules(project_root: str, path: str) -> set:
             found.add(node.module)
             found.update(f"{node.module}.{alias.name}" for alias in node.names)  # "from job import x"
     return {name for name in found
-            if name.split(".")[0] in CODE_PACKAGES and _module_file(project_root, name)}
+            if name.split(".")[0] in CODE_PACKAGES and module_file(project_root, name)}
 
 
 def runtime_modules(project_root: str = PROJECT_ROOT, entry: str = MSF_ENTRY_MODULE) -> list:
@@ -243,8 +243,8 @@ def runtime_modules(project_root: str = PROJECT_ROOT, entry: str = MSF_ENTRY_MOD
         seen.add(module)
         parts = module.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # its packages' __init__
-        todo += sorted(_imported_modules(project_root, _module_file(project_root, module)))
-    return sorted(os.path.relpath(_module_file(project_root, m), project_root).replace(os.sep, "/")
+        todo += sorted(imported_modules(project_root, module_file(project_root, module)))
+    return sorted(os.path.relpath(module_file(project_root, m), project_root).replace(os.sep, "/")
                   for m in seen)
 
 
