@@ -21,7 +21,7 @@ from job.local import services as local_services
 from job.functions.status_board import read_board
 from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
-from tests.support.oracle import actual_tables, diff, expected_tables
+from tests.support.oracle import actual_tables, count_rows, diff, expected_tables
 
 USER, PASSWORD = "failover_writer", "failover-pw"
 DATABASE = "failover"
@@ -36,14 +36,7 @@ def _free_port() -> int:
 def _history_rows(port: int) -> int:
     conn = pymysql.connect(host=local_services.HOST, port=port, user=USER, password=PASSWORD, database=DATABASE)
     try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                           "AND TABLE_NAME LIKE '%%\\_history'")
-            count = 0
-            for (table,) in cursor.fetchall():
-                cursor.execute(f"SELECT COUNT(*) FROM `{table}`")
-                count += cursor.fetchone()[0]
-            return count
+        return count_rows(conn, like="%\\_history")
     finally:
         conn.close()
 
