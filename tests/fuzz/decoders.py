@@ -171,7 +171,7 @@ def _sim():
 def qldb_seeds() -> list:
     import datetime as _dt
 
-    from connectors.formats.qldb import encode_control, encode_revision
+    from connectors.formats.qldb_encode import encode_control, encode_revision
     from job.tools.simulate.qldb import bad_samples, encode
     spec, revisions = _sim()
     hostile = {"document_id": 1, "redacted": True, "Name": "a", "name": 2, "x" * 70: 1.5, "select": None,

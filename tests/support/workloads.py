@@ -4,7 +4,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from connectors.formats.qldb import decode_record, encode_revision
+from connectors.formats.qldb import decode_record
+from connectors.formats.qldb_encode import encode_revision
 
 T0 = dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)
 

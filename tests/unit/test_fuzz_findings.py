@@ -56,7 +56,7 @@ def test_each_of_them_is_the_decoders_own_error(name):
 
 def test_the_framing_check_lets_every_well_formed_record_through():
     from job.tools.simulate.qldb import WorkloadSpec, encode, generate
-    from connectors.formats.qldb import encode_control
+    from connectors.formats.qldb_encode import encode_control
 
     for r in generate(WorkloadSpec(tables=2, documents=20, revisions=3, deletes=0.2, redactions=0.2, seed=9)):
         ion_framing.check(encode(r))

@@ -12,7 +12,8 @@ from connectors.formats.qldb_export import (FORMATS, ION_BINARY, ION_TEXT, JSON,
                                     MissingObject, ObjectStats, block_range, find_export, open_store,
                                     parse_completed_manifest, parse_export_uri, parse_started_manifest,
                                     read_object)
-from connectors.formats.qldb import decode_record, encode_revision
+from connectors.formats.qldb import decode_record
+from connectors.formats.qldb_encode import encode_revision
 from job.tools.simulate.export import ExportSpec, block_value, downconvert, encode_block, generate_ledger, write_export
 
 STARTED = (b'{ ledgerName:"my-example-ledger", exportId:"8UyXulxccYLAsbN1aon7e4", '

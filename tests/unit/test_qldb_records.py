@@ -4,8 +4,8 @@ import decimal
 import pytest
 from amazon.ion import simpleion
 
-from connectors.formats.qldb import (BLOCK_SUMMARY, CONTROL, REVISION_DETAILS, BadRecord, decode_record,
-                                     encode_revision)
+from connectors.formats.qldb import BLOCK_SUMMARY, CONTROL, REVISION_DETAILS, BadRecord, decode_record
+from connectors.formats.qldb_encode import encode_revision
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=dt.timezone.utc)
 

@@ -8,7 +8,8 @@ import pytest
 from amazon.ion import simpleion
 
 from connectors.formats import kpl
-from connectors.formats.qldb import decode_kinesis_record, encode_control, encode_revision
+from connectors.formats.qldb import decode_kinesis_record
+from connectors.formats.qldb_encode import encode_control, encode_revision
 from job.cli.main import build_parser, main as cli_main
 from job.tools.record import RecordToolError, decode_text, encode_records, read_input_records, run_record
 

@@ -601,7 +601,7 @@ def _put_probe(client, stream: str, table: str) -> int:
     """Put one revision of a document the soak's putter never uses; returns how many (1)."""
     import random
 
-    from connectors.formats.qldb import encode_revision
+    from connectors.formats.qldb_encode import encode_revision
     from job.tools.simulate.qldb import document_id, put_records
 
     doc = document_id(random.Random(99))

@@ -16,7 +16,8 @@ from typing import Callable, Iterator, Optional
 from botocore.exceptions import ClientError
 
 from connectors.aws_clients import aws_client
-from connectors.formats.qldb import decode_kinesis_record, encode_revision
+from connectors.formats.qldb import decode_kinesis_record
+from connectors.formats.qldb_encode import encode_revision
 from job.tools.simulate.qldb import document_id, ensure_stream, put_records
 
 # The per-record consumer reads as the job does: up to this many records a call; the

@@ -35,7 +35,8 @@ from amazon.ion.simple_types import IonPySymbol
 from connectors.formats.ion_json import decimal_text, is_ion_null, timestamp_text
 from connectors.formats.qldb_export import (COMPLETED_SUFFIX, FORMATS, ION_BINARY, ION_TEXT, JSON, STARTED_SUFFIX,
                                     parse_export_uri)
-from connectors.formats.qldb import decode_record, encode_revision
+from connectors.formats.qldb import decode_record
+from connectors.formats.qldb_encode import encode_revision
 from job.tools.simulate.qldb import TABLE_NAMES, document_id
 
 STRAND = "JdxjkR9bSYB5jMHWcI464T"

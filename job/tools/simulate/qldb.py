@@ -23,8 +23,8 @@ from typing import Callable, Optional
 from amazon.ion import simpleion
 
 from connectors.formats import kpl
-from connectors.formats.qldb import (DEFAULT_STREAM_ARN, ION_BVM, MAX_JSON_DEPTH, REVISION_DETAILS,
-                                     encode_block_summary, encode_control, encode_revision)
+from connectors.formats.qldb import ION_BVM, MAX_JSON_DEPTH, REVISION_DETAILS
+from connectors.formats.qldb_encode import DEFAULT_STREAM_ARN, encode_block_summary, encode_control, encode_revision
 
 TABLE_NAMES = ("Person", "VehicleRegistration", "DriversLicense", "Vehicle", "Policy", "Claim")
 PUT_BATCH = 500  # PutRecords takes at most 500 records per call
