@@ -1,0 +1,68 @@
+"""A row change from a keyed change stream (Aurora DSQL CDC, DynamoDB's Kinesis stream).
+
+Each such format's decoder (one module in ``connectors/formats``) turns one record into a
+``RowChange`` or raises ``BadChange`` with a reason for the dead-letter table. Unlike a
+QLDB revision, a row change has no document id or version of its own: the document id is
+the canonical text of the source's key values, and the version is the source's ordering
+value (a commit time) with a tie-break for equal times. Pure: no Flink, no MySQL.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+# document_id is a VARCHAR(128) column (connectors/mysql/sql.py), as for QLDB.
+MAX_KEY_CHARS = 128
+
+
+class BadChange(ValueError):
+    """A record of a keyed change stream that cannot be applied; the message says why."""
+
+
+def canonical_key(values: tuple) -> str:
+    """The document id of a row: its key values as compact JSON, in key order.
+
+    JSON keeps types apart (``1`` and ``"1"`` are two rows, as in the source) and reads
+    back as the values; a one-column key is still a list, so every id has one shape."""
+    text = json.dumps(list(values), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if len(text) > MAX_KEY_CHARS:
+        raise BadChange(f"key {text[:80]}... is {len(text)} characters as text; at most {MAX_KEY_CHARS} fit "
+                        "the document_id column")
+    return text
+
+
+@dataclass(frozen=True)
+class RowChange:
+    table: str  # source table as it will be named in MySQL (before sanitising)
+    key_columns: tuple  # the source's key column names, in key order
+    key: tuple  # their values, in the same order (JSON-ready scalars)
+    version: int  # ordering value: newer wins
+    tie: str  # breaks equal versions (compared as text): newer wins on the greater tie
+    tx_time: Optional[_dt.datetime]  # when the source committed the change (UTC)
+    data: Optional[dict]  # the whole row image (JSON-ready); for a delete, the key columns only
+    deleted: bool = False
+    ttl: bool = False  # a delete made by the source's time-to-live (DynamoDB), not by a user
+    extra: dict = field(default_factory=dict, compare=False)  # what the format keeps for tests and logs
+
+    @property
+    def document_id(self) -> str:
+        return canonical_key(self.key)
+
+
+def check_key(table: str, key_columns: tuple, key: tuple) -> None:
+    """A key has a value for every column, and each value is a scalar (a key is compared
+    and indexed as a whole in MySQL)."""
+    if not key_columns:
+        raise BadChange(f"table {table!r}: no key columns")
+    if len(key) != len(key_columns):
+        raise BadChange(f"table {table!r}: key has {len(key)} values for {len(key_columns)} columns")
+    for name, value in zip(key_columns, key):
+        if value is None:
+            raise BadChange(f"table {table!r}: key column {name!r} is null or missing")
+        if isinstance(value, (dict, list, float)):
+            raise BadChange(f"table {table!r}: key column {name!r} holds a {type(value).__name__}, "
+                            "which cannot be a key")
+
+
