@@ -66,3 +66,15 @@ def check_key(table: str, key_columns: tuple, key: tuple) -> None:
                             "which cannot be a key")
 
 
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One part of a source record split over several Kinesis records (DSQL splits a CDC
+    record larger than Kinesis takes). The parts of one record share ``group``; they may
+    arrive on different shards, in any order, more than once."""
+
+    group: str  # the same for every part of one record, and for no other record
+    index: int  # 0-based position of this part
+    count: int  # how many parts the record has
+    data: bytes  # this part's bytes, to be joined in index order

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from connectors.formats.registry import FORMATS, UnknownFormat, format_spec
+
 MSF_PROPERTIES_PATH = "/etc/flink/application_properties.json"
 MSF_RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
 
@@ -80,6 +82,13 @@ def _mysql_identifier(text: str) -> str:
     return text
 
 
+def _format(text: str) -> str:
+    try:
+        return format_spec(text).name
+    except UnknownFormat:
+        raise ValueError(f"expected one of {', '.join(FORMATS)}") from None
+
+
 def _replay_ddl(text: str) -> frozenset:
     from connectors.formats.audit_statements import parse_ddl_setting
 
@@ -109,8 +118,8 @@ SPEC: dict = {
         "initial.position": Key(_choice("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"), "TRIM_HORIZON",
                                 "where the job's very first start begins (a restored job goes on from its positions)"),
         "initial.timestamp": Key(_timestamp, None, "ISO 8601 time for initial.position=AT_TIMESTAMP"),
-        "format": Key(_choice("qldb", "cloudwatch-audit"), "qldb",
-                      "qldb (QLDB stream records) or cloudwatch-audit (audit logs from a CloudWatch Logs subscription)"),
+        "format": Key(_format, "qldb", "what the stream carries: " + "; ".join(
+            f"{spec.name} ({spec.description})" for spec in FORMATS.values())),
         # Kinesis allows 5 GetRecords calls per second per shard, and 10,000 records per call.
         "poll.interval.ms": Key(_int_between(200, 3_600_000, " (Kinesis allows 5 GetRecords calls/s per shard)"), 200,
                                 "time between GetRecords calls on a shard with records waiting; at least 200"),
@@ -238,6 +247,11 @@ def _check_combinations(props: Properties, origin: str) -> None:
         raise PropertiesError(f"{origin}: source.initial.position=AT_TIMESTAMP needs source.initial.timestamp")
     if props["sink.mysql.password"] is None and props["sink.mysql.secret.arn"] is None:
         raise PropertiesError(f"{origin}: set sink.mysql.password or sink.mysql.secret.arn")
+    if props["replication.order"] and not format_spec(props["source.format"]).order_mode:
+        raise PropertiesError(f"{origin}: replication.order=true needs a gap-free version sequence per document, "
+                              f"which source.format={props['source.format']} does not have (only "
+                              + ", ".join(s.name for s in FORMATS.values() if s.order_mode)
+                              + " has); leave replication.order false: newest wins, by the format's version")
     if props["audit.replay.enabled"] and not props["audit.replay.database"]:
         raise PropertiesError(f"{origin}: audit.replay.enabled=true needs audit.replay.database")
 
