@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 # document_id is a VARCHAR(128) column (connectors/mysql/sql.py), as for QLDB.
 MAX_KEY_CHARS = 128

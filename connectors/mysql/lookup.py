@@ -32,7 +32,7 @@ class StoredVersions:
         table = sql.table_identifier(qldb_table)
         return self._mysql.retrying(
             lambda: (self._one(sql.select_current_versions(table, 1), [document_id]),
-                     self._one(sql.select_tombstones(1, lock=False), [table, document_id])),
+                     self._one(sql.select_tombstones(1, lock=False, tie=False), [table, document_id])),
             f" of {qldb_table}/{document_id}")
 
     def _one(self, statement: str, params: list) -> Optional[int]:

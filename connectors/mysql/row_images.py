@@ -27,6 +27,11 @@ class RowImage:
     # A redaction of this version (QLDB only redacts older revisions): in history it
     # replaces the data with NULL whichever of the two records arrives first.
     redacted: bool = False
+    # A keyed source's key column names, in key order (connectors/formats/changes.py):
+    # the table gets them as columns with a unique index; () for QLDB.
+    key_columns: tuple = ()
+    # A keyed source's delete made by its time-to-live (DynamoDB); marked in history.
+    expired: bool = False
 
 
 def document_json(data: Optional[dict]) -> Optional[str]:

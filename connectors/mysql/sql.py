@@ -87,16 +87,47 @@ def history_table(table: str) -> str:
     return table + HISTORY_SUFFIX
 
 
-def create_current_table(table: str) -> str:
+# A keyed source's key column (connectors/formats/changes.py) by the JSON type of its
+# value: strings get VARCHAR, not LONGTEXT, so the key columns can carry a unique index.
+# 128 characters fit every key, since the key's JSON text must fit document_id's 128.
+KEY_COLUMN_TYPES = {bool: "BOOLEAN", int: "BIGINT", str: "VARCHAR(128)"}
+KEY_INDEX = "ledgersync_key"
+# Keyed sources only: a delete made by the source's time-to-live (DynamoDB), in history.
+EXPIRED_COLUMN = "expired"
+
+
+def _key_columns(key_columns: tuple) -> str:
+    return "".join(f"{quote_identifier(name)} {kind} NULL," for name, kind in key_columns)
+
+
+def _key_index(key_columns: tuple, unique: bool) -> str:
+    names = ", ".join(quote_identifier(n) for n, _ in key_columns)
+    return f"{'UNIQUE ' if unique else ''}KEY `{KEY_INDEX}` ({names}), "
+
+
+def create_current_table(table: str, key_columns: tuple = ()) -> str:
+    """The current view; for a keyed source also its key columns, (name, type) pairs,
+    with a unique index over them (document_id stays the primary key: one shape for
+    every format, and it is the key's canonical text)."""
     return (f"CREATE TABLE IF NOT EXISTS {quote_identifier(table)} ("
-            + _BASE_COLUMNS + "PRIMARY KEY (`document_id`)" + _TABLE_OPTIONS)
+            + _BASE_COLUMNS + _key_columns(key_columns)
+            + (_key_index(key_columns, unique=True) if key_columns else "")
+            + "PRIMARY KEY (`document_id`)" + _TABLE_OPTIONS)
 
 
-def create_history_table(table: str) -> str:
+def create_history_table(table: str, key_columns: tuple = ()) -> str:
+    """Every revision once. A QLDB version is one transaction's, so (document_id, version)
+    names a revision; a keyed source's version is a commit time, which two changes of a
+    row may share (DynamoDB at millisecond precision), so its tie (tx_id) is in the key
+    too, and its history records TTL deletes (``expired``)."""
+    extra, primary = "", "PRIMARY KEY (`document_id`, `version`), "
+    if key_columns:
+        extra = f"`{EXPIRED_COLUMN}` BOOLEAN NOT NULL DEFAULT FALSE," + _key_columns(key_columns)
+        primary = _key_index(key_columns, unique=False) + "PRIMARY KEY (`document_id`, `version`, `tx_id`), "
     return (f"CREATE TABLE IF NOT EXISTS {quote_identifier(history_table(table))} ("
             + _BASE_COLUMNS + "`deleted` BOOLEAN NOT NULL DEFAULT FALSE,"
-            "`redacted` BOOLEAN NOT NULL DEFAULT FALSE,"
-            "PRIMARY KEY (`document_id`, `version`), KEY `version` (`version`), KEY `tx_time` (`tx_time`)"
+            "`redacted` BOOLEAN NOT NULL DEFAULT FALSE," + extra
+            + primary + "KEY `version` (`version`), KEY `tx_time` (`tx_time`)"
             + _TABLE_OPTIONS)
 
 
@@ -114,32 +145,42 @@ def _values(columns: int, rows: int) -> str:
     return ", ".join(["(" + ", ".join(["%s"] * columns) + ")"] * rows)
 
 
-def upsert_current(dialect: Dialect, table: str, rows: int, typed: tuple = ()) -> str:
-    """Insert rows, or update a row only when the incoming version is newer.
+def newer(dialect: Dialect) -> str:
+    """The incoming row is newer: a higher version, or the same version and a higher tie
+    (tx_id). A QLDB version is one transaction's, so the tie never decides there; a keyed
+    source's version is a commit time that two changes may share (connectors/formats/changes.py)."""
+    return (f"({dialect.incoming('version')} > `version` OR "
+            f"({dialect.incoming('version')} = `version` AND {dialect.incoming('tx_id')} > `tx_id`))")
 
-    MySQL applies the assignments left to right with already-updated values, so
-    ``version`` is assigned last: every other column compares against the old version.
+
+def upsert_current(dialect: Dialect, table: str, rows: int, typed: tuple = ()) -> str:
+    """Insert rows, or update a row only when the incoming one is newer (``newer``).
+
+    MySQL applies the assignments left to right with already-updated values, so ``tx_id``
+    and then ``version`` are assigned last: every other column compares against the old
+    pair, and ``version``'s own test gives the same answer after ``tx_id`` moved.
     """
     if rows < 1:
         raise ValueError("rows must be at least 1")
     columns = CURRENT_COLUMNS + tuple(typed)
     names = ", ".join(quote_identifier(c) for c in columns)
-    newer = f"{dialect.incoming('version')} > `version`"
+    test = newer(dialect)
     updates = [
-        f"{quote_identifier(c)} = IF({newer}, {dialect.incoming(c)}, {quote_identifier(c)})"
-        for c in columns if c not in ("document_id", "version")
+        f"{quote_identifier(c)} = IF({test}, {dialect.incoming(c)}, {quote_identifier(c)})"
+        for c in columns if c not in ("document_id", "version", "tx_id")
     ]
-    updates.append(f"`version` = IF({newer}, {dialect.incoming('version')}, `version`)")
+    updates += [f"`{c}` = IF({test}, {dialect.incoming(c)}, `{c}`)" for c in ("tx_id", "version")]
     alias = " AS new" if dialect.row_alias else ""
     return (f"INSERT INTO {quote_identifier(table)} ({names}) VALUES {_values(len(columns), rows)}{alias} "
             f"ON DUPLICATE KEY UPDATE {', '.join(updates)}")
 
 
-def insert_history(table: str, rows: int, typed: tuple = ()) -> str:
-    """Insert revisions once: a repeat of (document_id, version) changes nothing."""
+def insert_history(table: str, rows: int, typed: tuple = (), keyed: bool = False) -> str:
+    """Insert revisions once: a repeat of a revision (the history table's key) changes nothing.
+    ``keyed``: a keyed source's table, with its ``expired`` column."""
     if rows < 1:
         raise ValueError("rows must be at least 1")
-    columns = HISTORY_COLUMNS + tuple(typed)
+    columns = HISTORY_COLUMNS + ((EXPIRED_COLUMN,) if keyed else ()) + tuple(typed)
     names = ", ".join(quote_identifier(c) for c in columns)
     # Not INSERT IGNORE: that would also turn real errors (bad values) into warnings.
     return (f"INSERT INTO {quote_identifier(history_table(table))} ({names}) "
@@ -190,29 +231,47 @@ def create_tombstones_table() -> str:
         "`document_id` VARCHAR(128) NOT NULL,"
         "`version` BIGINT UNSIGNED NOT NULL,"
         "`deleted_at` DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
+        "`tx_id` VARCHAR(128) NOT NULL DEFAULT '',"
         "PRIMARY KEY (`table_name`, `document_id`)"
         ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
     )
 
 
+def tombstones_lack_tx_id() -> str:
+    """Tombstone tables made before 0.2.0 have no tx_id (the tie of keyed sources)."""
+    return ("SELECT COUNT(*) = 0 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            f"AND TABLE_NAME = '{TOMBSTONES_TABLE}' AND COLUMN_NAME = 'tx_id'")
+
+
+def add_tombstones_tx_id() -> str:
+    # '' sorts below every tie, so an old tombstone keeps exactly the meaning it had.
+    return f"ALTER TABLE {quote_identifier(TOMBSTONES_TABLE)} ADD COLUMN `tx_id` VARCHAR(128) NOT NULL DEFAULT ''"
+
+
 def record_tombstones(dialect: Dialect, rows: int) -> str:
-    """Remember deletes; a tombstone only ever moves to a higher version."""
-    values = ", ".join(["(%s, %s, %s)"] * rows)
+    """Remember deletes; a tombstone only ever moves to a newer (version, tx_id)."""
+    values = ", ".join(["(%s, %s, %s, %s)"] * rows)
     alias = " AS new" if dialect.row_alias else ""
-    incoming = dialect.incoming("version")
-    return (f"INSERT INTO {quote_identifier(TOMBSTONES_TABLE)} (`table_name`, `document_id`, `version`) "
-            f"VALUES {values}{alias} ON DUPLICATE KEY UPDATE `version` = GREATEST(`version`, {incoming})")
+    # tx_id first: its test reads the old version (see upsert_current).
+    return (f"INSERT INTO {quote_identifier(TOMBSTONES_TABLE)} (`table_name`, `document_id`, `version`, `tx_id`) "
+            f"VALUES {values}{alias} ON DUPLICATE KEY UPDATE "
+            f"`tx_id` = IF({newer(dialect)}, {dialect.incoming('tx_id')}, `tx_id`), "
+            f"`version` = GREATEST(`version`, {dialect.incoming('version')})")
 
 
-def select_tombstones(rows: int, lock: bool = True) -> str:
+def select_tombstones(rows: int, lock: bool = True, tie: bool = True) -> str:
+    """(document_id, version[, tx_id]) of the tombstones among ``rows`` documents of one
+    table. Order mode's lookup (QLDB only, where the tie never decides) reads no tx_id,
+    so it works on a tombstone table the writer has not brought to 0.2.0 yet."""
     marks = ", ".join(["%s"] * rows)
-    return (f"SELECT `document_id`, `version` FROM {quote_identifier(TOMBSTONES_TABLE)} "
+    return (f"SELECT `document_id`, `version`{', `tx_id`' if tie else ''} FROM {quote_identifier(TOMBSTONES_TABLE)} "
             f"WHERE `table_name` = %s AND `document_id` IN ({marks})" + (" FOR UPDATE" if lock else ""))
 
 
 def delete_current(table: str) -> str:
-    """Remove a deleted document, but never a row newer than the delete."""
-    return f"DELETE FROM {quote_identifier(table)} WHERE `document_id` = %s AND `version` <= %s"
+    """Remove a deleted document, but never a row newer than the delete (version, then tx_id)."""
+    return (f"DELETE FROM {quote_identifier(table)} WHERE `document_id` = %s "
+            "AND (`version` < %s OR (`version` = %s AND `tx_id` <= %s))")
 
 
 DEAD_LETTER_COLUMNS = ("stream", "shard_id", "sequence_number", "sub_sequence", "stage", "reason", "raw")

@@ -22,7 +22,7 @@ import pymysql
 from connectors.mysql import sql
 from connectors.mysql.client import MySqlClient, MySqlSettings, connect, describe_error, error_code, is_transient
 from connectors.dead_letters import DeadLetter
-from connectors.mysql.schema import TableColumns, from_information_schema
+from connectors.mysql.schema import TableColumns, from_information_schema, key_column_types
 from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, utc_naive
 
 log = logging.getLogger(__name__)
@@ -31,22 +31,23 @@ DUPLICATE_COLUMN = 1060
 
 
 def newest_per_document(images: Iterable[RowImage]) -> dict:
-    """(table, document_id) -> the image with the highest version in the batch."""
+    """(table, document_id) -> the newest image in the batch: the highest (version, tx_id),
+    as the upsert decides (connectors/mysql/sql.py, ``newer``)."""
     newest: dict = {}
     for image in images:
         key = (image.table, image.document_id)
         held = newest.get(key)
-        if held is None or image.version > held.version:
+        if held is None or (image.version, image.tx_id) > (held.version, held.tx_id):
             newest[key] = image
     return newest
 
 
 def unique_history(images: Iterable[RowImage]) -> list:
-    """One image per (table, document, version) and kind of record: a revision and a
-    redaction of the same version both count."""
+    """One image per (table, document, version, tx_id) and kind of record: a revision and
+    a redaction of the same version both count (tx_id: a keyed source's tie)."""
     seen: dict = {}
     for image in images:
-        seen.setdefault((image.table, image.document_id, image.version, image.redacted), image)
+        seen.setdefault((image.table, image.document_id, image.version, image.tx_id, image.redacted), image)
     return list(seen.values())
 
 
@@ -153,15 +154,17 @@ class MySqlWriter:
     def _write_current(self, cursor, table: str, images: list, stats: WriteStats) -> list:
         ids = [i.document_id for i in images]
         cursor.execute(sql.select_tombstones(len(ids)), [table, *ids])
-        tombstones = {doc: int(version) for doc, version in cursor.fetchall()}
+        tombstones = {doc: (int(version), tx_id) for doc, version, tx_id in cursor.fetchall()}
         deletes = [i for i in images if i.deleted]
         if deletes:
-            params = [p for i in deletes for p in (table, i.document_id, i.version)]
+            params = [p for i in deletes for p in (table, i.document_id, i.version, i.tx_id)]
             cursor.execute(sql.record_tombstones(self._dialect, len(deletes)), params)
             for i in deletes:
-                cursor.execute(sql.delete_current(table), [i.document_id, i.version])
+                cursor.execute(sql.delete_current(table), [i.document_id, i.version, i.version, i.tx_id])
             stats.add(stats.current_rows, table, len(deletes))
-        live = [i for i in images if not i.deleted and i.version > tombstones.get(i.document_id, -1)]
+        # Newer than the tombstone by (version, tx_id), as delete_current and the upsert decide.
+        live = [i for i in images
+                if not i.deleted and (i.version, i.tx_id) > tombstones.get(i.document_id, (-1, ""))]
         if not live:
             return []
         return self._guarded(cursor, live, lambda rows: self._upsert_current(cursor, table, rows),
@@ -211,8 +214,13 @@ class MySqlWriter:
                 for image in chunk:
                     params += [image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us),
                                image.document, image.deleted, image.redacted]
+                    if schema.keyed:
+                        params.append(image.expired)
                     params += self._typed_values(table, schema, image)
-                cursor.execute(statement(table, len(chunk), tuple(schema.columns)), params)
+                if redactions:  # QLDB only: keyed sources have no redactions
+                    cursor.execute(statement(table, len(chunk), tuple(schema.columns)), params)
+                else:
+                    cursor.execute(statement(table, len(chunk), tuple(schema.columns), keyed=schema.keyed), params)
 
     def _typed_values(self, table: str, schema: TableColumns, image: RowImage) -> list:
         values, notes = schema.values(_document(image))
@@ -227,15 +235,21 @@ class MySqlWriter:
         with conn.cursor() as cursor:
             if not self._bookkeeping:
                 cursor.execute(sql.create_tombstones_table())
+                cursor.execute(sql.tombstones_lack_tx_id())
+                if cursor.fetchone()[0]:
+                    log.warning("adding tx_id to %s (a table from before 0.2.0)", sql.TOMBSTONES_TABLE)
+                    cursor.execute(sql.add_tombstones_tx_id())
                 cursor.execute(sql.create_dead_letters_table())
                 cursor.execute(sql.create_gaps_table())
                 self._bookkeeping = True
             for table, (current_images, history_images) in by_table.items():
                 if table not in self._schemas:
-                    cursor.execute(sql.create_current_table(table))
+                    keyed = next((i for i in current_images + history_images if i.key_columns), None)
+                    key_columns = self._key_columns(table, keyed)
+                    cursor.execute(sql.create_current_table(table, key_columns))
                     if self._settings.history:
-                        cursor.execute(sql.create_history_table(table))
-                    self._schemas[table] = self._load_columns(cursor, table)
+                        cursor.execute(sql.create_history_table(table, key_columns))
+                    self._schemas[table] = self._load_columns(cursor, table, keyed is not None)
                     if self._settings.history:
                         self._complete_history_columns(cursor, table, self._schemas[table])
                 schema = self._schemas[table]
@@ -254,26 +268,41 @@ class MySqlWriter:
                     self._schemas[table] = self._reload_columns(cursor, table, schema)
         conn.commit()
 
+    def _key_columns(self, table: str, image: Optional[RowImage]) -> tuple:
+        """A keyed source's key columns with their types, from the first row seen (a table
+        that exists already keeps what it has: CREATE TABLE IF NOT EXISTS)."""
+        if image is None:
+            return ()
+        typed = key_column_types(image.key_columns, _document(image))
+        if typed is None:
+            log.warning("table %s: key columns %s cannot all be columns (names, or values to type them by); "
+                        "the key is in document_id and the document JSON only", table, list(image.key_columns))
+            return ()
+        return typed
+
     def _reload_columns(self, cursor, table: str, schema: TableColumns) -> TableColumns:
         """The table's typed columns as MySQL has them, after another writer added one of
         ours first: its type, or its spelling (``Name`` where we wanted ``name``; MySQL
         column names ignore case), may differ from what we would have chosen, and writing
         our values into it would fail the rows (wrong type) or mix two fields (spelling)."""
-        fresh = self._load_columns(cursor, table)
+        fresh = self._load_columns(cursor, table, schema.keyed)
         fresh.reported = schema.reported
         if self._settings.history:
             self._complete_history_columns(cursor, table, fresh)
         return fresh
 
-    def _load_columns(self, cursor, table: str) -> TableColumns:
+    def _load_columns(self, cursor, table: str, keyed: bool = False) -> TableColumns:
         cursor.execute(sql.table_columns(), (table,))
-        schema = TableColumns()
+        schema = TableColumns(keyed=keyed)
+        fixed = sql.HISTORY_COLUMNS + ((sql.EXPIRED_COLUMN,) if keyed else ())
         for name, data_type in cursor.fetchall():
-            if name in sql.HISTORY_COLUMNS:
+            if name in fixed:
                 continue
             kind = from_information_schema(data_type)
             if kind:
                 schema.columns[name] = kind
+        # Only key columns are VARCHAR (connectors/mysql/sql.py, KEY_COLUMN_TYPES).
+        schema.keys = tuple(n for n, kind in schema.columns.items() if kind == sql.KEY_COLUMN_TYPES[str])
         return schema
 
     def _complete_history_columns(self, cursor, table: str, schema: TableColumns) -> None:
@@ -285,7 +314,7 @@ class MySqlWriter:
         without this every later history row would be refused (unknown column) and end as
         a dead letter."""
         history = sql.history_table(table)
-        have = self._load_columns(cursor, history).columns
+        have = self._load_columns(cursor, history, schema.keyed).columns
         for column, column_type in schema.columns.items():
             if column in have:
                 continue
@@ -344,7 +373,7 @@ def write_dead_letter(image: RowImage, reason: str) -> DeadLetter:
     raw = json.dumps({"table": image.table, "document_id": image.document_id, "version": image.version,
                       "tx_id": image.tx_id, "tx_time_us": image.tx_time_us, "document": image.document,
                       "deleted": image.deleted}, ensure_ascii=False).encode("utf-8")
-    position = f"{image.document_id}/{image.version}"
+    position = f"{image.document_id}/{image.version}" + (f"/{image.tx_id}" if image.key_columns else "")
     if len(position) > 200:  # the column holds 255; a hash keeps long ids apart
         position = f"{position[:150]}...{hashlib.sha1(position.encode('utf-8')).hexdigest()}"
     return DeadLetter(stream="", shard_id=image.table[:128], sequence_number=position,

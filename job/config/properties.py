@@ -129,6 +129,9 @@ SPEC: dict = {
                                            "how often the shard list is read (ListShards) to find new shards"),
         "reader.slots": Key(_int_between(1, 64), 4, "how many shards are read at the same time, 1..64"),
         "get.records.limit": Key(_int_between(1, 10_000), 1000, "records per GetRecords call, 1..10000"),
+        "dsql.split.timeout.ms": Key(_positive_int, 600_000,
+                                     "dsql-cdc: how long the parts of a split record are waited for before "
+                                     "they become one dead letter"),
     },
     "sink": {
         "mysql.host": Key(str, REQUIRED, "MySQL host"),

@@ -11,6 +11,10 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Optional
 
+from typing import Any
+
+from connectors.formats.qldb import MAX_DOCUMENT_BYTES
+from connectors.formats.registry import format_spec
 from connectors.mysql.client import MySqlSettings
 from connectors.mysql.credentials import SecretSource
 from job.config.properties import Properties
@@ -56,6 +60,27 @@ class ReaderSettings:
                    idle_poll_interval_ms=props["source.idle.poll.interval.ms"],
                    discovery_interval_ms=props["source.shard.discovery.interval.ms"],
                    limit=props["source.get.records.limit"], concurrency=props["source.reader.slots"])
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Decoding (``source.format`` and its own keys, ``replication.tables.include``)."""
+
+    format: str
+    writer_slots: int  # each row carries its writer slot (job/pipeline/item_rows.py)
+    tables_include: frozenset  # empty: every table
+    max_document_bytes: int
+    source: Any  # the format's own settings (its FormatSpec.configure), None when it has none
+    split_timeout_ms: int
+
+    @classmethod
+    def from_properties(cls, props: Properties) -> "DecodeSettings":
+        spec = format_spec(props["source.format"])
+        return cls(format=spec.name, writer_slots=props["sink.writer.slots"],
+                   tables_include=frozenset(props["replication.tables.include"]),
+                   max_document_bytes=MAX_DOCUMENT_BYTES,
+                   source=spec.configure(props) if spec.configure else None,
+                   split_timeout_ms=props["source.dsql.split.timeout.ms"])
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ import time
 from pyflink.datastream import FlatMapFunction, RuntimeContext
 
 from connectors.dead_letters import DeadLetter
-from connectors.formats.qldb import (BLOCK_SUMMARY, CONTROL, CONTROL_TYPES, MAX_DOCUMENT_BYTES,
+from connectors.formats.qldb import (BLOCK_SUMMARY, CONTROL, CONTROL_TYPES,
                                      decode_kinesis_record)
+from job.config.settings import DecodeSettings
 from job.pipeline.item_rows import dead_letter_row, revision_row
 from job.functions import names
 
@@ -25,10 +26,10 @@ DEAD_LETTER_LOG_INTERVAL_S = 10.0
 
 
 class DecodeQldbFunction(FlatMapFunction):
-    def __init__(self, writer_slots: int, tables_include: tuple = (), max_document_bytes: int = MAX_DOCUMENT_BYTES):
-        self._slots = writer_slots
-        self._include = frozenset(tables_include)
-        self._max_document_bytes = max_document_bytes
+    def __init__(self, settings: DecodeSettings):
+        self._slots = settings.writer_slots
+        self._include = settings.tables_include
+        self._max_document_bytes = settings.max_document_bytes
 
     def open(self, ctx: RuntimeContext):
         metrics = ctx.get_metrics_group()

@@ -13,8 +13,10 @@ from typing import Optional
 from pyflink.datastream import FlatMapFunction, RuntimeContext
 
 from connectors.dead_letters import DeadLetter
-from connectors.formats.qldb_export import MAX_DOCUMENT_BYTES, MissingObject, ObjectStats, object_dead_letter, open_store, \
+from connectors.formats.qldb_export import MissingObject, ObjectStats, object_dead_letter, open_store, \
     read_object
+from job.config.settings import DecodeSettings
+from job.functions import names
 from job.pipeline.item_rows import dead_letter_row, revision_row
 from job.functions.status_board import StatusBoard
 
@@ -26,29 +28,32 @@ class ExportReadError(RuntimeError):
     denied, endpoint unreachable after botocore's retries): the backfill stops, naming it."""
 
 
+# progress total -> its metric
+_METRICS = {"objects": names.OBJECTS_READ, "bytes": names.BYTES_READ, "blocks": names.BLOCKS_READ,
+            "revisions": names.REVISIONS_DECODED, "system_revisions": names.SYSTEM_REVISIONS,
+            "skipped": names.REVISIONS_SKIPPED, "dead_letters": names.DEAD_LETTERS}
+
+
 class ReadExportObjectFunction(FlatMapFunction):
     def __init__(self, *, uri: str, region: str, endpoint: Optional[str], export_id: str, export_prefix: str,
-                 output_format: str, writer_slots: int, tables_include: tuple = (),
-                 status_dir: Optional[str] = None, max_document_bytes: int = MAX_DOCUMENT_BYTES):
+                 output_format: str, decode: DecodeSettings, status_dir: Optional[str] = None):
         self._uri = uri
         self._region = region
         self._endpoint = endpoint
         self._export_id = export_id
         self._prefix = export_prefix
         self._format = output_format
-        self._slots = writer_slots
-        self._include = frozenset(tables_include)
+        self._slots = decode.writer_slots
+        self._include = decode.tables_include
         self._status_dir = status_dir
-        self._max_document_bytes = max_document_bytes
+        self._max_document_bytes = decode.max_document_bytes
 
     def open(self, ctx: RuntimeContext):
         self._store = open_store(self._uri, self._region, self._endpoint)
         self._board = StatusBoard(self._status_dir)
         self._name = f"export-{ctx.get_index_of_this_subtask()}"
         metrics = ctx.get_metrics_group()
-        self._metric = {name: metrics.counter(name) for name in (
-            "objectsRead", "bytesRead", "blocksRead", "revisionsDecoded", "systemRevisions", "revisionsSkipped",
-            "deadLetters")}
+        self._metric = {name: metrics.counter(name) for name in _METRICS.values()}
         self._totals = {"objects": 0, "bytes": 0, "blocks": 0, "revisions": 0, "system_revisions": 0,
                         "skipped": 0, "dead_letters": 0}
 
@@ -89,9 +94,7 @@ class ReadExportObjectFunction(FlatMapFunction):
     def _count(self, size: int, stats: ObjectStats, skipped: int) -> None:
         done = {"objects": 1, "bytes": size, "blocks": stats.blocks, "revisions": stats.revisions - skipped,
                 "system_revisions": stats.system_revisions, "skipped": skipped, "dead_letters": stats.dead_letters}
-        for name, metric in (("objects", "objectsRead"), ("bytes", "bytesRead"), ("blocks", "blocksRead"),
-                             ("revisions", "revisionsDecoded"), ("system_revisions", "systemRevisions"),
-                             ("skipped", "revisionsSkipped"), ("dead_letters", "deadLetters")):
+        for name, metric in _METRICS.items():
             self._totals[name] += done[name]
             self._metric[metric].inc(done[name])
         self._board.publish(self._name, {"kind": "export", **self._totals}, force=True)

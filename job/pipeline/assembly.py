@@ -1,4 +1,5 @@
-"""Assembles the Flink job from the properties: ticks -> shard reader -> decode -> writer."""
+"""Assembles the Flink job from the properties: ticks -> shard reader -> FORMATS[source.format]
+-> per-document state -> writer (connectors/formats/registry.py names the formats)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -10,14 +11,16 @@ from pyflink.datastream.connectors import Sink
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
+from connectors.formats.registry import AUDIT, CHANGES, format_spec
 from connectors.mysql.row_images import CURRENT, HISTORY
+from job.functions.changes import PIECES, DecodeChangesFunction, ReassembleFunction, piece_group
 from job.functions.decode import DecodeQldbFunction
 from job.pipeline.item_rows import DEAD, ITEM_NAMES, ITEM_ROW, REVISION
 from job.functions.order import OrderedRevisionsFunction, bucket_of
 from job.functions.shard_reader import READER_KEY, ShardReaderFunction
 from job.functions.writer import MySqlWriterFunction, slot_of
 from job.config.properties import Properties
-from job.config.settings import OrderSettings, ReaderSettings, WriterSettings
+from job.config.settings import DecodeSettings, OrderSettings, ReaderSettings, WriterSettings
 from job.functions import names
 
 TICK_TABLE = "ledgersync_ticks"
@@ -26,8 +29,6 @@ ITEMS_VIEW = "ledgersync_items"
 
 def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
                    status_dir: Optional[str] = None) -> None:
-    writer_slots = props["sink.writer.slots"]
-
     # PyFlink cannot run a source written in Python, so an unbounded, rate-limited
     # datagen table drives the reader: on each tick it polls the shards that are due
     # (each shard at most every poll interval; see connectors/kinesis/shard_reader.py).
@@ -51,16 +52,33 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
         ShardReaderFunction(ReaderSettings.from_properties(props), status_dir)
     ).name(names.KINESIS_SHARD_READER).uid(names.KINESIS_SHARD_READER).set_parallelism(1)
 
-    if props["source.format"] == "cloudwatch-audit":
+    spec = format_spec(props["source.format"])
+    if spec.kind == AUDIT:
         from job.pipeline.audit import build_audit_stages
 
         build_audit_stages(records, props, status_dir)  # audit-log sync: see job/pipeline/audit.py
         return
 
     # Every stage exchanges ITEM_ROWs (job/pipeline/item_rows.py): typed rows, not pickles.
-    items = records.flat_map(DecodeQldbFunction(writer_slots, props["replication.tables.include"]),
-                             output_type=ITEM_ROW).name(names.DECODE_QLDB).uid(names.DECODE_QLDB)
+    decode = DecodeSettings.from_properties(props)
+    if spec.kind == CHANGES:
+        items = decode_changes(records, decode)
+    else:
+        items = records.flat_map(DecodeQldbFunction(decode), output_type=ITEM_ROW
+                                 ).name(names.DECODE_QLDB).uid(names.DECODE_QLDB)
     write_items(t_env, items, props, status_dir)
+
+
+def decode_changes(records, decode: DecodeSettings):
+    """A keyed change stream: each record decoded to a revision row; the parts of a split
+    record (a side output) meet, keyed by their group, and join the rest once complete.
+    Only parts cross the keyed step, so whole records pay no extra Python round trip."""
+    decoded = records.process(DecodeChangesFunction(decode), output_type=ITEM_ROW
+                              ).name(names.DECODE_CHANGES).uid(names.DECODE_CHANGES)
+    joined = decoded.get_side_output(PIECES).key_by(piece_group, key_type=Types.STRING()).process(
+        ReassembleFunction(decode), output_type=ITEM_ROW
+    ).name(names.REASSEMBLE_SPLIT_RECORDS).uid(names.REASSEMBLE_SPLIT_RECORDS)
+    return decoded.union(joined)
 
 
 def write_items(t_env: StreamTableEnvironment, items, props: Properties, status_dir: Optional[str] = None,
@@ -91,7 +109,8 @@ def _select(kind_sql: str, where: str, source: str) -> str:
 def rows_to_write_sql(history: bool) -> str:
     """order=false, in Flink SQL (Java operators, no Python between decoding and the writer):
 
-    - current rows: the newest revision per document, Flink's Top-1 (ROW_NUMBER ... = 1) in
+    - current rows: the newest revision per document (by version, then tx_id: a keyed
+      source's tie, connectors/formats/changes.py), Flink's Top-1 (ROW_NUMBER ... = 1) in
       Java keyed state, far cheaper than a Python keyed function per document (see
       README, "What each mode costs"). It emits +I for a document's first revision and
       -U/+U when a newer one arrives; duplicates and older revisions emit nothing.
@@ -99,7 +118,7 @@ def rows_to_write_sql(history: bool) -> str:
     - history rows (``history`` on): every revision; the insert-once statement drops repeats.
     - dead letters: as they are.
     """
-    newest = ("(SELECT *, ROW_NUMBER() OVER (PARTITION BY tbl, document_id ORDER BY version DESC) AS rn "
+    newest = ("(SELECT *, ROW_NUMBER() OVER (PARTITION BY tbl, document_id ORDER BY version DESC, tx_id DESC) AS rn "
               f"FROM {ITEMS_VIEW} WHERE kind = '{REVISION}' AND NOT redacted)")
     parts = [_select(f"CAST('{CURRENT}' AS STRING) AS kind", "rn = 1", newest),
              _select("kind", f"kind = '{DEAD}'", ITEMS_VIEW)]

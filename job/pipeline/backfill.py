@@ -17,6 +17,7 @@ from pyflink.table import StreamTableEnvironment
 
 from connectors.formats.qldb_export import Export
 from job.config.properties import Properties
+from job.config.settings import DecodeSettings
 from job.functions.export import ReadExportObjectFunction
 from job.pipeline.assembly import write_items
 from job.pipeline.item_rows import ITEM_ROW
@@ -31,7 +32,6 @@ def build_backfill(env, props: Properties, export: Export, status_dir: Optional[
     items = keys.rebalance().flat_map(ReadExportObjectFunction(
         uri=export.uri, region=props["source.aws.region"], endpoint=props["source.aws.endpoint"],
         export_id=export.export_id, export_prefix=export.prefix, output_format=export.output_format,
-        writer_slots=props["sink.writer.slots"], tables_include=props["replication.tables.include"],
-        status_dir=status_dir,
+        decode=DecodeSettings.from_properties(props), status_dir=status_dir,
     ), output_type=ITEM_ROW).name(names.READ_EXPORT).uid(names.READ_EXPORT)
     write_items(t_env, items, props, status_dir, bounded=True)

@@ -13,18 +13,21 @@ into rows and back.
 """
 from __future__ import annotations
 
+import json
 import zlib
 from typing import Optional
 
 from pyflink.common import Row, Types
 
 from connectors.dead_letters import DeadLetter
+from connectors.formats.changes import Piece, RowChange
 from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, epoch_us, revision_json
 from job.rules.ordering import Gap
 
 REVISION = "revision"  # decoded, not yet ordered: the source of current and history rows
 DEAD = "dead"
 GAP = "gap"
+PIECE = "piece"  # a part of a split source record (DSQL), on its way to being joined
 # CURRENT ("current") and HISTORY ("history") are row images for the writer.
 
 ITEM_FIELDS = [
@@ -46,13 +49,15 @@ ITEM_FIELDS = [
     ("sub_sequence", Types.INT()),
     ("stage", Types.STRING()),
     ("reason", Types.STRING()),
-    ("raw", Types.PRIMITIVE_ARRAY(Types.BYTE())),
+    ("raw", Types.PRIMITIVE_ARRAY(Types.BYTE())),  # a piece: its bytes
+    ("key_columns", Types.STRING()),  # keyed sources: the key's column names as a JSON list
+    ("expired", Types.BOOLEAN()),  # keyed sources: a delete by the source's time-to-live
 ]
 ITEM_NAMES = [name for name, _ in ITEM_FIELDS]
 ITEM_ROW = Types.ROW_NAMED(ITEM_NAMES, [t for _, t in ITEM_FIELDS])
 _WIDTH = len(ITEM_FIELDS)
 (SLOT, KIND, TBL, DOCUMENT_ID, VERSION, TX_ID, TX_TIME_US, DOCUMENT, DELETED, REDACTED, TO_VERSION, ACTION,
- STREAM, SHARD_ID, SEQUENCE_NUMBER, SUB_SEQUENCE, STAGE, REASON, RAW) = range(_WIDTH)
+ STREAM, SHARD_ID, SEQUENCE_NUMBER, SUB_SEQUENCE, STAGE, REASON, RAW, KEY_COLUMNS, EXPIRED) = range(_WIDTH)
 
 
 def writer_slot(table: str, document_id: str, slots: int) -> int:
@@ -76,9 +81,34 @@ def revision_row(revision, slots: int) -> Row:
                 revision_json(revision), bool(revision.deleted), bool(revision.redacted))
 
 
+def change_row(change: RowChange, slots: int, document: str) -> Row:
+    """A keyed source's row change (``connectors.formats.changes.RowChange``) as a revision:
+    ``document`` is its row image's JSON text (made once, by the decoder's caller)."""
+    row = _row(writer_slot(change.table, change.document_id, slots), REVISION, change.table, change.document_id,
+               change.version, change.tie, epoch_us(change.tx_time), document, change.deleted, False)
+    row[KEY_COLUMNS], row[EXPIRED] = json.dumps(list(change.key_columns)), change.ttl
+    return row
+
+
+def piece_row(piece: Piece, stream: str, shard_id: str, sequence_number: str, slots: int) -> Row:
+    """A part of a split record: ``document_id`` is its group, ``version`` its index,
+    ``to_version`` the count; the Kinesis position names it in a dead letter."""
+    row = _row(position_slot(stream, shard_id, sequence_number, slots), PIECE, None, piece.group, piece.index)
+    row[TO_VERSION], row[RAW] = piece.count, piece.data
+    row[STREAM], row[SHARD_ID], row[SEQUENCE_NUMBER], row[SUB_SEQUENCE] = stream, shard_id, sequence_number, -1
+    return row
+
+
+def as_piece(row) -> Piece:
+    return Piece(row[DOCUMENT_ID], row[VERSION], row[TO_VERSION], bytes(row[RAW] or b""))
+
+
 def image_row(image: RowImage, slots: int) -> Row:
-    return _row(writer_slot(image.table, image.document_id, slots), image.kind, image.table, image.document_id,
-                image.version, image.tx_id, image.tx_time_us, image.document, image.deleted, image.redacted)
+    row = _row(writer_slot(image.table, image.document_id, slots), image.kind, image.table, image.document_id,
+               image.version, image.tx_id, image.tx_time_us, image.document, image.deleted, image.redacted)
+    if image.key_columns:
+        row[KEY_COLUMNS], row[EXPIRED] = json.dumps(list(image.key_columns)), image.expired
+    return row
 
 
 def dead_letter_row(letter: DeadLetter, slots: int) -> Row:
@@ -97,8 +127,9 @@ def gap_row(gap, slots: int) -> Row:
 
 def as_image(row, kind: Optional[str] = None) -> RowImage:
     """A revision or row image row as the writer's ``RowImage`` (``kind`` overrides the row's)."""
+    key_columns = tuple(json.loads(row[KEY_COLUMNS])) if row[KEY_COLUMNS] else ()
     return RowImage(kind or row[KIND], row[TBL], row[DOCUMENT_ID], row[VERSION], row[TX_ID], row[TX_TIME_US],
-                    row[DOCUMENT], bool(row[DELETED]), bool(row[REDACTED]))
+                    row[DOCUMENT], bool(row[DELETED]), bool(row[REDACTED]), key_columns, bool(row[EXPIRED]))
 
 
 def as_dead_letter(row) -> DeadLetter:

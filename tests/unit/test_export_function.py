@@ -1,7 +1,9 @@
 """The export reader's Flink function without Flink: a fake runtime context stands in."""
 from __future__ import annotations
 
+from connectors.formats.qldb import MAX_DOCUMENT_BYTES
 from connectors.formats.qldb_export import find_export, open_store
+from job.config.settings import DecodeSettings
 from job.functions.export import ReadExportObjectFunction
 from job.pipeline.item_rows import DEAD, KIND, REVISION, SEQUENCE_NUMBER, SHARD_ID, TBL
 from job.functions.status_board import read_board
@@ -35,13 +37,18 @@ class _Context:
         return 0
 
 
+def _decode(include) -> DecodeSettings:
+    return DecodeSettings(format="qldb", writer_slots=4, tables_include=frozenset(include),
+                          max_document_bytes=MAX_DOCUMENT_BYTES, source=None, split_timeout_ms=600_000)
+
+
 def _function(tmp_path, include=()):
     ledger = generate_ledger(ExportSpec(tables=2, documents=10, blocks_per_object=10))
     written = write_export(ledger, str(tmp_path / "export"), out=lambda *_: None)
     export = find_export(open_store(str(tmp_path / "export")))
     function = ReadExportObjectFunction(uri=export.uri, region="us-east-1", endpoint=None, export_id=export.export_id,
                                         export_prefix=export.prefix, output_format=export.output_format,
-                                        writer_slots=4, tables_include=include, status_dir=str(tmp_path / "status"))
+                                        decode=_decode(include), status_dir=str(tmp_path / "status"))
     context = _Context()
     function.open(context)
     return ledger, written, export, function, context

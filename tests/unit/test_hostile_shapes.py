@@ -57,8 +57,9 @@ def test_reserved_words_are_columns_and_quoted():
     schema = TableColumns()
     new, _ = schema.plan([{"select": 1, "order": "x", "key": True, "from": 1.5, "new": 2}])
     assert new == {"select": "BIGINT", "order": "LONGTEXT", "key": "BOOLEAN", "from": "DOUBLE", "new": "BIGINT"}
-    statement = sql.upsert_current(sql.Dialect(mariadb=False, version=(8, 0, 36)), "T", 1, tuple(new))
-    assert "`select` = IF(new.`version` > `version`, new.`select`, `select`)" in statement
+    dialect = sql.Dialect(mariadb=False, version=(8, 0, 36))
+    statement = sql.upsert_current(dialect, "T", 1, tuple(new))
+    assert f"`select` = IF({sql.newer(dialect)}, new.`select`, `select`)" in statement
     assert "new.`new`" in statement
 
 
