@@ -8,6 +8,7 @@ The writer, order mode's version lookup and the audit replayer each hold one
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
@@ -17,6 +18,7 @@ from typing import Callable, Optional, TypeVar
 import pymysql
 
 from connectors.mysql.credentials import Credentials, SecretSource
+from connectors.mysql.sql import quote_identifier
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,7 +88,30 @@ class SecretLoginRefused(pymysql.err.OperationalError):
     The retry (with backoff, until ``sink.retry.deadline.ms``) reads the secret again."""
 
 
-def connect(settings: MySqlSettings):
+UNKNOWN_DATABASE = 1049
+
+
+def connect(settings: MySqlSettings, create_database: bool = False):
+    """A connection to ``settings.database``; with ``create_database`` the database is
+    created first when the server says it does not exist (the writer's: the README
+    promises ``sink.mysql.database`` is created if missing)."""
+    try:
+        return _connect(settings)
+    except pymysql.err.OperationalError as exc:
+        if not create_database or error_code(exc) != UNKNOWN_DATABASE:
+            raise
+    server = _connect(dataclasses.replace(settings, database=None))
+    try:
+        with server.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(settings.database)} "
+                           "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        server.commit()
+    finally:
+        server.close()
+    return _connect(settings)
+
+
+def _connect(settings: MySqlSettings):
     def attempt(credentials: Credentials):
         return pymysql.connect(
             host=settings.host, port=settings.port, user=credentials.user, password=credentials.password,

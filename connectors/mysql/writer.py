@@ -324,7 +324,7 @@ class MySqlWriter:
     # --- connection -----------------------------------------------------------------
 
     def _open(self):
-        conn = connect(self._settings)
+        conn = connect(self._settings, create_database=True)
         try:
             with conn.cursor() as cursor:
                 cursor.execute("SELECT VERSION()")

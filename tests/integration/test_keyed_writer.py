@@ -6,6 +6,7 @@ tombstone table from before 0.2.0 brought up to date."""
 from __future__ import annotations
 
 import itertools
+import uuid
 import json
 
 import pytest
@@ -105,3 +106,18 @@ def test_a_tombstone_table_from_before_the_tie_gains_tx_id(services, mysql_datab
     assert rows(mysql_conn, "SELECT version FROM Person") == ((4,),)
     assert rows(mysql_conn, "SELECT tx_id FROM _ledgersync_tombstones") == (("",),)
     writer.close()
+
+
+def test_the_writer_creates_its_database_when_missing(services, mysql_conn):
+    database = "ledgersync_created_" + uuid.uuid4().hex[:8]
+    writer = MySqlWriter(settings_for(services, database))
+    try:
+        writer.write(both(3, "z", 1, "t", {"quantity": 1}))
+        assert rows(mysql_conn, f"SELECT quantity FROM `{database}`.order_items") == ((1,),)
+        charset = rows(mysql_conn, "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
+                                   f"WHERE SCHEMA_NAME = '{database}'")
+        assert charset == (("utf8mb4_bin",),)
+    finally:
+        writer.close()
+        with mysql_conn.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
