@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from connectors.formats.registry import FORMATS, UnknownFormat, format_spec
+from connectors.kinesis.shard_reader import INITIAL_POSITIONS
+from job.rules.ordering import GAP_ACTIONS, GAP_SKIP
 
 MSF_PROPERTIES_PATH = "/etc/flink/application_properties.json"
 MSF_RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
@@ -115,7 +117,7 @@ SPEC: dict = {
         "stream.name": Key(str, REQUIRED, "Kinesis stream to read"),
         "aws.region": Key(str, "us-east-1", "AWS region"),
         "aws.endpoint": Key(str, None, "local AWS endpoint (moto, LocalStack); none: real AWS"),
-        "initial.position": Key(_choice("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"), "TRIM_HORIZON",
+        "initial.position": Key(_choice(*INITIAL_POSITIONS), INITIAL_POSITIONS[0],
                                 "where the job's very first start begins (a restored job goes on from its positions)"),
         "initial.timestamp": Key(_timestamp, None, "ISO 8601 time for initial.position=AT_TIMESTAMP"),
         "format": Key(_format, "qldb", "what the stream carries: " + "; ".join(
@@ -154,7 +156,7 @@ SPEC: dict = {
         "history": Key(_bool, False, "also keep every revision, deletes included, once, in <table>_history"),
         "order": Key(_bool, False, "apply versions strictly one after another instead of newest-wins"),
         "order.timeout.ms": Key(_positive_int, 60_000, "order mode: how long a gap (a missing version) is waited for"),
-        "order.gap": Key(_choice("skip", "wait"), "skip",
+        "order.gap": Key(_choice(*GAP_ACTIONS), GAP_SKIP,
                          "order mode, when the wait runs out: skip (apply, record the gap) or wait (keep waiting)"),
         "tables.include": Key(_csv, (), "comma-separated QLDB table names to replicate (default: all)"),
     },
