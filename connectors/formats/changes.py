@@ -45,6 +45,8 @@ class RowChange:
     deleted: bool = False
     ttl: bool = False  # a delete made by the source's time-to-live (DynamoDB), not by a user
     extra: dict = field(default_factory=dict, compare=False)  # what the format keeps for tests and logs
+    # ``data`` as the writer's JSON text, made once by the decoder while checking its size.
+    data_json: Optional[str] = field(default=None, compare=False, repr=False)
 
     @property
     def document_id(self) -> str:
@@ -78,3 +80,43 @@ class Piece:
     index: int  # 0-based position of this part
     count: int  # how many parts the record has
     data: bytes  # this part's bytes, to be joined in index order
+
+
+def parse_json_object(data: bytes, what: str) -> dict:
+    """A record's bytes as one JSON object, or ``BadChange`` saying why not. JSON nested
+    deeper than the interpreter's recursion limit is a bad record too, not a crash."""
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadChange(f"{what} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise BadChange(f"{what}: JSON nested too deeply") from None
+    except ValueError as exc:
+        raise BadChange(f"{what} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadChange(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def check_image(value, max_depth: int, max_bytes: int, what: str) -> str:
+    """A row image within the writer's limits (nesting that MariaDB's JSON type takes, and
+    a size far under max_allowed_packet: see connectors/formats/qldb.py); its JSON text,
+    as the writer will send it, made once here."""
+    stack = [(value, 0)]
+    while stack:  # iterative: a deep image must not cost a deep Python stack
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth + 1 > max_depth:
+                raise BadChange(f"{what} nests more than {max_depth} objects and arrays, "
+                                "more than MySQL's JSON type takes")
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or Infinity, which Python's JSON reader lets through
+        raise BadChange(f"{what} holds NaN or Infinity, which JSON (and MySQL) has no value for") from None
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise BadChange(f"{what} is {size} bytes as JSON, more than the {max_bytes} a row may hold")
+    return text

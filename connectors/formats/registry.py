@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from connectors.formats import dsql_cdc
+
 REVISIONS = "revisions"
 AUDIT = "audit"
 CHANGES = "changes"
@@ -42,6 +44,8 @@ class FormatSpec:
 FORMATS: dict = {spec.name: spec for spec in (
     FormatSpec("qldb", REVISIONS, "QLDB stream records (Ion, KPL-aggregated)", order_mode=True),
     FormatSpec("cloudwatch-audit", AUDIT, "MySQL/MariaDB audit logs from a CloudWatch Logs subscription"),
+    FormatSpec("dsql-cdc", CHANGES, "Aurora DSQL change data capture (JSON row changes; keys from source.dsql.keys)",
+               decode=dsql_cdc.decode, configure=dsql_cdc.DsqlSettings.from_properties),
 )}
 
 

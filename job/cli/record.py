@@ -1,6 +1,7 @@
 """`ledgersync record decode|encode`: a Kinesis record payload to readable text and back."""
 from __future__ import annotations
 
+from connectors.formats.registry import FORMATS
 from job.tools.record import DEFAULT_PARTITION_KEY, run_record
 
 
@@ -17,6 +18,10 @@ def add_parser(commands) -> None:
                         help="input is base64, one record per line (detected by itself when unambiguous)")
     decode.add_argument("--json", action="store_true",
                         help="one JSON line per user record, values mapped as they land in MySQL")
+    decode.add_argument("--format", choices=list(FORMATS),
+                        help="the records' source.format (default: that of --properties, else qldb)")
+    decode.add_argument("--properties", metavar="FILE",
+                        help="job properties: the format and its settings (dsql-cdc: source.dsql.keys)")
     encode = actions.add_parser(
         "encode", help="Ion text to a payload (binary Ion; optionally KPL-aggregated, gzip, base64)",
         description="Turn Ion text (each top-level value one user record, e.g. what `record decode` "

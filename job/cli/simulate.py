@@ -15,6 +15,7 @@ def add_parser(commands) -> None:
     _add_qldb(kinds)
     _add_export(kinds)
     _add_audit(kinds)
+    _add_changes(kinds, "dsql-cdc", "Aurora DSQL CDC records (JSON row changes, some split into parts)")
 
 
 def _add_qldb(kinds) -> None:
@@ -89,6 +90,45 @@ def _add_audit(kinds) -> None:
                        help="mix in N unparseable lines that must become dead letters")
     audit.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     audit.set_defaults(handler=_simulate_audit)
+
+
+def _add_changes(kinds, name: str, text: str) -> None:
+    p = kinds.add_parser(name, help=text)
+    p.add_argument("--properties", default=DEFAULT_PROPERTIES,
+                   help="take stream, region and endpoint from these properties (default: %(default)s)")
+    p.add_argument("--stream", help="stream name (default: source.stream.name)")
+    p.add_argument("--shards", type=positive, default=2, help="shards if the stream is created (default 2)")
+    p.add_argument("--tables", type=positive, default=3, help="tables (default 3, at most 3)")
+    p.add_argument("--rows", type=positive, default=40, help="rows per table (default 40)")
+    p.add_argument("--changes", type=positive, default=4, help="changes per row, at least (default 4)")
+    p.add_argument("--deletes", type=fraction, default=0.25, help="fraction of rows deleted once (default 0.25)")
+    p.add_argument("--duplicates", type=fraction, default=0.1, help="fraction of records put twice (default 0.1)")
+    p.add_argument("--no-shuffle", dest="shuffle", action="store_false", help="put records in commit order")
+    p.add_argument("--bad", type=non_negative, default=0, metavar="N", help="mix in N bad records (dead letters)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    if name == "dsql-cdc":
+        p.add_argument("--split-bytes", type=non_negative, default=400,
+                       help="split records larger than this into parts, 0: never (default 400)")
+        p.add_argument("--incomplete", type=non_negative, default=0, metavar="N",
+                       help="N split records whose last part never comes (dead letters after the timeout)")
+    p.set_defaults(handler=_simulate_changes, format=name)
+
+
+def _simulate_changes(args) -> int:
+    from connectors.aws_clients import aws_client
+    from job.tools.simulate import changes
+
+    props = load_properties(args.properties)
+    spec = changes.ChangesSpec(tables=min(args.tables, 3), rows=args.rows, changes=args.changes,
+                               deletes=args.deletes, duplicates=args.duplicates, shuffle=args.shuffle,
+                               seed=args.seed, bad=args.bad, split_bytes=getattr(args, "split_bytes", 0),
+                               incomplete=getattr(args, "incomplete", 0))
+    generated = changes.generate_dsql(spec)
+    delivery = changes.dsql_delivery(spec, generated)
+    client = aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"])
+    changes.simulate(client, args.stream or props["source.stream.name"], delivery.records, shards=args.shards,
+                     what=changes.describe(generated, delivery))
+    return 0
 
 
 def _simulate_qldb(args) -> int:

@@ -91,6 +91,16 @@ def _format(text: str) -> str:
         raise ValueError(f"expected one of {', '.join(FORMATS)}") from None
 
 
+def _dsql_keys(text: str) -> str:
+    from connectors.formats.dsql_cdc import BadKeysSetting, parse_keys
+
+    try:
+        parse_keys(text)
+    except BadKeysSetting as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
 def _replay_ddl(text: str) -> frozenset:
     from connectors.formats.audit_statements import parse_ddl_setting
 
@@ -131,6 +141,8 @@ SPEC: dict = {
                                            "how often the shard list is read (ListShards) to find new shards"),
         "reader.slots": Key(_int_between(1, 64), 4, "how many shards are read at the same time, 1..64"),
         "get.records.limit": Key(_int_between(1, 10_000), 1000, "records per GetRecords call, 1..10000"),
+        "dsql.keys": Key(_dsql_keys, None, "dsql-cdc: each table's key columns, e.g. order_items=order_id+item_id; "
+                                           "sales.orders=id (required with source.format=dsql-cdc)"),
         "dsql.split.timeout.ms": Key(_positive_int, 600_000,
                                      "dsql-cdc: how long the parts of a split record are waited for before "
                                      "they become one dead letter"),
@@ -257,6 +269,9 @@ def _check_combinations(props: Properties, origin: str) -> None:
                               f"which source.format={props['source.format']} does not have (only "
                               + ", ".join(s.name for s in FORMATS.values() if s.order_mode)
                               + " has); leave replication.order false: newest wins, by the format's version")
+    if props["source.format"] == "dsql-cdc" and not props["source.dsql.keys"]:
+        raise PropertiesError(f"{origin}: source.format=dsql-cdc needs source.dsql.keys: DSQL's records do not say "
+                              "which columns are a table's key (e.g. order_items=order_id+item_id; sales.orders=id)")
     if props["audit.replay.enabled"] and not props["audit.replay.database"]:
         raise PropertiesError(f"{origin}: audit.replay.enabled=true needs audit.replay.database")
 

@@ -73,7 +73,7 @@ class _Changes:
             self._skipped.inc()
             return
         try:
-            document = document_json(change.data)
+            document = change.data_json if change.data_json is not None else document_json(change.data)
             row = change_row(change, self._settings.writer_slots, document)
         except (BadChange, ValueError, TypeError) as exc:
             raise BadChange(f"cannot store the change: {exc}") from None

@@ -26,8 +26,10 @@ from amazon.ion import simpleion
 from connectors.formats import kpl
 from connectors.dead_letters import DeadLetter
 from connectors.formats.ion_json import ion_to_json
+from connectors.formats.changes import BadChange, Piece
 from connectors.formats.qldb import (CONTROL, ION_BVM, REVISION_DETAILS, BadRecord, decode_kinesis_record,
                                      decode_record, ion_error_text, parse_ion)
+from connectors.formats.registry import CHANGES, FormatSpec, format_spec
 
 GZIP_MAGIC = b"\x1f\x8b"
 KNOWN_MAGIC = (GZIP_MAGIC, kpl.MAGIC, ION_BVM)
@@ -300,8 +302,74 @@ def _decode(args, stdin, stdout) -> int:
     for path in args.files or [None]:
         raw, name = _read(path, stdin)
         records.extend(read_input_records(raw, force_base64=args.base64, name=name))
-    stdout.write(decode_text(records, as_json=args.json))
+    spec, settings = _format(args)
+    if spec.kind == CHANGES:
+        stdout.write(decode_changes_text(records, spec, settings, as_json=args.json))
+    else:
+        stdout.write(decode_text(records, as_json=args.json))
     return 0
+
+
+def _format(args) -> tuple:
+    """The format to decode as, and its settings: --format, else the properties' source.format."""
+    from job.config.properties import PropertiesError, load_properties, parse_groups
+
+    props = None
+    if getattr(args, "properties", None):
+        try:
+            props = load_properties(args.properties)
+        except PropertiesError as exc:
+            raise RecordToolError(str(exc)) from None
+    name = getattr(args, "format", None) or (props["source.format"] if props else "qldb")
+    spec = format_spec(name)
+    if spec.kind != CHANGES or spec.configure is None:
+        return spec, None
+    if props is None:  # the format's defaults (dsql-cdc then knows no keys: each record says so)
+        props = parse_groups([{"PropertyGroupId": "source", "PropertyMap": {"stream.name": "-"}},
+                              {"PropertyGroupId": "sink", "PropertyMap": {
+                                  "mysql.host": "-", "mysql.database": "-", "mysql.user": "-",
+                                  "mysql.password": "-"}}], origin="defaults")
+    return spec, spec.configure(props)
+
+
+def describe_change(outcome) -> str:
+    """What the job makes of one record of a keyed change stream."""
+    if isinstance(outcome, Piece):
+        return f"part {outcome.index + 1} of {outcome.count} of split record {outcome.group}"
+    kind = " (TTL delete)" if outcome.ttl else " (delete)" if outcome.deleted else ""
+    return f"change {outcome.table} {outcome.document_id} version {outcome.version} tie {outcome.tie}{kind}"
+
+
+def decode_changes_text(records: list, spec: FormatSpec, settings, as_json: bool = False) -> str:
+    """Records of a keyed change stream (JSON, not KPL-aggregated): each as pretty JSON and
+    what the job makes of it, or one JSON line each with ``--json``."""
+    out = []
+    for number, record in enumerate(records, 1):
+        try:
+            outcome, error = spec.decode(record.data, settings), None
+        except BadChange as exc:
+            outcome, error = None, str(exc)
+        if as_json:
+            entry = {"record": number, "source": record.label, **record.meta}
+            if error:
+                entry.update(error=error, base64=base64.b64encode(record.data).decode("ascii"))
+            elif isinstance(outcome, Piece):
+                entry["part"] = {"group": outcome.group, "index": outcome.index, "count": outcome.count}
+            else:
+                entry["change"] = {"table": outcome.table, "key_columns": list(outcome.key_columns),
+                                   "document_id": outcome.document_id, "version": outcome.version,
+                                   "tie": outcome.tie, "deleted": outcome.deleted, "ttl": outcome.ttl,
+                                   "data": outcome.data}
+            out.append(json.dumps(entry, ensure_ascii=False))
+            continue
+        out.append(f"// record {number} ({record.label}): {len(record.data)} bytes")
+        verdict_text = f"dead letter: {error}" if error else describe_change(outcome)
+        out.append(f"//   ledgersync (format {spec.name}): {verdict_text}")
+        try:
+            out.append(json.dumps(json.loads(record.data), ensure_ascii=False, indent=2))
+        except (ValueError, UnicodeDecodeError):
+            out.append("// not JSON; first bytes: " + record.data[:64].hex(" "))
+    return "\n".join(out) + ("\n" if out else "")
 
 
 def _encode(args, stdin, stdout) -> int:

@@ -250,6 +250,38 @@ def audit_statement_seeds() -> list:
     return out[:80]
 
 
+def _changes_check(name: str) -> Callable[[bytes], None]:
+    """A keyed change stream's decoder: a RowChange or a Piece, or its own BadChange."""
+    def check(data: bytes) -> None:
+        from connectors.formats.changes import BadChange, Piece, RowChange
+        from connectors.formats.registry import format_spec
+
+        spec = format_spec(name)
+        try:
+            out = spec.decode(data, _changes_settings(name))
+        except BadChange:
+            return
+        assert isinstance(out, (RowChange, Piece)), type(out)
+    return check
+
+
+def _changes_settings(name: str):
+    from connectors.formats import dsql_cdc
+    from job.tools.simulate.changes import DSQL_KEYS
+
+    if name == "dsql-cdc":
+        return dsql_cdc.DsqlSettings(keys=dsql_cdc.parse_keys(DSQL_KEYS))
+    raise KeyError(name)
+
+
+def dsql_seeds() -> list:
+    from job.tools.simulate.changes import ChangesSpec, dsql_delivery, generate_dsql
+
+    spec = ChangesSpec(rows=4, changes=3, split_bytes=300, bad=4, incomplete=1)
+    records = [data for _, data in dsql_delivery(spec, generate_dsql(spec)).records]
+    return list(dict.fromkeys(records))[:60]
+
+
 TARGETS = {t.name: t for t in (
     Target("kpl", ("qldb",), check_kpl, kpl_seeds),
     Target("kpl-body", ("qldb",), check_kpl_body, kpl_body_seeds),
@@ -261,6 +293,7 @@ TARGETS = {t.name: t for t in (
     Target("audit-line", ("cloudwatch-audit",), check_audit_line, audit_line_seeds),
     Target("audit-log", ("cloudwatch-audit",), check_audit_log, audit_log_seeds),
     Target("audit-statement", ("cloudwatch-audit",), check_audit_statement, audit_statement_seeds),
+    Target("dsql-cdc", ("dsql-cdc",), _changes_check("dsql-cdc"), dsql_seeds),
 )}
 
 

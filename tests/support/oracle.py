@@ -74,3 +74,37 @@ def count_rows(conn, tables=None, like: str = None, not_like: str = None) -> int
             cursor.execute(f"SELECT COUNT(*) FROM {sql.quote_identifier(table)}")
             total += cursor.fetchone()[0]
         return total
+
+
+def actual_keyed_tables(conn, tables) -> dict:
+    """A keyed source's tables (DSQL CDC, DynamoDB) in the shape of
+    ``job.tools.simulate.changes.expected_tables``: (version, tie, deleted, expired, data),
+    with ``data`` the stored document. Every typed column is checked against the document
+    on the way (a column the document lacks is NULL), so "every column" is compared."""
+    import json
+
+    out: dict = {}
+    with conn.cursor() as cursor:
+        for table in tables:
+            history = table.endswith(sql.HISTORY_SUFFIX)
+            cursor.execute(f"SELECT * FROM {sql.quote_identifier(table)}")
+            names = [d[0] for d in cursor.description]
+            rows = {}
+            for values in cursor.fetchall():
+                row = dict(zip(names, values))
+                data = json.loads(row["document"])
+                for column, value in row.items():
+                    if column in sql.HISTORY_COLUMNS or column == sql.EXPIRED_COLUMN:
+                        continue
+                    want = data.get(column)
+                    want = int(want) if isinstance(want, bool) else want
+                    if isinstance(want, (dict, list)):
+                        want = None  # containers live in the JSON only
+                    assert value == want, f"{table} {row['document_id']}: column {column} is {value!r}, " \
+                                          f"the document says {want!r}"
+                entry = (int(row["version"]), row["tx_id"], bool(row.get("deleted", False)),
+                         bool(row.get(sql.EXPIRED_COLUMN, False)), data)
+                key = (row["document_id"], int(row["version"]), row["tx_id"]) if history else row["document_id"]
+                rows[key] = entry
+            out[table] = rows
+    return out

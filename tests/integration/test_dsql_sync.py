@@ -1,0 +1,118 @@
+"""Aurora DSQL CDC end to end on the mini-cluster, moto's Kinesis and the real MariaDB: a
+shuffled, duplicated stream with split records, deletes and rows inserted again, the job
+SIGKILLed mid-stream and restarted from its latest checkpoint, ends with MySQL equal to
+the oracle (current view and history, every column); bad records and a split record
+that never completes are dead letters, once each."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from connectors.mysql import sql
+from job.local.runner import checkpoint_numbers
+from job.tools.simulate.changes import DSQL_KEYS, ChangesSpec, dsql_delivery, expected_tables, generate_dsql
+from job.tools.simulate.qldb import ensure_stream, put_records
+from tests.conftest import run_job, write_properties
+from tests.support.job_process import JobProcess
+from tests.support.oracle import actual_keyed_tables, count_rows, diff
+
+
+def _dead_letters(conn) -> list:
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT stage, reason FROM _ledgersync_dead_letters ORDER BY id")
+        return cursor.fetchall()
+
+
+def produce_in_batches(kinesis, stream: str, records: list, batches: int = 10, pause_s: float = 3.0) -> list:
+    """Put the records in a few batches a moment apart (so a kill lands mid-stream); errors are returned."""
+    errors: list = []
+
+    def produce():
+        try:
+            size = -(-len(records) // batches)
+            for start in range(0, len(records), size):
+                put_records(kinesis, stream, records[start:start + size])
+                time.sleep(pause_s)
+        except Exception as exc:  # reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    return [thread, errors]
+
+
+def kill_once_then_catch_up(tmp_path, props: str, producer: threading.Thread) -> tuple:
+    """Run the job, SIGKILL its whole process tree after its first checkpoint (while the
+    producer still puts records), then, once everything is put, run it again from the
+    latest checkpoint until caught up; (processes killed, the second output)."""
+    checkpoints = tmp_path / "checkpoints"
+    args = ["--properties", props, "--checkpoint-dir", str(checkpoints), "--from-latest-checkpoint"]
+    job = JobProcess(args, tmp_path / "first.log")
+    try:
+        job_id = job.wait_for(lambda: job.job_id, 120, "the job to start")
+        job.wait_for(lambda: checkpoint_numbers(str(checkpoints / job_id))[1] >= 1, 120, "a first checkpoint")
+        killed = job.kill_tree()
+    finally:
+        job.cleanup()
+    assert producer.is_alive(), "the kill came after the last record was put: not mid-stream"
+    producer.join(timeout=120)
+    output = run_job(props, timeout_s=300, extra_args=["--checkpoint-dir", str(checkpoints),
+                                                       "--from-latest-checkpoint"])
+    assert "restoring from" in output, output[-3000:]
+    return killed, output
+
+
+@pytest.mark.slow
+def test_dsql_stream_with_a_kill_ends_equal_to_the_oracle(tmp_path, kinesis, stream_name, mysql_database,
+                                                         mysql_conn):
+    spec = ChangesSpec(rows=60, changes=4, duplicates=0.15, split_bytes=700, bad=4, seed=7)
+    changes = generate_dsql(spec)
+    delivery = dsql_delivery(spec, changes)
+    assert delivery.split >= 10
+    ensure_stream(kinesis, stream_name, shards=3)
+    producer, errors = produce_in_batches(kinesis, stream_name, delivery.records)
+    # The parts of a split record arrive up to the whole production apart (shuffled over
+    # batches 3 s apart), and the kill and restart come in between: a generous timeout.
+    props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
+                             source={"format": "dsql-cdc", "dsql.keys": DSQL_KEYS, "dsql.split.timeout.ms": "300000"},
+                             replication={"history": "true"})
+    killed, _ = kill_once_then_catch_up(tmp_path, props, producer)
+    assert not errors, errors
+    assert killed >= 2
+    expected = expected_tables(changes)
+    assert diff(expected, actual_keyed_tables(mysql_conn, expected)) == []
+    assert count_rows(mysql_conn, like="%\\_history") == len(changes)
+    letters = _dead_letters(mysql_conn)
+    assert len(letters) == spec.bad and all(stage == "decode" for stage, _ in letters), letters
+    # the key columns under the source's names, with the unique index
+    with mysql_conn.cursor() as cursor:
+        cursor.execute("SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+                       "AND TABLE_NAME = 'order_items' AND INDEX_NAME = %s ORDER BY SEQ_IN_INDEX", (sql.KEY_INDEX,))
+        assert [c for (c,) in cursor.fetchall()] == ["order_id", "item_id"]
+
+
+def test_a_split_record_never_completed_is_one_dead_letter_and_never_half_applied(
+        tmp_path, kinesis, stream_name, mysql_database, mysql_conn):
+    spec = ChangesSpec(rows=5, changes=2, deletes=0.0, split_bytes=300, incomplete=1, seed=3)
+    changes = generate_dsql(spec)
+    delivery = dsql_delivery(spec, changes)
+    ensure_stream(kinesis, stream_name, shards=2)
+    put_records(kinesis, stream_name, delivery.records)
+    props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
+                             source={"format": "dsql-cdc", "dsql.keys": DSQL_KEYS, "dsql.split.timeout.ms": "2000"},
+                             replication={"history": "true"})
+    checkpoints = ["--checkpoint-dir", str(tmp_path / "checkpoints"), "--from-latest-checkpoint"]
+    run_job(props, extra_args=checkpoints)
+    # The timeout runs in processing time from the first part: a run that caught up before
+    # it ran out leaves the parts in its checkpoint, and the next run's restored timer fires.
+    deadline = time.monotonic() + 90
+    while not _dead_letters(mysql_conn) and time.monotonic() < deadline:
+        time.sleep(2)
+        run_job(props, extra_args=checkpoints)
+    letters = _dead_letters(mysql_conn)
+    assert len(letters) == 1 and letters[0][0] == "reassemble", letters
+    assert "parts arrived" in letters[0][1] and "source.dsql.split.timeout.ms" in letters[0][1], letters
+    expected = expected_tables(changes)
+    assert diff(expected, actual_keyed_tables(mysql_conn, expected)) == []  # the lonely row is nowhere
