@@ -16,6 +16,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run      - install, start local MariaDB + moto, put a demo stream, replicate it, show the tables"
+	@echo "make run-cdc  - Aurora DSQL CDC: a simulated change stream (split records, deletes) replicated and shown"
 	@echo "make run-audit - audit-log sync: MariaDB with server_audit -> CloudWatch Logs -> Kinesis -> replayed, compared"
 	@echo "make test     - install, then run unit and integration tests (starts and stops the services itself)"
 	@echo "make package  - build dist/ledgersync-msf.zip for Amazon Managed Service for Apache Flink"
@@ -50,6 +51,15 @@ run: services
 	$(LEDGERSYNC) simulate qldb --tables 3 --documents 200 --revisions 4 --duplicates 0.05 --shuffle
 	$(LEDGERSYNC) run --until-caught-up --timeout 600
 	$(LEDGERSYNC) show --rows 3
+
+# Aurora DSQL CDC (README "Change streams from Aurora DSQL and DynamoDB"): a simulated
+# workload with split records on its own stream, replicated into database ledgersync_dsql.
+DSQL_PROPERTIES := flink-conf/dsql_properties.json
+.PHONY: run-cdc
+run-cdc: services
+	$(LEDGERSYNC) simulate dsql-cdc --properties $(DSQL_PROPERTIES) --rows 100 --duplicates 0.1 --split-bytes 600
+	$(LEDGERSYNC) run --properties $(DSQL_PROPERTIES) --until-caught-up --timeout 600
+	$(LEDGERSYNC) show --properties $(DSQL_PROPERTIES) --rows 3
 
 # Audit-log sync (README "Audit-log sync"): a MariaDB with server_audit (127.0.0.1:13307) runs a
 # workload; ship-audit puts its audit log into CloudWatch Logs (moto), whose subscription filter

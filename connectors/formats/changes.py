@@ -53,6 +53,18 @@ class RowChange:
         return canonical_key(self.key)
 
 
+def check_text(value: str, what: str, max_chars: int = MAX_KEY_CHARS) -> str:
+    """Text that goes into an indexed column (a table name, a tie): UTF-8 encodable, and
+    within its column (tx_id is VARCHAR(128), like document_id)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadChange(f"{what} holds a lone UTF-16 surrogate, which is not text MySQL can store") from None
+    if len(value) > max_chars:
+        raise BadChange(f"{what} is {len(value)} characters; at most {max_chars} fit its column")
+    return value
+
+
 def check_key(table: str, key_columns: tuple, key: tuple) -> None:
     """A key has a value for every column, and each value is a scalar (a key is compared
     and indexed as a whole in MySQL)."""
@@ -116,7 +128,10 @@ def check_image(value, max_depth: int, max_bytes: int, what: str) -> str:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:  # NaN or Infinity, which Python's JSON reader lets through
         raise BadChange(f"{what} holds NaN or Infinity, which JSON (and MySQL) has no value for") from None
-    size = len(text.encode("utf-8"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # JSON's "\\udddd" escapes can make one (found by fuzzing)
+        raise BadChange(f"{what} holds a lone UTF-16 surrogate, which is not text MySQL can store") from None
     if size > max_bytes:
         raise BadChange(f"{what} is {size} bytes as JSON, more than the {max_bytes} a row may hold")
     return text

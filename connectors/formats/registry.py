@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from connectors.formats import dsql_cdc
+from connectors.formats import dsql_cdc, dynamodb
 
 REVISIONS = "revisions"
 AUDIT = "audit"
@@ -46,6 +46,8 @@ FORMATS: dict = {spec.name: spec for spec in (
     FormatSpec("cloudwatch-audit", AUDIT, "MySQL/MariaDB audit logs from a CloudWatch Logs subscription"),
     FormatSpec("dsql-cdc", CHANGES, "Aurora DSQL change data capture (JSON row changes; keys from source.dsql.keys)",
                decode=dsql_cdc.decode, configure=dsql_cdc.DsqlSettings.from_properties),
+    FormatSpec("dynamodb", CHANGES, "DynamoDB's Kinesis Data Streams records (item changes, typed attribute values)",
+               decode=dynamodb.decode, configure=dynamodb.DynamoDbSettings.from_properties),
 )}
 
 

@@ -16,6 +16,7 @@ def add_parser(commands) -> None:
     _add_export(kinds)
     _add_audit(kinds)
     _add_changes(kinds, "dsql-cdc", "Aurora DSQL CDC records (JSON row changes, some split into parts)")
+    _add_changes(kinds, "dynamodb", "DynamoDB Kinesis stream records (typed item images, TTL deletes)")
 
 
 def _add_qldb(kinds) -> None:
@@ -123,8 +124,13 @@ def _simulate_changes(args) -> int:
                                deletes=args.deletes, duplicates=args.duplicates, shuffle=args.shuffle,
                                seed=args.seed, bad=args.bad, split_bytes=getattr(args, "split_bytes", 0),
                                incomplete=getattr(args, "incomplete", 0))
-    generated = changes.generate_dsql(spec)
-    delivery = changes.dsql_delivery(spec, generated)
+    if args.format == "dsql-cdc":
+        generated = changes.generate_dsql(spec)
+        delivery = changes.dsql_delivery(spec, generated)
+    else:
+        items = changes.generate_dynamodb(spec)
+        delivery = changes.dynamodb_delivery(spec, items)
+        generated = [change for change, *_ in items]
     client = aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"])
     changes.simulate(client, args.stream or props["source.stream.name"], delivery.records, shards=args.shards,
                      what=changes.describe(generated, delivery))

@@ -21,20 +21,31 @@ class Held:
     def add(self, piece: Piece, now_ms: int) -> Optional[bytes]:
         """Take one part; the whole record's bytes once every part is there, else None.
         A part seen before changes nothing; one whose count or index contradicts the
-        others is ``BadChange`` (and is not taken)."""
-        if piece.count < 1 or not 0 <= piece.index < piece.count:
+        others is ``BadChange`` (and is not taken). ``count`` 0 means the part does not
+        say how many there are (a DSQL fragment: only the main record says); the record
+        is complete once some part said the count and every index below it is held."""
+        if piece.count < 0 or piece.index < 0 or (piece.count and piece.index >= piece.count):
             raise BadChange(f"part {piece.index} of {piece.count} is not a valid part number")
-        if self.count is not None and piece.count != self.count:
-            raise BadChange(f"part {piece.index} says the record has {piece.count} parts; earlier parts said "
-                            f"{self.count}")
+        count = self.count
+        if piece.count:
+            if count is not None and piece.count != count:
+                raise BadChange(f"part {piece.index} says the record has {piece.count} parts; earlier parts "
+                                f"said {count}")
+            beyond = [i for i in self.parts if i >= piece.count]
+            if beyond:
+                raise BadChange(f"part {piece.index} says the record has {piece.count} parts; parts "
+                                f"{beyond[:10]} arrived already")
+            count = piece.count
+        elif count is not None and piece.index >= count:
+            raise BadChange(f"part {piece.index} is beyond the record's {count} parts")
         held = self.parts.get(piece.index)
         if held is not None and held != piece.data:
             raise BadChange(f"part {piece.index} arrived twice with different bytes")
         if self.first_seen_ms is None:
             self.first_seen_ms = now_ms
-        self.count = piece.count
+        self.count = count
         self.parts[piece.index] = piece.data
-        if len(self.parts) < self.count:
+        if self.count is None or len(self.parts) < self.count:
             return None
         return b"".join(self.parts[i] for i in range(self.count))
 
@@ -42,9 +53,24 @@ class Held:
         return self.first_seen_ms is not None and now_ms - self.first_seen_ms >= timeout_ms
 
     def describe(self) -> str:
-        missing = [i for i in range(self.count or 0) if i not in self.parts]
+        if self.count is None:
+            return f"{len(self.parts)} parts arrived, none saying how many there are (the main record is missing)"
+        missing = [i for i in range(self.count) if i not in self.parts]
         return f"{len(self.parts)} of {self.count} parts arrived (missing {missing[:10]}{'...' if len(missing) > 10 else ''})"
 
     def partial(self) -> bytes:
         """What arrived, in part order (for the dead letter)."""
         return b"".join(self.parts[i] for i in sorted(self.parts))
+
+
+def join(pieces) -> bytes:
+    """The record the given parts make, checking that every part is there (duplicates
+    allowed, as Kinesis delivers at least once) and that they agree; else BadChange."""
+    held = Held()
+    joined = None
+    for piece in pieces:
+        result = held.add(piece, 0)
+        joined = result if result is not None else joined
+    if joined is None:
+        raise BadChange(f"incomplete: {held.describe()}")
+    return joined

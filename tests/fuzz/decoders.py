@@ -271,7 +271,17 @@ def _changes_settings(name: str):
 
     if name == "dsql-cdc":
         return dsql_cdc.DsqlSettings(keys=dsql_cdc.parse_keys(DSQL_KEYS))
-    raise KeyError(name)
+    from connectors.formats import dynamodb
+
+    return dynamodb.DynamoDbSettings()
+
+
+def dynamodb_seeds() -> list:
+    from job.tools.simulate.changes import ChangesSpec, dynamodb_delivery, generate_dynamodb
+
+    spec = ChangesSpec(rows=3, changes=3, bad=5)
+    records = [data for _, data in dynamodb_delivery(spec, generate_dynamodb(spec)).records]
+    return list(dict.fromkeys(records))[:60]
 
 
 def dsql_seeds() -> list:
@@ -294,6 +304,7 @@ TARGETS = {t.name: t for t in (
     Target("audit-log", ("cloudwatch-audit",), check_audit_log, audit_log_seeds),
     Target("audit-statement", ("cloudwatch-audit",), check_audit_statement, audit_statement_seeds),
     Target("dsql-cdc", ("dsql-cdc",), _changes_check("dsql-cdc"), dsql_seeds),
+    Target("dynamodb", ("dynamodb",), _changes_check("dynamodb"), dynamodb_seeds),
 )}
 
 

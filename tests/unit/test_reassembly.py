@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from connectors.formats.changes import BadChange, Piece
-from job.rules.reassembly import Held
+from job.rules.reassembly import Held, join
 
 
 def pieces(data: bytes, size: int, group="g"):
@@ -50,3 +50,28 @@ def test_any_arrival_order_with_duplicates_joins_to_the_original(data, size, rng
     held = Held()
     joined = [out for out in (held.add(p, 0) for p in arrivals) if out is not None]
     assert joined and all(out == data for out in joined)
+
+
+def test_parts_that_do_not_say_the_count_wait_for_one_that_does():
+    # DSQL: fragments (count 0) may come before the main record, which says the count.
+    held = Held()
+    assert held.add(Piece("g", 2, 0, b"c"), 0) is None and held.add(Piece("g", 1, 0, b"b"), 0) is None
+    assert held.describe().endswith("(the main record is missing)")
+    assert held.add(Piece("g", 0, 3, b"a"), 0) == b"abc"
+
+
+def test_a_count_that_contradicts_held_parts_is_refused():
+    held = Held()
+    held.add(Piece("g", 5, 0, b"x"), 0)
+    with pytest.raises(BadChange, match=r"parts \[5\] arrived already"):
+        held.add(Piece("g", 0, 3, b"a"), 0)
+    held = Held()
+    held.add(Piece("g", 0, 2, b"a"), 0)
+    with pytest.raises(BadChange, match="beyond the record's 2 parts"):
+        held.add(Piece("g", 2, 0, b"x"), 0)
+
+
+def test_join_checks_every_part_is_there():
+    assert join(pieces(b"abcdef", 2)[::-1]) == b"abcdef"
+    with pytest.raises(BadChange, match="incomplete: 2 of 3"):
+        join(pieces(b"abcdef", 2)[:2])

@@ -10,6 +10,7 @@ split into parts, and bad records that must become dead letters.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import uuid
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 
 from connectors.formats.changes import canonical_key
-from connectors.formats.dsql_cdc import FRAGMENT
+from job.tools.simulate.dsql_cdc import envelope, split, to_bytes
 from connectors.mysql import sql
 
 # source table (as named in MySQL before sanitising), key columns
@@ -108,25 +109,16 @@ def generate_dsql(spec: ChangesSpec) -> list:
     return out
 
 
-def dsql_record(change: SimChange) -> bytes:
+def dsql_doc(change: SimChange) -> dict:
     schema, _, name = change.table.rpartition(".")
     image = change.data
-    return json.dumps({
-        "type": "full", "op": "d" if change.deleted else "c" if change.first else "u",
-        "before": image if change.deleted else None, "after": None if change.deleted else image,
-        "source": {"version": "1.0", "ts_ms": change.version // 10 ** 6, "ts_ns": change.version,
-                   "txId": change.tie, "schema": schema or "public", "table": name, "db": "postgres",
-                   "cluster": "simulatedclusterabcdefghij"},
-        "ts_ms": change.version // 10 ** 6 + 40, "ts_ns": change.version + 40_000_000}).encode("utf-8")
+    return envelope("d" if change.deleted else "c" if change.first else "u", name, change.version, change.tie,
+                    after=None if change.deleted else image, before=image if change.deleted else None,
+                    schema=schema or "public")
 
 
-def split_record(record: bytes, group: str, part_bytes: int) -> list:
-    """A whole record as fragment records of at most ``part_bytes`` of it each, in the
-    marking connectors/formats/dsql_cdc.py reads (its ``_piece``)."""
-    slices = [record[i:i + part_bytes] for i in range(0, len(record), part_bytes)]
-    return [json.dumps({"type": FRAGMENT, "fragment": {"id": group, "index": i, "count": len(slices)},
-                        "data": base64.b64encode(chunk).decode("ascii")}).encode("utf-8")
-            for i, chunk in enumerate(slices)]
+def dsql_record(change: SimChange) -> bytes:
+    return to_bytes(dsql_doc(change))
 
 
 DSQL_BAD = (
@@ -154,7 +146,10 @@ def dsql_delivery(spec: ChangesSpec, changes: list) -> Delivery:
         record = dsql_record(change)
         if spec.split_bytes and len(record) > spec.split_bytes:
             out.split += 1
-            parts = split_record(record, str(uuid.UUID(int=rng.getrandbits(128))), spec.split_bytes)
+            # DSQL names each split record uniquely; from its bytes and the part size, so runs
+            # of the simulator with other settings never reuse a group for other parts.
+            group = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{spec.split_bytes}:{hashlib.sha1(record).hexdigest()}"))
+            parts = split(dsql_doc(change), spec.split_bytes, group)
             out.records += [(uuid.UUID(int=rng.getrandbits(128)).hex, p) for p in parts]
             out.records += [(uuid.UUID(int=rng.getrandbits(128)).hex, p) for p in parts if rng.random() < spec.duplicates]
         else:
@@ -164,8 +159,8 @@ def dsql_delivery(spec: ChangesSpec, changes: list) -> Delivery:
         group = f"incomplete-{spec.seed}-{n}"
         lonely = SimChange("customers", ("id",), (f"never-{n}",), BASE_NS, "t", False,
                            {"id": f"never-{n}", "name": "y" * 600})
-        parts = split_record(dsql_record(lonely), group, max(64, spec.split_bytes or 200))
-        out.records += [(group, p) for p in parts[:-1]]
+        parts = split(dsql_doc(lonely), max(64, spec.split_bytes or 200), group)
+        out.records += [(group, p) for p in parts[:-1]]  # the last fragment never comes
         out.incomplete_groups.append(group)
     for n in range(spec.bad):
         kind, data = DSQL_BAD[n % len(DSQL_BAD)]
@@ -222,3 +217,133 @@ def simulate(client, stream: str, records: list, shards: int = 2, out=print, wha
     out(f"simulate: {what} on stream {stream}")
 
 
+
+
+# --- DynamoDB ----------------------------------------------------------------------------
+
+# table, key attributes, whether its stream has millisecond precision (ties happen there)
+DYNAMODB_TABLES = (("Orders", ("customer", "placed"), False), ("Sessions", ("session_id",), False),
+                   ("Counters", ("counter_id",), True))
+BASE_US = 1_780_000_000_000_000
+
+
+def _pair(rng: random.Random, kind: str):
+    """(typed attribute value, what the decoder must make of it), built independently of it."""
+    if kind == "S":
+        text = f"s{rng.getrandbits(20)} é"
+        return {"S": text}, text
+    if kind == "N":
+        text = rng.choice(("0", "-17", "12345678901234567890123456789012345678", "3.14159", "1E+100", "0.000001"))
+        return {"N": text}, text
+    if kind == "B":
+        raw = base64.b64encode(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 12)))).decode()
+        return {"B": raw}, raw
+    if kind == "BOOL":
+        flag = rng.random() < 0.5
+        return {"BOOL": flag}, flag
+    if kind == "NULL":
+        return {"NULL": True}, None
+    if kind == "SS":
+        items = sorted({f"tag{rng.randint(0, 9)}" for _ in range(rng.randint(1, 4))})
+        return {"SS": list(reversed(items))}, items
+    if kind == "NS":
+        items = sorted({rng.choice(("10", "9", "-1.5", "100", "2.25")) for _ in range(rng.randint(1, 4))},
+                       key=float)
+        return {"NS": list(reversed(items))}, items
+    if kind == "BS":
+        items = sorted({base64.b64encode(bytes([rng.randint(0, 255)])).decode() for _ in range(rng.randint(1, 3))})
+        return {"BS": list(reversed(items))}, items
+    if kind == "M":
+        typed_a, plain_a = _pair(rng, "N")
+        typed_b, plain_b = _pair(rng, "L")
+        return {"M": {"a": typed_a, "b": typed_b}}, {"a": plain_a, "b": plain_b}
+    typed_s, plain_s = _pair(rng, "S")  # "L"
+    return {"L": [typed_s, {"BOOL": True}, {"NULL": True}]}, [plain_s, True, None]
+
+
+_ATTRIBUTES = (("note", "S"), ("amount", "N"), ("blob", "B"), ("active", "BOOL"), ("gone", "NULL"),
+               ("tags", "SS"), ("scores", "NS"), ("chunks", "BS"), ("details", "M"), ("items", "L"))
+
+
+def _dynamodb_key(rng: random.Random, table: str, i: int) -> dict:
+    """key attribute -> (typed, plain)"""
+    if table == "Orders":
+        return {"customer": ({"S": f"cust-{i // 2}"}, f"cust-{i // 2}"),
+                "placed": ({"S": f"2026-0{i % 2 + 1}-01"}, f"2026-0{i % 2 + 1}-01")}
+    if table == "Sessions":
+        sid = f"{rng.getrandbits(64):016x}"
+        return {"session_id": ({"S": sid}, sid)}
+    return {"counter_id": ({"N": str(i + 1)}, str(i + 1))}
+
+
+def generate_dynamodb(spec: ChangesSpec) -> list:
+    """Every item change, per item in time order; SimChange.extra holds the typed images."""
+    rng = random.Random(spec.seed)
+    out = []
+    for table, key_names, millis in DYNAMODB_TABLES[:spec.tables]:
+        for i in range(spec.rows):
+            key = _dynamodb_key(rng, table, i)
+            typed_key = {n: key[n][0] for n in key_names}
+            plain_key = {n: key[n][1] for n in key_names}
+            values = tuple(plain_key[n] for n in sorted(key_names))
+            t = BASE_US + rng.randrange(10 ** 9) * (1000 if millis else 1)
+            plan = ["INSERT"] + ["MODIFY"] * (spec.changes - 1)
+            if rng.random() < spec.deletes:
+                plan.insert(rng.randrange(1, len(plan) + 1), "REMOVE")
+                if rng.random() < spec.reinserts and plan[-1] == "REMOVE":
+                    plan += ["INSERT", "MODIFY"]
+            for op in plan:
+                # at millisecond precision, one change in four lands in the same tick as the one before
+                step = 0 if (millis and rng.random() < 0.25) else rng.randrange(1, 3000) * (1000 if millis else 1)
+                t += step
+                typed, plain = dict(typed_key), dict(plain_key)
+                if op != "REMOVE":
+                    for name, kind in rng.sample(_ATTRIBUTES, rng.randint(3, len(_ATTRIBUTES))):
+                        typed[name], plain[name] = _pair(rng, kind)
+                ttl = op == "REMOVE" and table == "Sessions" and rng.random() < 0.7
+                change = SimChange(table, tuple(sorted(key_names)), values, t, uuid.UUID(int=rng.getrandbits(128)).hex,
+                                   op == "REMOVE", plain, first=op == "INSERT", ttl=ttl)
+                out.append((change, op, typed_key, typed, millis))
+    return out
+
+
+def dynamodb_record(change: SimChange, op: str, typed_key: dict, typed: dict, millis: bool) -> bytes:
+    stream = {"ApproximateCreationDateTime": change.version // 1000 if millis else change.version,
+              "ApproximateCreationDateTimePrecision": "MILLISECOND" if millis else "MICROSECOND",
+              "Keys": typed_key, "SizeBytes": 100}
+    if op != "REMOVE":
+        stream["NewImage"] = typed
+    identity = {"type": "Service", "principalId": "dynamodb.amazonaws.com"} if change.ttl else None
+    return json.dumps({"awsRegion": "us-east-1", "eventID": change.tie, "eventName": op, "userIdentity": identity,
+                       "recordFormat": "application/json", "tableName": change.table, "dynamodb": stream,
+                       "eventSource": "aws:dynamodb"}).encode("utf-8")
+
+
+DYNAMODB_BAD = (
+    ("not-json", b"{\"eventName\": "),
+    ("unknown-event", json.dumps({"eventName": "TRUNCATE", "tableName": "T", "eventID": "e", "dynamodb": {}}).encode()),
+    ("key-schema", json.dumps({"eventName": "INSERT", "tableName": "Sessions", "eventID": "e", "dynamodb": {
+        "ApproximateCreationDateTime": BASE_US, "Keys": {"session_id": {"S": "a"}},
+        "NewImage": {"session_id": {"S": "b"}}}}).encode()),
+    ("keys-only", json.dumps({"eventName": "MODIFY", "tableName": "Sessions", "eventID": "e", "dynamodb": {
+        "ApproximateCreationDateTime": BASE_US, "Keys": {"session_id": {"S": "a"}}}}).encode()),
+    ("bad-number", json.dumps({"eventName": "INSERT", "tableName": "Counters", "eventID": "e", "dynamodb": {
+        "ApproximateCreationDateTime": BASE_US, "Keys": {"counter_id": {"N": "1"}},
+        "NewImage": {"counter_id": {"N": "1"}, "x": {"N": "1e999"}}}}).encode()),
+)
+
+
+def dynamodb_delivery(spec: ChangesSpec, generated: list) -> Delivery:
+    rng = random.Random(spec.seed + 1)
+    out = Delivery([])
+    for change, op, typed_key, typed, millis in generated:
+        record = dynamodb_record(change, op, typed_key, typed, millis)
+        copies = 2 if rng.random() < spec.duplicates else 1
+        out.records += [(change.document_id, record)] * copies
+    for n in range(spec.bad):
+        kind, data = DYNAMODB_BAD[n % len(DYNAMODB_BAD)]
+        out.records.append((f"bad-{kind}-{n}", data))
+        out.bad += 1
+    if spec.shuffle:
+        rng.shuffle(out.records)
+    return out

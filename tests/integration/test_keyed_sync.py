@@ -1,4 +1,4 @@
-"""Aurora DSQL CDC end to end on the mini-cluster, moto's Kinesis and the real MariaDB: a
+"""Aurora DSQL CDC and DynamoDB end to end on the mini-cluster, moto's Kinesis and the real MariaDB: a
 shuffled, duplicated stream with split records, deletes and rows inserted again, the job
 SIGKILLed mid-stream and restarted from its latest checkpoint, ends with MySQL equal to
 the oracle (current view and history, every column); bad records and a split record
@@ -12,7 +12,8 @@ import pytest
 
 from connectors.mysql import sql
 from job.local.runner import checkpoint_numbers
-from job.tools.simulate.changes import DSQL_KEYS, ChangesSpec, dsql_delivery, expected_tables, generate_dsql
+from job.tools.simulate.changes import (DSQL_KEYS, DYNAMODB_BAD, ChangesSpec, dsql_delivery, dynamodb_delivery,
+                                       expected_tables, generate_dsql, generate_dynamodb)
 from job.tools.simulate.qldb import ensure_stream, put_records
 from tests.conftest import run_job, write_properties
 from tests.support.job_process import JobProcess
@@ -116,3 +117,33 @@ def test_a_split_record_never_completed_is_one_dead_letter_and_never_half_applie
     assert "parts arrived" in letters[0][1] and "source.dsql.split.timeout.ms" in letters[0][1], letters
     expected = expected_tables(changes)
     assert diff(expected, actual_keyed_tables(mysql_conn, expected)) == []  # the lonely row is nowhere
+
+
+@pytest.mark.slow
+def test_dynamodb_stream_with_a_kill_ends_equal_to_the_oracle(tmp_path, kinesis, stream_name, mysql_database,
+                                                             mysql_conn):
+    spec = ChangesSpec(rows=50, changes=4, duplicates=0.15, bad=len(DYNAMODB_BAD), seed=11)
+    items = generate_dynamodb(spec)
+    changes = [change for change, *_ in items]
+    delivery = dynamodb_delivery(spec, items)
+    ties = len(changes) - len({(c.table, c.document_id, c.version) for c in changes})
+    assert ties >= 5 and sum(c.ttl for c in changes) >= 3  # the tie rule and TTL deletes are exercised
+    ensure_stream(kinesis, stream_name, shards=3)
+    producer, errors = produce_in_batches(kinesis, stream_name, delivery.records)
+    props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
+                             source={"format": "dynamodb"}, replication={"history": "true"})
+    killed, _ = kill_once_then_catch_up(tmp_path, props, producer)
+    assert not errors, errors
+    assert killed >= 2
+    expected = expected_tables(changes)
+    assert diff(expected, actual_keyed_tables(mysql_conn, expected)) == []
+    assert count_rows(mysql_conn, like="%\\_history") == len(changes)
+    letters = _dead_letters(mysql_conn)
+    assert len(letters) == spec.bad and all(stage == "decode" for stage, _ in letters), letters
+    assert any("violates its own key schema" in reason for _, reason in letters)
+    with mysql_conn.cursor() as cursor:  # numbers exact, as text; TTL deletes marked in history
+        cursor.execute("SELECT COUNT(*) FROM Sessions_history WHERE deleted AND expired")
+        assert cursor.fetchone()[0] == sum(c.ttl for c in changes)
+        cursor.execute("SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                       "AND TABLE_NAME = 'Counters' AND COLUMN_NAME = 'counter_id'")
+        assert cursor.fetchone()[0] == "varchar"
