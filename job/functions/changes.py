@@ -82,6 +82,15 @@ class _Changes:
             self._deletes.inc()
         yield row
 
+    def _settle(self, decoded, reason: str) -> tuple:
+        """(rows, None) for a decoded change, or ([], why it is a dead letter)."""
+        if decoded is None:
+            return [], reason
+        try:
+            return list(self._change_rows(decoded)), None
+        except BadChange as exc:
+            return [], str(exc)
+
     def _dead_row(self, stream, shard_id, sequence_number, stage: str, reason: str, raw: bytes):
         self._dead.inc()
         now = time.monotonic()
@@ -109,12 +118,10 @@ class DecodeChangesFunction(ProcessFunction, _Changes):
             self._pieces.inc()
             yield PIECES, piece_row(decoded, stream, shard_id, sequence_number, self._settings.writer_slots)
             return
-        if decoded is not None:
-            try:
-                yield from self._change_rows(decoded)
-                return
-            except BadChange as exc:
-                reason = str(exc)
+        rows, reason = self._settle(decoded, reason)
+        if reason is None:
+            yield from rows
+            return
         yield self._dead_row(stream, shard_id, sequence_number, "decode", reason, data)
 
 
@@ -161,12 +168,10 @@ class ReassembleFunction(KeyedProcessFunction, _Changes):
         decoded, reason = self._decode(joined)
         if isinstance(decoded, Piece):
             decoded, reason = None, "the joined record is itself a part of a split record"
-        if decoded is not None:
-            try:
-                yield from self._change_rows(decoded)
-                return
-            except BadChange as exc:
-                reason = str(exc)
+        rows, reason = self._settle(decoded, reason)
+        if reason is None:
+            yield from rows
+            return
         yield self._dead_row(*position, "reassemble", f"split record {piece.group}: {reason}", joined)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):

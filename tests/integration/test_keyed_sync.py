@@ -44,6 +44,17 @@ def produce_in_batches(kinesis, stream: str, records: list, batches: int = 10, p
     return [thread, errors]
 
 
+def assert_equal_to_the_oracle(conn, changes: list, bad: int) -> list:
+    """MySQL equals the oracle (current view and history, every column), every change is
+    in history once, and the ``bad`` records are each one decode dead letter; those letters."""
+    expected = expected_tables(changes)
+    assert diff(expected, actual_keyed_tables(conn, expected)) == []
+    assert count_rows(conn, like="%\\_history") == len(changes)
+    letters = _dead_letters(conn)
+    assert len(letters) == bad and all(stage == "decode" for stage, _ in letters), letters
+    return letters
+
+
 def kill_once_then_catch_up(tmp_path, props: str, producer: threading.Thread) -> tuple:
     """Run the job, SIGKILL its whole process tree after its first checkpoint (while the
     producer still puts records), then, once everything is put, run it again from the
@@ -82,11 +93,7 @@ def test_dsql_stream_with_a_kill_ends_equal_to_the_oracle(tmp_path, kinesis, str
     killed, _ = kill_once_then_catch_up(tmp_path, props, producer)
     assert not errors, errors
     assert killed >= 2
-    expected = expected_tables(changes)
-    assert diff(expected, actual_keyed_tables(mysql_conn, expected)) == []
-    assert count_rows(mysql_conn, like="%\\_history") == len(changes)
-    letters = _dead_letters(mysql_conn)
-    assert len(letters) == spec.bad and all(stage == "decode" for stage, _ in letters), letters
+    assert_equal_to_the_oracle(mysql_conn, changes, bad=spec.bad)
     # the key columns under the source's names, with the unique index
     with mysql_conn.cursor() as cursor:
         cursor.execute("SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
@@ -135,11 +142,7 @@ def test_dynamodb_stream_with_a_kill_ends_equal_to_the_oracle(tmp_path, kinesis,
     killed, _ = kill_once_then_catch_up(tmp_path, props, producer)
     assert not errors, errors
     assert killed >= 2
-    expected = expected_tables(changes)
-    assert diff(expected, actual_keyed_tables(mysql_conn, expected)) == []
-    assert count_rows(mysql_conn, like="%\\_history") == len(changes)
-    letters = _dead_letters(mysql_conn)
-    assert len(letters) == spec.bad and all(stage == "decode" for stage, _ in letters), letters
+    letters = assert_equal_to_the_oracle(mysql_conn, changes, bad=spec.bad)
     assert any("violates its own key schema" in reason for _, reason in letters)
     with mysql_conn.cursor() as cursor:  # numbers exact, as text; TTL deletes marked in history
         cursor.execute("SELECT COUNT(*) FROM Sessions_history WHERE deleted AND expired")
