@@ -76,14 +76,16 @@ class LocalCluster:
         os.replace(tmp, self.state_path)
 
     # -- start / stop --------------------------------------------------------------------
-    def up(self, taskmanagers: int = 2, slots: int = 2, timeout_s: float = 90.0) -> ClusterState:
+    def up(self, taskmanagers: int = 2, slots: int = 2, timeout_s: float = 90.0,
+           conf: Optional[dict] = None) -> ClusterState:
+        """``conf``: Flink options over the ones below (the tests shorten timeouts with it)."""
         state = self.state()
         if state and _alive(state.jobmanager_pid):
             raise ClusterError(f"a cluster is already running (JobManager pid {state.jobmanager_pid}, "
                                f"REST {state.jobmanager}); `ledgersync cluster down` stops it")
         os.makedirs(self.log_dir, exist_ok=True)
         state = ClusterState(rest_port=free_port(), rpc_port=free_port(), slots=slots)
-        self._write_conf(state)
+        self._write_conf(state, conf)
         state.jobmanager_pid = self._spawn("jobmanager.sh", "jobmanager")
         self._save(state)
         try:
@@ -145,7 +147,7 @@ class LocalCluster:
         return state
 
     # -- internals -----------------------------------------------------------------------
-    def _write_conf(self, state: ClusterState) -> None:
+    def _write_conf(self, state: ClusterState, overrides: Optional[dict] = None) -> None:
         home = flink_home()
         os.makedirs(self.conf_dir, exist_ok=True)
         for name in os.listdir(os.path.join(home, "conf")):
@@ -164,6 +166,7 @@ class LocalCluster:
             # A TaskManager that dies is noticed within seconds, not the default 50.
             "heartbeat.interval": 2000, "heartbeat.timeout": 10000,
             "python.executable": sys.executable,
+            **(overrides or {}),
         }
         with open(os.path.join(self.conf_dir, "config.yaml"), "w", encoding="utf-8") as handle:
             yaml.safe_dump(conf, handle, default_flow_style=False)

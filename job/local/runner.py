@@ -34,10 +34,18 @@ DEFAULT_LOCAL_DIR = os.path.join(PROJECT_ROOT, ".local")
 DEFAULT_CHECKPOINT_DIR = os.path.join(DEFAULT_LOCAL_DIR, "checkpoints")
 
 
-# `run --jobmanager`: a TaskManager lost is retried from the newest checkpoint, a few times.
-CLUSTER_RESTART_STRATEGY = {"restart-strategy.type": "fixed-delay",
-                            "restart-strategy.fixed-delay.attempts": "10",
-                            "restart-strategy.fixed-delay.delay": "5 s"}
+# `run --jobmanager`: a lost TaskManager is retried from the newest checkpoint. Once a
+# standalone cluster has been up longer than `resourcemanager.standalone.start-up-time`
+# (5 min by default), a restart that finds too few slots fails at once ("Could not acquire
+# the minimum required resources") and counts as one more attempt, so the attempts must
+# outlast the time a replacement TaskManager takes to register: backoff 1 s doubling to
+# 30 s, 30 attempts, about 13 minutes in all, before the job is given up.
+CLUSTER_RESTART_STRATEGY = {"restart-strategy.type": "exponential-delay",
+                            "restart-strategy.exponential-delay.initial-backoff": "1 s",
+                            "restart-strategy.exponential-delay.max-backoff": "30 s",
+                            "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
+                            "restart-strategy.exponential-delay.jitter-factor": "0.1",
+                            "restart-strategy.exponential-delay.attempts-before-reset-backoff": "30"}
 
 
 class JobFailed(RuntimeError):

@@ -1,10 +1,11 @@
 """A real cluster, not the mini-cluster: a JobManager and two TaskManagers as separate
 processes (job/local/cluster.py), the job submitted at parallelism 4, one TaskManager
-SIGKILLed mid-stream and a new one started; Flink restores the job from its newest
-checkpoint on the slots it has again, and MySQL ends exactly equal to the oracle."""
+SIGKILLed mid-stream and a new one started only a minute later; Flink restores the job from
+its newest checkpoint on the slots it has again, and MySQL ends exactly equal to the oracle."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -23,10 +24,16 @@ def _get(port: int, path: str) -> dict:
         return json.load(response)
 
 
+REPLACEMENT_DELAY_S = 60
+
+
 @pytest.fixture
 def cluster(tmp_path):
     local = LocalCluster(str(tmp_path / "cluster"))
-    local.up(taskmanagers=2, slots=2)
+    # As a cluster that has been up for longer than its start-up period (5 min by default):
+    # a restart short of slots then fails at once and uses up a restart attempt, which is
+    # what a first CI run met when the machine was slow enough to pass the 5 minutes.
+    local.up(taskmanagers=2, slots=2, conf={"resourcemanager.standalone.start-up-time": "1 s"})
     try:
         yield local
     finally:
@@ -59,6 +66,9 @@ def test_taskmanager_killed_mid_stream_on_a_standalone_cluster_loses_nothing(
         victim = state.taskmanager_pids[0]
         cluster.kill_taskmanager(victim)
         at_kill = count_rows(mysql_conn, history_tables)
+        # A replacement that takes a minute to arrive (a machine or pod being replaced): the
+        # restarts in between fail for want of slots, and the job must outlast them.
+        time.sleep(REPLACEMENT_DELAY_S)
         replacement = cluster.add_taskmanager()
         cluster.wait_for_taskmanagers(2)
         code = job.proc.wait(timeout=600)

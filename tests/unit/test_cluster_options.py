@@ -54,6 +54,16 @@ def test_cluster_config_listens_on_loopback_only_and_ships_the_python_runtime(tm
     assert any(j.startswith("flink-python") for j in jars) and any(j.startswith("flink-dist") for j in jars)
 
 
+def test_cluster_options_given_to_up_win_over_the_defaults(tmp_path):
+    cluster = LocalCluster(str(tmp_path))
+    cluster._write_conf(ClusterState(rest_port=41001, rpc_port=41002, slots=1),
+                        {"heartbeat.timeout": 4000, "resourcemanager.standalone.start-up-time": "1 s"})
+    with open(os.path.join(cluster.conf_dir, "config.yaml")) as handle:
+        conf = yaml.safe_load(handle)
+    assert (conf["heartbeat.timeout"], conf["resourcemanager.standalone.start-up-time"]) == (4000, "1 s")
+    assert conf["rest.bind-address"] == "127.0.0.1"
+
+
 def test_no_cluster_state_means_not_running(tmp_path):
     cluster = LocalCluster(str(tmp_path))
     assert cluster.state() is None and cluster.overview() is None
