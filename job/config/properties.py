@@ -3,13 +3,16 @@
 The file is a list of ``{"PropertyGroupId": ..., "PropertyMap": {...}}``; locally it is
 passed with ``--properties``, on MSF it is ``/etc/flink/application_properties.json``.
 Every group and key is listed in ``SPEC`` below (with its type and default); anything
-else, or a missing required key, is an error that names it.
+else, or a missing required key, is an error that names it. A value may name environment
+variables, ``${NAME}`` or ``${NAME:-default}`` (``$${`` is a literal ``${``), so that one
+file serves wherever the ports or credentials differ.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -218,7 +221,29 @@ class Properties:
 
 
 
-def parse_groups(groups: Any, origin: str = "properties") -> Properties:
+_VARIABLE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_variables(text: str, name: str, origin: str, environ=None) -> str:
+    """``${NAME}`` / ``${NAME:-default}`` in a property value from the environment."""
+    environ = os.environ if environ is None else environ
+
+    def replace(match: re.Match) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        variable, default = match.group(1), match.group(2)
+        value = environ.get(variable)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                raise PropertiesError(f"{origin}: {name} names ${{{variable}}}, and {variable} is not set "
+                                      f"(set it, or give a default: ${{{variable}:-...}})")
+            return default
+        return value
+
+    return _VARIABLE.sub(replace, text) if "$" in text else text
+
+
+def parse_groups(groups: Any, origin: str = "properties", environ=None) -> Properties:
     if not isinstance(groups, list):
         raise PropertiesError(f"{origin}: expected a JSON list of {{PropertyGroupId, PropertyMap}} objects")
     raw: dict = {}
@@ -237,7 +262,8 @@ def parse_groups(groups: Any, origin: str = "properties") -> Properties:
             if key not in SPEC[group_id]:
                 known = ", ".join(SPEC[group_id])
                 raise PropertiesError(f"{origin}: unknown property {group_id}.{key} (known in {group_id}: {known})")
-            raw[f"{group_id}.{key}"] = str(text)
+            name = f"{group_id}.{key}"
+            raw[name] = expand_variables(str(text), name, origin, environ)
     values: dict = {}
     for group_id, keys in SPEC.items():
         for key, spec in keys.items():

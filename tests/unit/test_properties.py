@@ -67,3 +67,45 @@ def test_shipped_local_properties_are_valid():
     from job.cli.main import DEFAULT_PROPERTIES
 
     assert load_properties(DEFAULT_PROPERTIES)["source.stream.name"] == "ledgersync-demo"
+
+
+def _with_sink(**sink):
+    return _groups(source=BASE["source"], sink={**BASE["sink"], **sink})
+
+
+def test_values_name_environment_variables():
+    environ = {"DB_PORT": "23306", "DB_PASSWORD": "s3cret", "EMPTY": ""}
+    props = parse_groups(_with_sink(**{"mysql.port": "${DB_PORT}", "mysql.password": "${DB_PASSWORD}",
+                                       "mysql.host": "db-${UNSET:-one}.${EMPTY:-local}"}), environ=environ)
+    assert props["sink.mysql.port"] == 23306
+    assert props["sink.mysql.password"] == "s3cret"
+    assert props["sink.mysql.host"] == "db-one.local"
+    # $${ is a literal ${; a lone $ is left alone (passwords have them)
+    props = parse_groups(_with_sink(**{"mysql.password": "a$b$${X}"}), environ={})
+    assert props["sink.mysql.password"] == "a$b${X}"
+
+
+def test_an_unset_variable_without_a_default_names_the_key_and_the_variable():
+    with pytest.raises(PropertiesError, match=r"sink\.mysql\.port names \$\{DB_PORT\}, and DB_PORT is not set"):
+        parse_groups(_with_sink(**{"mysql.port": "${DB_PORT}"}), environ={})
+
+
+def test_the_demo_properties_follow_the_service_port_variables(monkeypatch):
+    import os
+
+    from job.cli.args import DEFAULT_PROPERTIES
+
+    folder = os.path.dirname(DEFAULT_PROPERTIES)
+    names = sorted(n for n in os.listdir(folder) if n.endswith("_properties.json"))
+    assert len(names) == 4, names
+    monkeypatch.setenv("LEDGERSYNC_MYSQL_PORT", "53306")
+    monkeypatch.setenv("LEDGERSYNC_AWS_PORT", "55000")
+    for name in names:
+        props = load_properties(os.path.join(folder, name))
+        assert props["sink.mysql.port"] == 53306, name
+        assert props["source.aws.endpoint"] == "http://127.0.0.1:55000", name
+    monkeypatch.delenv("LEDGERSYNC_MYSQL_PORT")
+    monkeypatch.delenv("LEDGERSYNC_AWS_PORT")
+    for name in names:
+        props = load_properties(os.path.join(folder, name))
+        assert (props["sink.mysql.port"], props["source.aws.endpoint"]) == (13306, "http://127.0.0.1:15000"), name
