@@ -5,7 +5,6 @@ the oracle (current view and history, every column); bad records and a split rec
 that never completes are dead letters, once each."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -18,30 +17,13 @@ from job.tools.simulate.qldb import ensure_stream, put_records
 from tests.conftest import run_job, write_properties
 from tests.support.job_process import JobProcess
 from tests.support.oracle import actual_keyed_tables, count_rows, diff
+from tests.support.producer import Producer
 
 
 def _dead_letters(conn) -> list:
     with conn.cursor() as cursor:
         cursor.execute("SELECT stage, reason FROM _ledgersync_dead_letters ORDER BY id")
         return cursor.fetchall()
-
-
-def produce_in_batches(kinesis, stream: str, records: list, batches: int = 10, pause_s: float = 3.0) -> list:
-    """Put the records in a few batches a moment apart (so a kill lands mid-stream); errors are returned."""
-    errors: list = []
-
-    def produce():
-        try:
-            size = -(-len(records) // batches)
-            for start in range(0, len(records), size):
-                put_records(kinesis, stream, records[start:start + size])
-                time.sleep(pause_s)
-        except Exception as exc:  # reported by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    return [thread, errors]
 
 
 def assert_equal_to_the_oracle(conn, changes: list, bad: int) -> list:
@@ -55,9 +37,9 @@ def assert_equal_to_the_oracle(conn, changes: list, bad: int) -> list:
     return letters
 
 
-def kill_once_then_catch_up(tmp_path, props: str, producer: threading.Thread) -> tuple:
-    """Run the job, SIGKILL its whole process tree after its first checkpoint (while the
-    producer still puts records), then, once everything is put, run it again from the
+def kill_once_then_catch_up(tmp_path, props: str, producer: Producer) -> tuple:
+    """Run the job, SIGKILL its whole process tree after its first checkpoint (before the
+    producer's last batch is put), then, once everything is put, run it again from the
     latest checkpoint until caught up; (processes killed, the second output)."""
     checkpoints = tmp_path / "checkpoints"
     args = ["--properties", props, "--checkpoint-dir", str(checkpoints), "--from-latest-checkpoint"]
@@ -68,8 +50,7 @@ def kill_once_then_catch_up(tmp_path, props: str, producer: threading.Thread) ->
         killed = job.kill_tree()
     finally:
         job.cleanup()
-    assert producer.is_alive(), "the kill came after the last record was put: not mid-stream"
-    producer.join(timeout=120)
+    producer.finish()
     output = run_job(props, timeout_s=300, extra_args=["--checkpoint-dir", str(checkpoints),
                                                        "--from-latest-checkpoint"])
     assert "restoring from" in output, output[-3000:]
@@ -84,14 +65,13 @@ def test_dsql_stream_with_a_kill_ends_equal_to_the_oracle(tmp_path, kinesis, str
     delivery = dsql_delivery(spec, changes)
     assert delivery.split >= 10
     ensure_stream(kinesis, stream_name, shards=3)
-    producer, errors = produce_in_batches(kinesis, stream_name, delivery.records)
+    producer = Producer.in_batches(kinesis, stream_name, delivery.records)
     # The parts of a split record arrive up to the whole production apart (shuffled over
     # batches 3 s apart), and the kill and restart come in between: a generous timeout.
     props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
                              source={"format": "dsql-cdc", "dsql.keys": DSQL_KEYS, "dsql.split.timeout.ms": "300000"},
                              replication={"history": "true"})
     killed, _ = kill_once_then_catch_up(tmp_path, props, producer)
-    assert not errors, errors
     assert killed >= 2
     assert_equal_to_the_oracle(mysql_conn, changes, bad=spec.bad)
     # the key columns under the source's names, with the unique index
@@ -136,11 +116,10 @@ def test_dynamodb_stream_with_a_kill_ends_equal_to_the_oracle(tmp_path, kinesis,
     ties = len(changes) - len({(c.table, c.document_id, c.version) for c in changes})
     assert ties >= 5 and sum(c.ttl for c in changes) >= 3  # the tie rule and TTL deletes are exercised
     ensure_stream(kinesis, stream_name, shards=3)
-    producer, errors = produce_in_batches(kinesis, stream_name, delivery.records)
+    producer = Producer.in_batches(kinesis, stream_name, delivery.records)
     props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
                              source={"format": "dynamodb"}, replication={"history": "true"})
     killed, _ = kill_once_then_catch_up(tmp_path, props, producer)
-    assert not errors, errors
     assert killed >= 2
     letters = assert_equal_to_the_oracle(mysql_conn, changes, bad=spec.bad)
     assert any("violates its own key schema" in reason for _, reason in letters)

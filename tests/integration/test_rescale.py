@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
-import time
 
 import pytest
 
 from connectors.formats.qldb import decode_record
-from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
+from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate
 from tests.conftest import run_job, write_properties
 from tests.support.job_process import JobProcess
 from tests.support.oracle import actual_tables, diff, expected_tables
+from tests.support.producer import Producer
 
 SAVEPOINT = re.compile(r"stopped with savepoint (\S+); resume with")
 
@@ -47,19 +46,9 @@ def test_savepoint_at_1_restore_at_4_then_at_2_while_records_arrive(
     expected = expected_tables([decode_record(encode(r)).revision for r in revisions], history=True)
     ensure_stream(kinesis, stream_name, shards=4)
 
-    producer_error: list = []
-    sent = [0]
-
-    def produce():  # about 100 s of arrivals, across all three runs
-        try:
-            for start in range(0, len(payloads), 250):
-                sent[0] += put_records(kinesis, stream_name, payloads[start:start + 250])
-                time.sleep(3.0)
-        except Exception as exc:  # reported below
-            producer_error.append(exc)
-
-    producer = threading.Thread(target=produce, daemon=True)
-    producer.start()
+    # about 100 s of arrivals across all three runs; the last 4 batches only after the
+    # second savepoint, so that records arrive later however quick the machine.
+    producer = Producer(kinesis, stream_name, payloads, batch_size=250, held_batches=4)
     props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
                              replication={"history": "true"})
     common = ["--properties", props, "--checkpoint-dir", str(tmp_path / "checkpoints"),
@@ -68,9 +57,8 @@ def test_savepoint_at_1_restore_at_4_then_at_2_while_records_arrive(
     first = _run_then_savepoint([*common, "--parallelism", "1"], tmp_path / "p1.log", 500)
     second = _run_then_savepoint([*common, "--parallelism", "4", "--from-savepoint", first],
                                  tmp_path / "p4.log", 500)
-    assert sent[0] < len(payloads), "the producer was done before the second savepoint: nothing arrived later"
-    producer.join(timeout=300)
-    assert not producer_error, producer_error
+    assert producer.sent < producer.total  # the held batches: records arrive after the second savepoint
+    producer.finish()
     final = run_job(props, timeout_s=300, extra_args=["--checkpoint-dir", str(tmp_path / "checkpoints"),
                                                       "--parallelism", "2", "--from-savepoint", second])
     assert f"restoring from {second}" in final
