@@ -234,27 +234,29 @@ def test_any_permutation_with_duplicates_of_a_split_record_decodes_to_the_origin
 
 
 def test_the_simulated_stream_replayed_newest_wins_equals_the_oracle():
-    from job.tools.simulate.dsql_cdc import KEYS, DsqlWorkload, expected_tables, generate, kinesis_records
+    from connectors.mysql import sql
+    from job.tools.simulate.changes import DSQL_KEYS, ChangesSpec, dsql_delivery, expected_tables, generate_dsql
 
-    spec = DsqlWorkload(rows=6, changes=6, split_bytes=150, duplicates=0.3, shuffle=True, bad=4, seed=3)
-    changes = generate(spec)
-    settings = DsqlSettings(keys=parse_keys(KEYS))
-    assert {d["op"] for d in changes} == {"c", "u", "d"}
-    def ident(doc):
-        image = doc["before"] if doc["op"] == "d" else doc["after"]
-        return doc["source"]["table"], str(image.get("id", (image.get("order_id"), image.get("item_id"))))
-    deletes = {ident(d): n for n, d in enumerate(changes) if d["op"] == "d"}
-    assert any(d["op"] == "c" and ident(d) in deletes and n > deletes[ident(d)]
-               for n, d in enumerate(changes))  # a row inserted again after its delete
-    newest, held, dead = {}, {}, 0
-    for _, data in kinesis_records(spec, changes):
+    spec = ChangesSpec(rows=6, changes=6, split_bytes=150, duplicates=0.3, bad=4, incomplete=1, seed=3)
+    changes = generate_dsql(spec)
+    delivery = dsql_delivery(spec, changes)
+    settings = DsqlSettings(keys=parse_keys(DSQL_KEYS))
+    assert delivery.split > 0 and any(c.deleted for c in changes)
+    deleted_at = {}
+    for n, c in enumerate(changes):
+        if c.deleted:
+            deleted_at.setdefault((c.table, c.key), n)
+    assert any(c.first and n > deleted_at.get((c.table, c.key), n) for n, c in enumerate(changes))  # inserted again
+    newest, held, joined, dead = {}, {}, set(), 0
+    for _, data in delivery.records:
         try:
             decoded = decode(data, settings)
             if isinstance(decoded, Piece):
-                joined = held.setdefault(decoded.group, Held()).add(decoded, 0)
-                if joined is None:
+                whole = held.setdefault(decoded.group, Held()).add(decoded, 0)
+                if whole is None:
                     continue
-                decoded = decode(joined, settings)
+                joined.add(decoded.group)
+                decoded = decode(whole, settings)
         except BadChange:
             dead += 1
             continue
@@ -262,11 +264,13 @@ def test_the_simulated_stream_replayed_newest_wins_equals_the_oracle():
         if ident not in newest or (decoded.version, decoded.tie) > (newest[ident].version, newest[ident].tie):
             newest[ident] = decoded
     state = {}
-    for (table, doc_id), change in newest.items():
+    for (table, document_id), change in newest.items():
+        rows = state.setdefault(sql.table_identifier(table), {})
         if not change.deleted:
-            state.setdefault(table, {})[doc_id] = change.data
-    assert state == expected_tables(changes)
-    assert dead >= 3 and any(h.count is None for h in held.values())  # the lost split record never joins
+            rows[document_id] = (change.version, change.tie, False, False, change.data)
+    assert state == expected_tables(changes, history=False)
+    assert dead == delivery.bad == spec.bad
+    assert set(held) - joined == set(delivery.incomplete_groups)  # the lost split record never joins
 
 
 def test_record_decode_says_what_the_job_makes_of_dsql_records(tmp_path):
