@@ -107,9 +107,12 @@ class LocalCluster:
         return pid
 
     def kill_taskmanager(self, pid: int) -> None:
-        """SIGKILL, as a machine that dies: no deregistration, the JobManager finds out by heartbeat."""
-        os.kill(pid, signal.SIGKILL)
+        """SIGKILL, as a machine that dies: no deregistration, the JobManager finds out by
+        heartbeat. The whole process group goes, the TaskManager's Python workers too (each
+        process was started as its own group), as they would with the machine."""
+        _kill_group(pid, signal.SIGKILL)
         _reap(pid, 30.0)
+        _wait_group_gone(pid, 30.0)
 
     def down(self) -> None:
         state = self.state()
@@ -122,6 +125,10 @@ class LocalCluster:
             if not _reap(pid, 30.0):
                 os.kill(pid, signal.SIGKILL)
                 _reap(pid, 10.0)
+            # A TaskManager's Python workers outlive it when it is killed: stop what is left
+            # of each group.
+            _kill_group(pid, signal.SIGKILL)
+            _wait_group_gone(pid, 10.0)
         os.remove(self.state_path)
 
     def overview(self, state: Optional[ClusterState] = None) -> Optional[dict]:
@@ -210,6 +217,45 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+def group_members(pgid: int) -> list:
+    """The live processes of process group ``pgid`` that are Flink's (the JVM, PyFlink's
+    Python workers): read from /proc, so that a group id reused by something else after
+    a stale ``cluster.json`` is never touched."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid and b"pyflink" in cmdline:
+            members.append(int(entry))
+    return members
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    for pid in group_members(pgid):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_group_gone(pgid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while group_members(pgid):
+        if time.monotonic() > deadline:
+            return False
+        _kill_group(pgid, signal.SIGKILL)
+        time.sleep(0.1)
+    return True
 
 
 def _reap(pid: int, timeout_s: float) -> bool:

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from connectors.formats.qldb import decode_record
-from job.local.cluster import LocalCluster
+from job.local.cluster import LocalCluster, group_members
 from job.local.runner import checkpoint_numbers
 from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import write_properties
@@ -65,6 +65,7 @@ def test_taskmanager_killed_mid_stream_on_a_standalone_cluster_loses_nothing(
         job.wait_for(lambda: count_rows(mysql_conn, history_tables) >= 1000, 180, "rows in MySQL")
         victim = state.taskmanager_pids[0]
         cluster.kill_taskmanager(victim)
+        assert group_members(victim) == []  # its Python workers went with it, as with a machine
         at_kill = count_rows(mysql_conn, history_tables)
         # A replacement that takes a minute to arrive (a machine or pod being replaced): the
         # restarts in between fail for want of slots, and the job must outlast them.

@@ -1,4 +1,5 @@
-"""`run --parallelism/--jobmanager` and `cluster` arguments, and the cluster's configuration (no processes)."""
+"""`run --parallelism/--jobmanager` and `cluster` arguments, the cluster's configuration (no
+Flink processes), and how a TaskManager is killed (stand-in processes)."""
 from __future__ import annotations
 
 import os
@@ -68,3 +69,31 @@ def test_no_cluster_state_means_not_running(tmp_path):
     cluster = LocalCluster(str(tmp_path))
     assert cluster.state() is None and cluster.overview() is None
     cluster.down()  # nothing to stop: no error
+
+
+def test_a_killed_taskmanager_takes_its_workers_with_it(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from job.local.cluster import group_members
+
+    # A stand-in TaskManager (its own process group, as _spawn starts them) with a worker
+    # child; "pyflink" in their command lines marks them as Flink's.
+    script = ("import subprocess, sys, time; "
+              "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', 'pyflink-worker']); "
+              "time.sleep(60)")
+    leader = subprocess.Popen([sys.executable, "-c", script, "pyflink-taskmanager"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while len(group_members(leader.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(group_members(leader.pid)) == 2
+        LocalCluster(str(tmp_path)).kill_taskmanager(leader.pid)
+        deadline = time.monotonic() + 10
+        while group_members(leader.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert group_members(leader.pid) == []
+    finally:
+        leader.kill()
+        leader.wait()
