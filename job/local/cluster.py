@@ -26,6 +26,7 @@ from typing import Optional
 
 import yaml
 
+from job.local import processes
 from job.local.runner import DEFAULT_LOCAL_DIR, free_port
 
 
@@ -80,7 +81,7 @@ class LocalCluster:
            conf: Optional[dict] = None) -> ClusterState:
         """``conf``: Flink options over the ones below (the tests shorten timeouts with it)."""
         state = self.state()
-        if state and _alive(state.jobmanager_pid):
+        if state and processes.alive(state.jobmanager_pid):
             raise ClusterError(f"a cluster is already running (JobManager pid {state.jobmanager_pid}, "
                                f"REST {state.jobmanager}); `ledgersync cluster down` stops it")
         os.makedirs(self.log_dir, exist_ok=True)
@@ -119,7 +120,7 @@ class LocalCluster:
         if state is None:
             return
         for pid in [*state.taskmanager_pids, state.jobmanager_pid]:
-            if _alive(pid):
+            if processes.alive(pid):
                 os.kill(pid, signal.SIGTERM)
         for pid in [*state.taskmanager_pids, state.jobmanager_pid]:
             if not _reap(pid, 30.0):
@@ -149,7 +150,7 @@ class LocalCluster:
 
     def _running(self) -> ClusterState:
         state = self.state()
-        if state is None or not _alive(state.jobmanager_pid):
+        if state is None or not processes.alive(state.jobmanager_pid):
             raise ClusterError("no local cluster is running: `ledgersync cluster up` starts one")
         return state
 
@@ -201,43 +202,18 @@ class LocalCluster:
         while time.monotonic() < deadline:
             if check():
                 return
-            if not _alive(pid):
+            if not processes.alive(pid):
                 raise ClusterError(f"the JobManager (pid {pid}) exited while waiting for {what}; "
                                    f"logs in {self.log_dir}")
             time.sleep(0.5)
         raise ClusterError(f"timed out after {timeout_s:.0f}s waiting for {what}; logs in {self.log_dir}")
 
 
-def _alive(pid: int) -> bool:
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            stat = handle.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 def group_members(pgid: int) -> list:
     """The live processes of process group ``pgid`` that are Flink's (the JVM, PyFlink's
-    Python workers): read from /proc, so that a group id reused by something else after
-    a stale ``cluster.json`` is never touched."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                cmdline = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid and b"pyflink" in cmdline:
-            members.append(int(entry))
-    return members
+    Python workers), so that a group id reused by something else after a stale
+    ``cluster.json`` is never touched."""
+    return processes.group_members(pgid, b"pyflink")
 
 
 def _kill_group(pgid: int, sig: int) -> None:
@@ -267,7 +243,7 @@ def _reap(pid: int, timeout_s: float) -> bool:
                 return True
         except ChildProcessError:
             pass
-        if not _alive(pid):
+        if not processes.alive(pid):
             return True
         time.sleep(0.1)
     return False

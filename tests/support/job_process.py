@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Optional
 
+from job.local.processes import session_members
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -78,21 +80,3 @@ class JobProcess:
             self.kill_tree()
         elif not self._log.closed:
             self._log.close()
-
-
-def session_members(session_id: int) -> list:
-    """Live (non-zombie) processes of a session, from /proc."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-        state, sid = fields[0], int(fields[3])
-        if sid == session_id and state != "Z":
-            members.append(int(entry))
-    return members
