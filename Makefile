@@ -5,14 +5,17 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 LEDGERSYNC := $(VENV)/bin/ledgersync
-# MSF runs Python 3.12: prefer it where present, else 3.11 (PyFlink 2.2 supports both).
-# pyenv's 3.12 is found by its minor version (the patch release differs between machines).
-BASE_PYTHON ?= $(shell for p in python3.12 $(sort $(wildcard /root/.pyenv/versions/3.12.*/bin/python3)) python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3,11) <= sys.version_info[:2] <= (3,12))' 2>/dev/null \
+# PyFlink 1.20 (MSF's FLINK-1_20 runtime) runs on Python 3.11; pyenv's 3.11 is found by its
+# minor version (the patch release differs between machines).
+BASE_PYTHON ?= $(shell for p in python3.11 $(sort $(wildcard /root/.pyenv/versions/3.11.*/bin/python3)) python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3,11))' 2>/dev/null \
 	&& { command -v $$p; break; }; done)
+# The Kinesis connector, its runtime dependencies and our schema class, one shaded jar (connectors/jvm).
+JAR := connectors/jvm/target/ledgersync-kinesis.jar
+JAR_SOURCES := connectors/jvm/pom.xml $(shell find connectors/jvm/src -type f 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: help install java run test test-unit test-integration test-localstack services services-down services-status clean package fuzz
+.PHONY: help install java jar run test test-unit test-integration test-localstack services services-down services-status clean package fuzz
 
 help:
 	@echo "make run      - install, start local MariaDB + moto, put a demo stream, replicate it, show the tables"
@@ -26,17 +29,24 @@ help:
 	@echo "make test-unit | test-integration | services | services-down | services-status | clean"
 
 java:
-	@command -v java >/dev/null 2>&1 || { echo "installing Java 17 (Debian openjdk-17-jre-headless)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+	@command -v javac >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1 || { echo "installing Java 17 and Maven (Debian openjdk-17-jdk-headless, maven)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null; }
 
-$(VENV)/.installed: pyproject.toml
-	@test -n "$(BASE_PYTHON)" || { echo "need Python 3.11 or 3.12"; exit 1; }
-	@test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[local]'
+$(JAR): $(JAR_SOURCES)
+	@echo "building $(JAR) (Maven: the Flink Kinesis connector and its dependencies, shaded; the first build downloads them)"
+	cd connectors/jvm && mvn -q -B package -DskipTests
 	@touch $@
 
-install: java $(VENV)/.installed
+jar: java $(JAR)
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(BASE_PYTHON)" || { echo "need Python 3.11 (PyFlink 1.20, as on MSF FLINK-1_20)"; exit 1; }
+	@test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --only-binary apache-beam -e '.[local]'
+	@touch $@
+
+install: jar $(VENV)/.installed
 
 services: install
 	$(LEDGERSYNC) services up

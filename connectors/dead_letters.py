@@ -7,11 +7,25 @@ a no-op: the table's unique key is the record's position and the stage.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 MAX_REASON = 2000
 # Not aggregated (or position unknown): sub-sequence -1, so the unique key has no NULLs.
 NO_SUB_SEQUENCE = -1
+
+
+def payload_position(raw: bytes) -> int:
+    """A 31-bit number that stands for a record's place inside its KPL aggregate when the
+    index is unknown.
+
+    The Kinesis connector de-aggregates KPL records and hands every user record over with
+    its parent's sequence number and no sub-sequence number, so two bad user records of one
+    aggregate would share a position, and dead letters are stored once per position. Taken
+    from the bytes, it is the same on every replay after a restore (a dead letter lands
+    exactly once) and differs between different records (two in one aggregate share it
+    with a chance of 1 in 2^31)."""
+    return int.from_bytes(hashlib.sha256(bytes(raw)).digest()[:4], "big") & 0x7FFF_FFFF
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Optional
 from job.config.properties import MSF_PROPERTIES_PATH, PropertiesError, load_properties
 
 # The packages every Python worker must be able to import: Flink pickles our functions
-# by reference (``job.functions.shard_reader.ShardReaderFunction``), not by value.
+# by reference (``job.functions.decode.DecodeQldbFunction``), not by value.
 CODE_PACKAGES = ("job", "connectors")
 PROPERTIES_ENV = "LEDGERSYNC_PROPERTIES"
 
@@ -54,9 +54,15 @@ def stage_code_for_workers(root: str, target: Optional[str] = None) -> str:
         source = os.path.join(root, package)
         if not os.path.isfile(os.path.join(source, "__init__.py")):
             raise RuntimeError(f"package {package!r} not found beside the main file (looked in {source})")
-        shutil.copytree(source, os.path.join(target, package),
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+        shutil.copytree(source, os.path.join(target, package), ignore=_not_python, dirs_exist_ok=True)
     return target
+
+
+def _not_python(folder: str, entries: list) -> list:
+    """copytree's filter: Python sources only (not connectors/jvm, caches or build output)."""
+    return [name for name in entries
+            if name in ("__pycache__", "jvm") or
+            (not name.endswith(".py") and not os.path.isdir(os.path.join(folder, name)))]
 
 
 def build_job(env, props) -> None:

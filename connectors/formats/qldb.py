@@ -32,7 +32,7 @@ from amazon.ion import simpleion
 from amazon.ion.core import IonType
 
 from connectors.formats import ion_framing, kpl
-from connectors.dead_letters import NO_SUB_SEQUENCE, DeadLetter
+from connectors.dead_letters import NO_SUB_SEQUENCE, DeadLetter, payload_position
 from connectors.formats.ion_json import INT64_MAX, IonMappingError, ion_to_json, is_ion_null
 from connectors.mysql.row_images import document_json
 
@@ -119,8 +119,10 @@ def decode_kinesis_record(stream: str, shard_id: str, sequence_number: str, data
     its own bytes and sub-sequence, and its neighbours decode as usual.
     """
     def dead(reason: str, raw: bytes, sub_sequence: int) -> DeadLetter:
+        # The Kinesis connector de-aggregates before us and keeps no index: see payload_position.
+        position = payload_position(raw) if sub_sequence == NO_SUB_SEQUENCE else sub_sequence
         return DeadLetter(stream=stream, shard_id=shard_id, sequence_number=sequence_number, stage="decode",
-                          reason=reason, raw=bytes(raw), sub_sequence=sub_sequence)
+                          reason=reason, raw=bytes(raw), sub_sequence=position)
 
     data = bytes(data)
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from connectors.formats.registry import FORMATS, UnknownFormat, format_spec
-from connectors.kinesis.shard_reader import INITIAL_POSITIONS
+from connectors.kinesis.source import INITIAL_POSITIONS, POLLING, READER_TYPES, is_pass_through
 from job.rules.ordering import GAP_ACTIONS, GAP_SKIP
 
 MSF_PROPERTIES_PATH = "/etc/flink/application_properties.json"
@@ -132,15 +132,10 @@ SPEC: dict = {
         "initial.timestamp": Key(_timestamp, None, "ISO 8601 time for initial.position=AT_TIMESTAMP"),
         "format": Key(_format, "qldb", "what the stream carries: " + "; ".join(
             f"{spec.name} ({spec.description})" for spec in FORMATS.values())),
-        # Kinesis allows 5 GetRecords calls per second per shard, and 10,000 records per call.
-        "poll.interval.ms": Key(_int_between(200, 3_600_000, " (Kinesis allows 5 GetRecords calls/s per shard)"), 200,
-                                "time between GetRecords calls on a shard with records waiting; at least 200"),
-        "idle.poll.interval.ms": Key(_int_between(200, 3_600_000), 1000,
-                                     "longest time between calls on a shard at its tip"),
-        "shard.discovery.interval.ms": Key(_int_between(100, 3_600_000), 10_000,
-                                           "how often the shard list is read (ListShards) to find new shards"),
-        "reader.slots": Key(_int_between(1, 64), 4, "how many shards are read at the same time, 1..64"),
-        "get.records.limit": Key(_int_between(1, 10_000), 1000, "records per GetRecords call, 1..10000"),
+        "reader.type": Key(_choice(*READER_TYPES), POLLING,
+                            "POLLING (GetRecords, shared by every consumer of a shard) or EFO (enhanced "
+                            "fan-out: SubscribeToShard, a dedicated 2 MB/s per shard)"),
+        "efo.consumer.name": Key(str, None, "the stream consumer's name with reader.type=EFO (registered if missing)"),
         "dsql.keys": Key(_dsql_keys, None, "dsql-cdc: each table's key columns, e.g. order_items=order_id+item_id; "
                                            "sales.orders=id (required with source.format=dsql-cdc)"),
         "dsql.split.timeout.ms": Key(_positive_int, 600_000,
@@ -206,6 +201,8 @@ def describe_properties() -> str:
 
 
 SECRET_KEYS = frozenset({"sink.mysql.password"})
+# The Kinesis connector's keys given under their own names in the source group: key -> text.
+CONNECTOR_PROPERTIES = "source.connector"
 
 
 @dataclass(frozen=True)
@@ -214,6 +211,8 @@ class Properties:
 
     def __repr__(self) -> str:  # never print a password
         shown = {k: ("***" if k in SECRET_KEYS and v else v) for k, v in self.values.items()}
+        shown[CONNECTOR_PROPERTIES] = {k: ("***" if "secret" in k.lower() else v)
+                                       for k, v in self.values.get(CONNECTOR_PROPERTIES, {}).items()}
         return f"Properties({shown!r})"
 
     def __getitem__(self, name: str) -> Any:
@@ -247,6 +246,7 @@ def parse_groups(groups: Any, origin: str = "properties", environ=None) -> Prope
     if not isinstance(groups, list):
         raise PropertiesError(f"{origin}: expected a JSON list of {{PropertyGroupId, PropertyMap}} objects")
     raw: dict = {}
+    connector: dict = {}
     for index, group in enumerate(groups):
         if not isinstance(group, dict) or "PropertyGroupId" not in group:
             raise PropertiesError(f"{origin}: entry {index} has no PropertyGroupId")
@@ -259,9 +259,14 @@ def parse_groups(groups: Any, origin: str = "properties", environ=None) -> Prope
         if not isinstance(property_map, dict):
             raise PropertiesError(f"{origin}: PropertyMap of group {group_id!r} must be an object")
         for key, text in property_map.items():
+            if group_id == "source" and is_pass_through(key):
+                # The Kinesis connector's own keys, under its own names (connectors/kinesis/source.py).
+                connector[key] = expand_variables(str(text), f"{group_id}.{key}", origin, environ)
+                continue
             if key not in SPEC[group_id]:
                 known = ", ".join(SPEC[group_id])
-                raise PropertiesError(f"{origin}: unknown property {group_id}.{key} (known in {group_id}: {known})")
+                also = " and the Kinesis connector's flink.* / aws.* keys" if group_id == "source" else ""
+                raise PropertiesError(f"{origin}: unknown property {group_id}.{key} (known in {group_id}: {known}{also})")
             name = f"{group_id}.{key}"
             raw[name] = expand_variables(str(text), name, origin, environ)
     values: dict = {}
@@ -277,6 +282,7 @@ def parse_groups(groups: Any, origin: str = "properties", environ=None) -> Prope
                 raise PropertiesError(f"{origin}: missing required property {name}")
             else:
                 values[name] = default
+    values[CONNECTOR_PROPERTIES] = dict(sorted(connector.items()))
     props = Properties(values)
     _check_combinations(props, origin)
     return props
@@ -285,6 +291,8 @@ def parse_groups(groups: Any, origin: str = "properties", environ=None) -> Prope
 def _check_combinations(props: Properties, origin: str) -> None:
     if props["source.initial.position"] == "AT_TIMESTAMP" and props["source.initial.timestamp"] is None:
         raise PropertiesError(f"{origin}: source.initial.position=AT_TIMESTAMP needs source.initial.timestamp")
+    if props["source.reader.type"] == "EFO" and not props["source.efo.consumer.name"]:
+        raise PropertiesError(f"{origin}: source.reader.type=EFO needs source.efo.consumer.name")
     if props["sink.mysql.password"] is None and props["sink.mysql.secret.arn"] is None:
         raise PropertiesError(f"{origin}: set sink.mysql.password or sink.mysql.secret.arn")
     if props["replication.order"] and not format_spec(props["source.format"]).order_mode:

@@ -17,7 +17,8 @@ from connectors.formats.qldb import MAX_DOCUMENT_BYTES
 from connectors.formats.registry import format_spec
 from connectors.mysql.client import MySqlSettings
 from connectors.mysql.credentials import SecretSource
-from job.config.properties import Properties
+from connectors.kinesis.source import SourceSettings, local_credentials
+from job.config.properties import CONNECTOR_PROPERTIES, Properties
 
 
 def mysql_settings(props: Properties) -> MySqlSettings:
@@ -36,30 +37,15 @@ def mysql_settings(props: Properties) -> MySqlSettings:
     )
 
 
-@dataclass(frozen=True)
-class ReaderSettings:
-    """The Kinesis shard reader (``source.*``)."""
-
-    stream: str
-    region: str
-    endpoint: Optional[str]
-    initial_position: str
-    initial_timestamp: Optional[_dt.datetime]
-    poll_interval_ms: int
-    idle_poll_interval_ms: int
-    discovery_interval_ms: int
-    limit: int
-    concurrency: int
-
-    @classmethod
-    def from_properties(cls, props: Properties) -> "ReaderSettings":
-        return cls(stream=props["source.stream.name"], region=props["source.aws.region"],
-                   endpoint=props["source.aws.endpoint"], initial_position=props["source.initial.position"],
-                   initial_timestamp=props["source.initial.timestamp"],
-                   poll_interval_ms=props["source.poll.interval.ms"],
-                   idle_poll_interval_ms=props["source.idle.poll.interval.ms"],
-                   discovery_interval_ms=props["source.shard.discovery.interval.ms"],
-                   limit=props["source.get.records.limit"], concurrency=props["source.reader.slots"])
+def source_settings(props: Properties) -> SourceSettings:
+    """The Kinesis source's settings (its dataclass lives with the source, connectors/kinesis/source.py)."""
+    endpoint = props["source.aws.endpoint"]
+    return SourceSettings(stream=props["source.stream.name"], region=props["source.aws.region"], endpoint=endpoint,
+                          initial_position=props["source.initial.position"],
+                          initial_timestamp=props["source.initial.timestamp"],
+                          reader_type=props["source.reader.type"], efo_consumer_name=props["source.efo.consumer.name"],
+                          connector=dict(props[CONNECTOR_PROPERTIES]),
+                          local_credentials=local_credentials() if endpoint else None)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pyflink.common import Types
 from pyflink.datastream import FlatMapFunction, KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
+from connectors.kinesis.source import record_parts
 from connectors.mysql import audit_replay
 from connectors.formats.audit_lines import AuditRecord, BadAuditLine, parse_audit_line
 from connectors.formats.cloudwatch_logs import BadSubscriptionRecord, decode_subscription_record
@@ -66,7 +67,7 @@ class DecodeAuditFunction(FlatMapFunction):
         self._bad = metrics.counter(names.BAD_RECORDS)
 
     def flat_map(self, record):
-        stream, shard_id, sequence_number, data = record
+        stream, shard_id, sequence_number, data = record_parts(record)
         try:
             decoded = decode_subscription_record(data)
         except BadSubscriptionRecord as exc:

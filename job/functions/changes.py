@@ -19,7 +19,8 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
-from connectors.dead_letters import NO_SUB_SEQUENCE, DeadLetter
+from connectors.kinesis.source import record_parts
+from connectors.dead_letters import DeadLetter, payload_position
 from connectors.formats.changes import BadChange, Piece, RowChange
 from connectors.formats.registry import format_spec
 from connectors.mysql.row_images import document_json
@@ -98,7 +99,7 @@ class _Changes:
             log.warning("dead letter from %s %s %s: %s", stream, shard_id, sequence_number, reason[:300])
             self._last_dead_log = now
         letter = DeadLetter(stream=stream, shard_id=shard_id, sequence_number=sequence_number, stage=stage,
-                            reason=reason, raw=bytes(raw), sub_sequence=NO_SUB_SEQUENCE)
+                            reason=reason, raw=bytes(raw), sub_sequence=payload_position(raw))
         return dead_letter_row(letter, self._settings.writer_slots)
 
 
@@ -111,7 +112,7 @@ class DecodeChangesFunction(ProcessFunction, _Changes):
         self._pieces = ctx.get_metrics_group().counter(names.SPLIT_PARTS)
 
     def process_element(self, record, ctx: ProcessFunction.Context):
-        stream, shard_id, sequence_number, data = record
+        stream, shard_id, sequence_number, data = record_parts(record)
         data = bytes(data)
         decoded, reason = self._decode(data)
         if isinstance(decoded, Piece):

@@ -11,6 +11,7 @@ import time
 
 from pyflink.datastream import FlatMapFunction, RuntimeContext
 
+from connectors.kinesis.source import record_parts
 from connectors.dead_letters import DeadLetter
 from connectors.formats.qldb import (BLOCK_SUMMARY, CONTROL, CONTROL_TYPES,
                                      decode_kinesis_record)
@@ -45,7 +46,7 @@ class DecodeQldbFunction(FlatMapFunction):
         self._dead_unlogged = 0
 
     def flat_map(self, record):
-        stream, shard_id, sequence_number, data = record
+        stream, shard_id, sequence_number, data = record_parts(record)
         aggregated = False
         for item in decode_kinesis_record(stream, shard_id, sequence_number, data,
                                           max_document_bytes=self._max_document_bytes):

@@ -48,6 +48,7 @@ class MySqlWriterFunction(KeyedProcessFunction):
         self._count: dict = {}
         self._timer: dict = {}
         self._written: dict = {}
+        self._kinds: dict = {}  # (slot, "current" | "history") -> rows written
         self._metrics = ctx.get_metrics_group()
         self._table_counters: dict = {}
         self._batches = self._metrics.counter(names.BATCHES_WRITTEN)
@@ -95,6 +96,7 @@ class MySqlWriterFunction(KeyedProcessFunction):
             for kind, counts in (("current", stats.current_rows), ("history", stats.history_rows)):
                 for table, n in counts.items():
                     self._rows_counter(table, kind).inc(n)
+                    self._kinds[(slot, kind)] = self._kinds.get((slot, kind), 0) + n
             self._written[slot] = self._written.get(slot, 0) + len(rows)
         self._count[slot] = 0
         self._publish(slot, pending=False)
@@ -110,4 +112,5 @@ class MySqlWriterFunction(KeyedProcessFunction):
         self._board.publish(f"writer-{slot}", {
             "kind": "writer", "slot": slot, "pending": pending,
             "written": self._written.get(slot, 0), "retries": self._writer.retries,
+            "current": self._kinds.get((slot, "current"), 0), "history": self._kinds.get((slot, "history"), 0),
         }, force=True)

@@ -26,6 +26,7 @@ from typing import Optional
 
 import yaml
 
+from connectors.kinesis.source import LOCAL_ENDPOINT_JAVA_OPTS
 from job.local import processes
 from job.local.runner import DEFAULT_LOCAL_DIR, free_port
 
@@ -164,7 +165,10 @@ class LocalCluster:
         with open(os.path.join(home, "conf", "config.yaml"), encoding="utf-8") as handle:
             java_opts = yaml.safe_load(handle)["env"]["java"]["opts"]["all"]  # the --add-opens Java 17 needs
         conf = {
-            "env.java.opts.all": java_opts,
+            # The cluster serves local endpoints (moto, LocalStack), which speak JSON, not CBOR
+            # (connectors/kinesis/source.py); real Kinesis takes JSON too.
+            "env.java.opts.all": f"{java_opts} {LOCAL_ENDPOINT_JAVA_OPTS}",
+            "metrics.fetcher.update-interval": 1000,
             "jobmanager.rpc.address": "127.0.0.1", "jobmanager.rpc.port": state.rpc_port,
             "jobmanager.bind-host": "127.0.0.1",
             "rest.address": "127.0.0.1", "rest.port": state.rest_port, "rest.bind-address": "127.0.0.1",

@@ -1,9 +1,10 @@
 """Runs the job on a local Flink mini-cluster, prints its progress, and stops it.
 
-"Caught up" (``--until-caught-up``) means: the reader reports every shard read to its
-tip (closed shards read to their end); then a checkpoint that was triggered after that
-completes (so every record read before it has passed every operator and sits in MySQL
-or in the writer's state); then every writer slot reports nothing pending.
+"Caught up" (``--until-caught-up``) means: the Kinesis connector's metrics say every
+listed shard is read to its tip (``millisBehindLatest`` 0; closed shards read to their
+end), and the count of records read stays put; then a checkpoint that was triggered
+after that completes (so every record read before it has passed every operator and sits
+in MySQL or in the writer's state); then every writer slot reports nothing pending.
 
 Stopping: a caught-up run, Ctrl-C or SIGTERM cancels the job (its checkpoints are
 kept: ``--from-latest-checkpoint`` resumes from the newest), or, with
@@ -27,11 +28,19 @@ from job.rules.audit_order import describe_skipped
 from job.config.properties import Properties
 from job.functions import names
 from job.functions.status_board import read_board
+from job.local.source_status import SourceStatus, SourceWatcher
+from job.local.connector_jar import JarError, ensure_connector_jar
+from connectors.aws_clients import aws_client
+from connectors.kinesis.source import LOCAL_ENDPOINT_ENVIRONMENT
 
 from job.project import PROJECT_ROOT
 DEFAULT_FLINK_CONF = os.path.join(PROJECT_ROOT, "flink-conf", "config.yaml")
 DEFAULT_LOCAL_DIR = os.path.join(PROJECT_ROOT, ".local")
 DEFAULT_CHECKPOINT_DIR = os.path.join(DEFAULT_LOCAL_DIR, "checkpoints")
+# Flink's REST metric store refreshes every second (metrics.fetcher.update-interval, set
+# below): "at the tip, and the count of records read unchanged" must hold at least this long,
+# so the decision never rests on a reading from before the checkpoint it waits for.
+CAUGHT_UP_SETTLE_S = 2.5
 
 
 # `run --jobmanager`: a lost TaskManager is retried from the newest checkpoint. Once a
@@ -116,15 +125,10 @@ def latest_checkpoint(checkpoint_dir: str) -> Optional[str]:
 
 @dataclass
 class Progress:
-    reader_seen: bool = False
-    shards_total: int = 0
-    shards_at_tip: int = 0
-    shards_finished: int = 0
-    records_read: int = 0
+    source: SourceStatus = field(default_factory=SourceStatus)
     rows_written: int = 0
-    max_behind_ms: Optional[int] = None
-    throttled: int = 0
-    failed: int = 0
+    current_rows: int = 0
+    history_rows: int = 0
     writers_pending: int = 0
     checkpoint: int = 0
     # Audit replay: database -> write statements not replayed (audit.source.database names another).
@@ -132,36 +136,40 @@ class Progress:
     source_database: Optional[str] = None
 
     @property
+    def records_read(self) -> int:
+        return self.source.records_read
+
+    @property
     def all_at_tip(self) -> bool:
-        return self.reader_seen and self.shards_total > 0 and self.shards_at_tip == self.shards_total
+        return self.source.all_at_tip
 
     def line(self) -> str:
-        lag = "?" if self.max_behind_ms is None else f"{self.max_behind_ms} ms"
-        return (f"read {self.records_read} records, wrote {self.rows_written} rows, "
-                f"shards at tip {self.shards_at_tip}/{self.shards_total} ({self.shards_finished} closed), "
-                f"lag {lag}, throttled {self.throttled}, errors {self.failed}, "
+        source = self.source
+        if not source.metrics_seen or not source.shards:
+            shards = "waiting for shards"
+        else:
+            lag = source.max_lag_ms
+            closed = len(source.shards) - len(source.open_shards)
+            shards = (f"shards at tip {source.shards_at_tip}/{len(source.shards)}"
+                      + (f" ({closed} closed)" if closed else "")
+                      + (f", lag {lag} ms" if lag is not None else ""))
+        written = f"wrote {self.rows_written} rows"
+        if self.history_rows:
+            written += f" ({self.current_rows} current, {self.history_rows} history)"
+        return (f"read {source.records_read} records, {written}, {shards}, "
                 f"writer slots pending {self.writers_pending}, checkpoint {self.checkpoint}"
                 + (f"; {describe_skipped(self.skipped, self.source_database)}" if self.skipped else ""))
 
 
-def summarize(board: dict) -> Progress:
-    """Progress of this run from the status board (counts start at zero in every run)."""
-    progress = Progress()
+def summarize(board: dict, source: Optional[SourceStatus] = None) -> Progress:
+    """Progress of this run: the source's from its metrics, the writers' from the status
+    board (counts start at zero in every run)."""
+    progress = Progress(source=source or SourceStatus())
     for status in board.values():
-        if status.get("kind") == "reader":
-            progress.reader_seen = True
-            shards = status.get("shards", {})
-            progress.shards_total = int(status.get("shards_total", 0))
-            progress.shards_at_tip = sum(1 for s in shards.values() if s.get("at_tip"))
-            progress.shards_finished = sum(1 for s in shards.values() if s.get("finished"))
-            progress.records_read = sum(int(s.get("read", 0)) for s in shards.values())
-            behind = [s["behind_ms"] for s in shards.values() if s.get("behind_ms") is not None
-                      and not s.get("finished")]
-            progress.max_behind_ms = max(behind) if behind else (0 if shards else None)
-            progress.throttled = int(status.get("throttled", 0))
-            progress.failed = int(status.get("failed", 0))
-        elif status.get("kind") == "writer":
+        if status.get("kind") == "writer":
             progress.rows_written += int(status.get("written", 0))
+            progress.current_rows += int(status.get("current", 0))
+            progress.history_rows += int(status.get("history", 0))
             progress.writers_pending += bool(status.get("pending"))
             for database, n in (status.get("skipped") or {}).items():
                 progress.skipped[database] = progress.skipped.get(database, 0) + int(n)
@@ -252,6 +260,16 @@ def run_local(props: Properties, *, until_caught_up: bool,
         extra["parallelism.default"] = str(parallelism)
     if from_savepoint:
         extra["execution.state-recovery.path"] = from_savepoint
+    # The connector and our schema class (connectors/jvm), shipped with the job.
+    try:
+        extra["pipeline.jars"] = "file://" + ensure_connector_jar(say)
+    except JarError as exc:
+        raise JobFailed(str(exc)) from None
+    # The REST metric store (shard lag, records read) refreshes every second, not every 10.
+    extra["metrics.fetcher.update-interval"] = "1000"
+    if props["source.aws.endpoint"]:
+        # Must be in the environment before PyFlink starts its JVM (the mini-cluster runs in it).
+        os.environ.update(LOCAL_ENDPOINT_ENVIRONMENT)
     conf = flink_configuration(flink_conf, checkpoint_dir, extra)
     if jobmanager:
         # get_execution_environment() outside the `flink` CLI always makes a local one
@@ -270,17 +288,20 @@ def run_local(props: Properties, *, until_caught_up: bool,
     job_checkpoints = os.path.join(checkpoint_dir, job_id)
     say(f"job {job_id} running; checkpoints in {job_checkpoints}; status in {status_dir}; "
         f"Flink REST/web UI http://{host}:{rest_port}")
+    watcher = SourceWatcher(aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"], attempts=2),
+                            props["source.stream.name"], f"http://{host}:{rest_port}")
     tip_checkpoint: Optional[int] = None
     tip_records = -1
+    tip_seen_at = 0.0
     last_print = 0.0
     stopped_with_savepoint = False
     with _StopRequests() as stop:
         try:
             while True:
                 _raise_if_ended(client, remote=bool(jobmanager))
-                progress = summarize(read_board(status_dir))
-                triggered, progress.checkpoint = checkpoint_numbers(job_checkpoints)
                 now = time.monotonic()
+                progress = summarize(read_board(status_dir), watcher.poll(job_id))
+                triggered, progress.checkpoint = checkpoint_numbers(job_checkpoints)
                 if now - last_print >= progress_every_s:
                     say(f"[{now - started:6.1f}s] {progress.line()}")
                     last_print = now
@@ -292,13 +313,15 @@ def run_local(props: Properties, *, until_caught_up: bool,
                         # (Re)start the wait: the tip must hold across a whole checkpoint.
                         tip_checkpoint = triggered if progress.all_at_tip else None
                         tip_records = progress.records_read if progress.all_at_tip else -1
-                    elif progress.checkpoint > tip_checkpoint and progress.writers_pending == 0:
+                        tip_seen_at = now
+                    elif (progress.checkpoint > tip_checkpoint and progress.writers_pending == 0
+                          and now - tip_seen_at >= CAUGHT_UP_SETTLE_S):
                         say(f"caught up after {now - started:.1f}s: {progress.line()}")
                         break
                 if timeout_s is not None and now - started > timeout_s:
                     raise JobFailed(f"not caught up after {timeout_s:.0f}s: {progress.line()}")
                 time.sleep(0.25)
-            _print_reader_metrics(host, rest_port, job_id, say)
+            say(f"source: {describe_shards(watcher.status)}")
             if stop_with_savepoint:
                 path = _stop_with_savepoint(client, "file://" + os.path.abspath(stop_with_savepoint))
                 stopped_with_savepoint = True
@@ -329,48 +352,14 @@ def _local_path(uri: str) -> str:
     return uri[len("file:"):] if uri.startswith("file:") else uri
 
 
-_READER_METRICS = (names.RECORDS_READ, names.BYTES_READ, names.MILLIS_BEHIND_LATEST, names.THROTTLED_CALLS,
-                   names.FAILED_CALLS)
-
-
-def reader_metrics(host: str, rest_port: int, job_id: str) -> dict:
-    """The reader's Flink metrics (``shardId.<id>.recordsRead`` and the like) from the REST API."""
-    base = f"http://{host}:{rest_port}/jobs/{job_id}"
-
-    def get(path: str):
-        with urllib.request.urlopen(base + path, timeout=5) as response:
-            return json.load(response)
-
-    vertex = next(v for v in get("")["vertices"] if names.KINESIS_SHARD_READER in v["name"])
-    metric_names = [m["id"] for m in get(f"/vertices/{vertex['id']}/metrics")]
-    wanted = [n for n in metric_names if n.endswith(_READER_METRICS) and names.KINESIS_SHARD_READER in n]
-    values = {}
-    for start in range(0, len(wanted), 20):
-        chunk = ",".join(wanted[start:start + 20])
-        for metric in get(f"/vertices/{vertex['id']}/metrics?get={urllib.request.quote(chunk, safe=',')}"):
-            values[metric["id"]] = metric["value"]
-    return values
-
-
-def _print_reader_metrics(host: str, rest_port: int, job_id: str, say, attempts: int = 3) -> None:
-    """One line of the reader's Flink metrics, per shard and in total."""
-    metrics: dict = {}
-    for attempt in range(attempts):
-        try:
-            metrics = reader_metrics(host, rest_port, job_id)
-        except Exception as exc:  # metrics are a report, never a reason to fail the run
-            say(f"reader metrics not available: {exc}")
-            return
-        if metrics:
-            break
-        time.sleep(2.0)  # the REST endpoint's metric store fills in every few seconds
-    groups: dict = {}
-    for name, value in metrics.items():
-        scope, _, metric = name.rpartition(".")
-        shard = scope.split(".shardId.", 1)[1] if ".shardId." in scope else "total"
-        groups.setdefault(shard, []).append(f"{metric}={value}")
-    shown = "; ".join(f"{shard} {' '.join(sorted(values))}" for shard, values in sorted(groups.items()))
-    say(f"reader metrics: {shown or 'none reported yet'}")
+def describe_shards(status: SourceStatus) -> str:
+    """One line of the connector's per-shard lag (ms behind the tip; "done": read to its end)."""
+    parts = []
+    for shard in status.shards:
+        lag = status.lag_ms.get(shard.shard_id)
+        parts.append(f"{shard.shard_id} " + ("done" if lag is None and shard.closed else
+                                             "not read yet" if lag is None or lag < 0 else f"{lag} ms behind"))
+    return f"{status.records_read} records read; " + ("; ".join(parts) or "no shards listed")
 
 
 def job_state(client, remote: bool = False) -> Optional[str]:

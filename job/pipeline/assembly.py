@@ -1,4 +1,4 @@
-"""Assembles the Flink job from the properties: ticks -> shard reader -> FORMATS[source.format]
+"""Assembles the Flink job from the properties: Kinesis source -> FORMATS[source.format]
 -> per-document state -> writer (connectors/formats/registry.py names the formats)."""
 from __future__ import annotations
 
@@ -12,45 +12,28 @@ from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
 
 from connectors.formats.registry import AUDIT, CHANGES, format_spec
+from connectors.kinesis.source import add_kinesis_source
 from connectors.mysql.row_images import CURRENT, HISTORY
 from job.functions.changes import PIECES, DecodeChangesFunction, ReassembleFunction, piece_group
 from job.functions.decode import DecodeQldbFunction
 from job.pipeline.item_rows import DEAD, ITEM_NAMES, ITEM_ROW, REVISION
 from job.functions.order import OrderedRevisionsFunction, bucket_of
-from job.functions.shard_reader import READER_KEY, ShardReaderFunction
 from job.functions.writer import MySqlWriterFunction, slot_of
 from job.config.properties import Properties
-from job.config.settings import DecodeSettings, OrderSettings, ReaderSettings, WriterSettings
+from job.config.settings import DecodeSettings, OrderSettings, WriterSettings, source_settings
 from job.functions import names
 
-TICK_TABLE = "ledgersync_ticks"
 ITEMS_VIEW = "ledgersync_items"
 
 
 def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
                    status_dir: Optional[str] = None) -> None:
-    # PyFlink cannot run a source written in Python, so an unbounded, rate-limited
-    # datagen table drives the reader: on each tick it polls the shards that are due
-    # (each shard at most every poll interval; see connectors/kinesis/shard_reader.py).
     t_env = StreamTableEnvironment.create(env)
     # Stable uids for the SQL operators too (Top-1 keeps per-document state), so a savepoint
     # restores into a job with another parallelism, where the operator chains differ.
     t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
-    ticks_per_second = max(5, 2000 // props["source.poll.interval.ms"])
-    # ts: when the tick was made (datagen's random timestamps with no max-past are "now"),
-    # so the reader can skip ticks that queued up while it was held up by backpressure.
-    t_env.execute_sql(
-        f"CREATE TEMPORARY TABLE {TICK_TABLE} (n BIGINT, ts TIMESTAMP_LTZ(3)) WITH ("
-        f"'connector' = 'datagen', 'rows-per-second' = '{ticks_per_second}', "
-        "'fields.n.kind' = 'random', 'fields.n.min' = '0', 'fields.n.max' = '1000000000')"
-    )
-    ticks = t_env.to_data_stream(t_env.from_path(TICK_TABLE))
-
-    # One key: every shard's position in one keyed state (see job/functions/shard_reader.py),
-    # so one reader subtask; source.reader.slots shards are read at the same time in it.
-    records = ticks.key_by(lambda row: READER_KEY, key_type=Types.INT()).process(
-        ShardReaderFunction(ReaderSettings.from_properties(props), status_dir)
-    ).name(names.KINESIS_SHARD_READER).uid(names.KINESIS_SHARD_READER).set_parallelism(1)
+    # The official connector, at the job's parallelism: shards spread over its subtasks.
+    records = add_kinesis_source(env, source_settings(props), names.KINESIS_SOURCE)
 
     spec = format_spec(props["source.format"])
     if spec.kind == AUDIT:

@@ -4,14 +4,16 @@ Layout of the zip (MSF unpacks it and starts ``python`` with ``pyFiles`` on the 
 
     ledgersync_main.py      the main file (``kinesis.analytics.flink.run.options.python``)
     job/, connectors/       the job's runtime: the modules job/msf_main.py imports (runtime_modules)
-    python-packages/        its dependencies for CPython 3.12 on manylinux x86_64
+    python-packages/        its dependencies for CPython 3.11 on manylinux x86_64
                             (``kinesis.analytics.flink.run.options.pyFiles``)
+    lib/ledgersync-kinesis.jar  the Kinesis connector and our schema class (connectors/jvm),
+                            named by ``kinesis.analytics.flink.run.options.jarfile``
 
 PyFlink is not bundled: MSF provides it, and with it everything ``apache-flink`` itself
 depends on (NumPy, protobuf, PyYAML, python-dateutil, ...). Those are left out too, and
 resolved against the versions PyFlink brings, so a bundled copy never shadows the one
-PyFlink and Beam run with. No jar is bundled (the Kinesis reader is Python), so the run
-options carry no ``jarfile``.
+PyFlink and Beam run with. The one jar is the Kinesis connector's (Flink itself is the
+runtime's, never bundled).
 """
 from __future__ import annotations
 
@@ -36,13 +38,14 @@ DEFAULT_OUTPUT = os.path.join(PROJECT_ROOT, "dist", "ledgersync-msf.zip")
 
 MAIN_FILE = "ledgersync_main.py"
 DEPS_DIR = "python-packages"
+JAR_ARCNAME = "lib/ledgersync-kinesis.jar"
 RUNTIME_DIST = "apache-flink"
 
-# What MSF's FLINK-2_2 runtime runs: CPython 3.12 on Linux x86_64.
+# What MSF's FLINK-1_20 runtime runs: CPython 3.11 on Linux x86_64.
 TARGET_PLATFORM = "manylinux2014_x86_64"
-TARGET_PYTHON = "3.12"
+TARGET_PYTHON = "3.11"
 TARGET_MARKERS = {
-    "python_version": "3.12", "python_full_version": "3.12.0", "implementation_name": "cpython",
+    "python_version": "3.11", "python_full_version": "3.11.0", "implementation_name": "cpython",
     "platform_python_implementation": "CPython", "sys_platform": "linux", "platform_system": "Linux",
     "platform_machine": "x86_64", "os_name": "posix", "extra": "",
 }
@@ -74,7 +77,7 @@ class PackageError(RuntimeError):
 
 def run_options() -> dict:
     """The ``kinesis.analytics.flink.run.options`` property group for this zip."""
-    return {"python": MAIN_FILE, "pyFiles": DEPS_DIR + "/"}
+    return {"python": MAIN_FILE, "pyFiles": DEPS_DIR + "/", "jarfile": JAR_ARCNAME}
 
 
 def canonical(name: str) -> str:
@@ -262,8 +265,9 @@ def _deps_files(deps_dir: str):
                 yield path, DEPS_DIR + "/" + os.path.relpath(path, deps_dir).replace(os.sep, "/")
 
 
-def write_zip(output: str, project_root: str, deps_dir: str) -> int:
-    """Write the MSF zip (main file, code packages, dependencies); returns the number of files."""
+def write_zip(output: str, project_root: str, deps_dir: str, jar: Optional[str] = None) -> int:
+    """Write the MSF zip (main file, code packages, dependencies, the connector jar); returns
+    the number of files."""
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     tmp = output + ".partial"
     count = 0
@@ -279,25 +283,37 @@ def write_zip(output: str, project_root: str, deps_dir: str) -> int:
             count += 1
 
         add(MAIN_SOURCE.encode("utf-8"), MAIN_FILE)
-        for path, arcname in [*_code_files(project_root), *_deps_files(deps_dir)]:
+        jars = [(jar, JAR_ARCNAME)] if jar else []
+        for path, arcname in [*_code_files(project_root), *_deps_files(deps_dir), *jars]:
             with open(path, "rb") as handle:
                 add(handle.read(), arcname, 0o755 if os.access(path, os.X_OK) else 0o644)
     os.replace(tmp, output)
     return count
 
 
-def build_package(output: str = DEFAULT_OUTPUT, project_root: str = PROJECT_ROOT, out=sys.stdout) -> str:
+def build_package(output: str = DEFAULT_OUTPUT, project_root: str = PROJECT_ROOT, out=sys.stdout,
+                  jar: Optional[str] = None) -> str:
     # A fresh staging directory per build: two builds at once never share one (pip's own
     # cache is what makes a second build fast).
     with tempfile.TemporaryDirectory(prefix="ledgersync-package-") as build_dir:
-        return _build(output, project_root, build_dir, out)
+        return _build(output, project_root, build_dir, out, jar)
 
 
-def _build(output: str, project_root: str, build_dir: str, out) -> str:
+def _build(output: str, project_root: str, build_dir: str, out, jar: Optional[str]) -> str:
     started = time.monotonic()
 
     def step(text: str) -> None:
         print(f"package: [{time.monotonic() - started:5.1f}s] {text}", file=out, flush=True)
+
+    if jar is None:
+        from job.local.connector_jar import JarError, ensure_connector_jar
+
+        try:
+            jar = ensure_connector_jar(step)
+        except JarError as exc:
+            raise PackageError(str(exc)) from None
+    step(f"the Kinesis connector jar: {os.path.relpath(jar, project_root)} ({os.path.getsize(jar) / 1e6:.0f} MB) "
+         f"as {JAR_ARCNAME}")
 
     pyproject = os.path.join(project_root, "pyproject.toml")
     requirements = runtime_requirements(pyproject)
@@ -315,7 +331,7 @@ def _build(output: str, project_root: str, build_dir: str, out) -> str:
     install(bundle, deps_dir, out)
     shown = os.path.relpath(output, project_root) if os.path.abspath(output).startswith(project_root) else output
     step(f"writing {shown}")
-    count = write_zip(output, project_root, deps_dir)
+    count = write_zip(output, project_root, deps_dir, jar)
     step(f"done: {count} files, {os.path.getsize(output) / 1e6:.1f} MB")
     print(f"package: run options ({RUN_OPTIONS_GROUP}): {json.dumps(run_options())}", file=out)
     print(f"package: wrote {os.path.abspath(output)}", file=out, flush=True)

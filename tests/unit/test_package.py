@@ -31,8 +31,8 @@ def test_the_runtime_pin_is_the_projects_exact_apache_flink_version():
 
 def test_closure_follows_requirements_with_the_targets_markers():
     requires = {
-        "root": ("1", ["a>=1", "b; python_version < '3.12'", "c; sys_platform == 'win32'", "d; extra == 'x'",
-                       "e; python_version >= '3.12' and platform_machine == 'x86_64'"]),
+        "root": ("1", ["a>=1", "b; python_version < '3.11'", "c; sys_platform == 'win32'", "d; extra == 'x'",
+                       "e; python_version >= '3.11' and platform_machine == 'x86_64'"]),
         "a": ("2", ["e"]),
         "e": ("3", []),
     }
@@ -44,7 +44,7 @@ def test_closure_follows_requirements_with_the_targets_markers():
 def test_what_pyflink_brings_is_left_to_the_runtime():
     provided = package.provided_by_runtime(package.runtime_pin())
     # Shared with PyFlink/Beam: bundling another copy would shadow theirs on MSF.
-    assert {"apache-flink", "apache-beam", "numpy", "protobuf", "pyyaml", "python-dateutil"} <= set(provided)
+    assert {"apache-flink", "apache-beam", "numpy", "protobuf", "python-dateutil"} <= set(provided)
     assert not {"boto3", "pymysql", "amazon-ion", "aws-kinesis-agg"} & set(provided)
     with pytest.raises(package.PackageError, match="apache-flink==0.0.1"):
         package.provided_by_runtime("0.0.1")
@@ -78,7 +78,9 @@ def small_zip(tmp_path):
     (deps / "somedep-1.0.dist-info").mkdir()
     (deps / "somedep-1.0.dist-info" / "METADATA").write_text("Name: somedep\n")
     out = tmp_path / "out" / "ledgersync-msf.zip"
-    count = package.write_zip(str(out), ROOT, str(deps))
+    jar = tmp_path / "connector.jar"  # stands in for connectors/jvm's build, which Maven makes
+    jar.write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    count = package.write_zip(str(out), ROOT, str(deps), str(jar))
     with zipfile.ZipFile(out) as archive:
         names = archive.namelist()
         main_source = archive.read(package.MAIN_FILE).decode()
@@ -89,7 +91,8 @@ def small_zip(tmp_path):
 def test_zip_layout_main_file_and_packages_at_the_root_deps_under_pyfiles(small_zip):
     names, _ = small_zip
     top = {name.split("/")[0] for name in names}
-    assert top == {package.MAIN_FILE, "job", "connectors", package.DEPS_DIR}
+    assert top == {package.MAIN_FILE, "job", "connectors", package.DEPS_DIR, "lib"}
+    assert package.JAR_ARCNAME in names and package.JAR_ARCNAME.startswith("lib/")
     assert {n for n in names if n.startswith(("job/", "connectors/"))} == set(package.runtime_modules(ROOT))
     assert "job/msf_main.py" in names
     assert {n for n in names if n.startswith(package.DEPS_DIR + "/")} == {
@@ -108,7 +111,7 @@ def test_the_zip_carries_the_runtime_and_no_tooling(small_zip):
     assert not [n for n in names if n in TOOLING or n.startswith("job/bench_")]
     # ... and every module the runtime imports, at any depth (the job's own operators included).
     for needed in ("job/pipeline/assembly.py", "job/functions/decode.py", "job/functions/writer.py", "job/functions/order.py",
-                   "job/functions/audit.py", "job/functions/shard_reader.py", "connectors/mysql/writer.py",
+                   "job/functions/audit.py", "connectors/kinesis/source.py", "connectors/mysql/writer.py",
                    "connectors/formats/qldb.py", "connectors/formats/kpl.py", "job/__init__.py", "connectors/__init__.py"):
         assert needed in names, needed
 
@@ -135,8 +138,8 @@ def test_the_main_file_starts_msf_main(small_zip):
 def test_run_options_name_what_the_zip_holds(small_zip):
     names, _ = small_zip
     options = package.run_options()
-    assert set(options) == {"python", "pyFiles"}  # no jarfile: no jar is bundled
-    assert options["python"] in names
+    assert set(options) == {"python", "pyFiles", "jarfile"}
+    assert options["python"] in names and options["jarfile"] in names
     assert options["pyFiles"].endswith("/") and any(n.startswith(options["pyFiles"]) for n in names)
 
 

@@ -30,7 +30,7 @@ def test_cfn_lint_passes_on_the_template():
 def test_cfn_lint_fails_on_a_broken_copy(tmp_path):
     broken = tmp_path / "broken.yaml"
     with open(TEMPLATE) as handle:
-        broken.write_text(handle.read().replace("RuntimeEnvironment: FLINK-2_2", "RuntimeEnvironment: FLINK-0_1"))
+        broken.write_text(handle.read().replace("RuntimeEnvironment: FLINK-1_20", "RuntimeEnvironment: FLINK-0_1"))
     result = _cfn_lint(str(broken))
     assert result.returncode != 0 and "FLINK-0_1" in result.stdout
 
@@ -76,9 +76,9 @@ def _application() -> dict:
     return next(r for r in resources.values() if r["Type"] == "AWS::KinesisAnalyticsV2::Application")["Properties"]
 
 
-def test_template_runs_what_the_package_holds_on_flink_2_2():
+def test_template_runs_what_the_package_holds_on_flink_1_20():
     app = _application()
-    assert app["RuntimeEnvironment"] == "FLINK-2_2"
+    assert app["RuntimeEnvironment"] == "FLINK-1_20"
     groups = {g["PropertyGroupId"]: g["PropertyMap"]
               for g in app["ApplicationConfiguration"]["EnvironmentProperties"]["PropertyGroups"]}
     assert groups[package.RUN_OPTIONS_GROUP] == package.run_options()

@@ -1,0 +1,149 @@
+"""How far the Kinesis source has read, for the local runner's progress line and for
+``--until-caught-up``: the shards from ListShards, and the connector's own metrics
+(per shard ``millisBehindLatest``, the source's ``numRecordsOut``) from Flink's REST API.
+
+The connector registers ``KinesisConsumer.stream.<stream>.shardId.<shard>.millisBehindLatest``
+for every shard a subtask reads: -1 until its first GetRecords answer, then the answer's
+MillisBehindLatest (0 at the tip). A shard read to its end drops its metrics, and a shard
+restored as finished never gets any.
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Optional
+
+from job.functions import names
+
+SHARD_SCOPE = ".shardId."
+RECORDS_OUT = "numRecordsOut"
+LAG_GAUGE = "millisBehindLatest"  # the connector's KinesisConsumerMetricConstants.MILLIS_BEHIND_LATEST_GAUGE
+
+
+@dataclass(frozen=True)
+class ListedShard:
+    shard_id: str
+    closed: bool
+
+
+@dataclass
+class SourceStatus:
+    """What the source reports at one moment."""
+
+    shards: list = field(default_factory=list)  # ListedShard, from ListShards (None: not listed yet)
+    lag_ms: dict = field(default_factory=dict)  # shard id -> millisBehindLatest (-1: no answer yet)
+    records_read: int = 0
+    metrics_seen: bool = False
+
+    @property
+    def open_shards(self) -> list:
+        return [s for s in self.shards if not s.closed]
+
+    def at_tip(self, shard: ListedShard) -> bool:
+        """An open shard is at its tip when the connector's last answer for it said 0 ms behind;
+        a closed one also when the connector has no metrics for it (read to its end, or
+        restored as such)."""
+        lag = self.lag_ms.get(shard.shard_id)
+        if lag is None:
+            return shard.closed and self.metrics_seen
+        return lag == 0
+
+    @property
+    def shards_at_tip(self) -> int:
+        return sum(1 for s in self.shards if self.at_tip(s))
+
+    @property
+    def all_at_tip(self) -> bool:
+        return self.metrics_seen and bool(self.shards) and self.shards_at_tip == len(self.shards)
+
+    @property
+    def max_lag_ms(self) -> Optional[int]:
+        known = [lag for lag in self.lag_ms.values() if lag >= 0]
+        return max(known) if known else None
+
+
+def parse_source_metrics(values: dict) -> tuple:
+    """(records read, {shard id: lag ms}) from REST metric ids and values of the source vertex:
+    ids look like ``<subtask>.<operator>.KinesisConsumer.stream.<s>.shardId.<id>.millisBehindLatest``
+    and ``<subtask>.<operator>.numRecordsOut`` (a stream name may hold dots, a shard id does not)."""
+    records = 0
+    lags: dict = {}
+    for metric_id, value in values.items():
+        if metric_id.endswith("." + LAG_GAUGE) and SHARD_SCOPE in metric_id:
+            shard_id = metric_id.rsplit(SHARD_SCOPE, 1)[1][:-len(LAG_GAUGE) - 1]
+            lags[shard_id] = int(float(value))
+        elif metric_id.endswith("." + RECORDS_OUT) and names.KINESIS_SOURCE in metric_id:
+            records += int(float(value))
+    return records, lags
+
+
+class SourceWatcher:
+    """Polls ListShards (every ``list_every_s``) and the source vertex's metrics over REST."""
+
+    def __init__(self, kinesis, stream: str, rest_base: str, list_every_s: float = 3.0):
+        self._kinesis = kinesis
+        self._stream = stream
+        self._rest = rest_base.rstrip("/")
+        self._list_every_s = list_every_s
+        self._next_list = 0.0
+        self._vertex: Optional[str] = None
+        self.status = SourceStatus()
+        self.error: Optional[str] = None  # the last failure to read either, for the progress line
+
+    def poll(self, job_id: str) -> SourceStatus:
+        now = time.monotonic()
+        if now >= self._next_list:
+            self._next_list = now + self._list_every_s
+            try:
+                self.status.shards = list_shards(self._kinesis, self._stream)
+            except Exception as exc:  # reported in the progress line; the job itself retries
+                self.error = f"ListShards on {self._stream}: {exc}"
+        try:
+            values = self._metrics(job_id)
+        except Exception as exc:
+            self.error = f"Flink metrics: {exc}"
+            return self.status
+        records, lags = parse_source_metrics(values)
+        self.status.records_read = records
+        self.status.lag_ms = lags
+        # A stream always has open shards, and each has metrics once its subtask reads it.
+        self.status.metrics_seen = bool(lags)
+        return self.status
+
+    def _get(self, path: str):
+        with urllib.request.urlopen(self._rest + path, timeout=5) as response:
+            return json.load(response)
+
+    def _metrics(self, job_id: str) -> dict:
+        if self._vertex is None:
+            vertices = self._get(f"/jobs/{job_id}")["vertices"]
+            found = [v["id"] for v in vertices if names.KINESIS_SOURCE in v["name"]]
+            if not found:
+                return {}
+            self._vertex = found[0]
+        base = f"/jobs/{job_id}/vertices/{self._vertex}/metrics"
+        wanted = [m["id"] for m in self._get(base)
+                  if m["id"].endswith("." + LAG_GAUGE) or
+                  (m["id"].endswith("." + RECORDS_OUT) and names.KINESIS_SOURCE in m["id"])]
+        values: dict = {}
+        for start in range(0, len(wanted), 40):
+            chunk = ",".join(wanted[start:start + 40])
+            for metric in self._get(f"{base}?get={urllib.parse.quote(chunk, safe=',')}"):
+                values[metric["id"]] = metric["value"]
+        return values
+
+
+def list_shards(kinesis, stream: str) -> list:
+    """Every shard of the stream still in retention, open or closed (ListShards, paged)."""
+    shards, token = [], None
+    while True:
+        response = kinesis.list_shards(NextToken=token) if token else kinesis.list_shards(StreamName=stream)
+        for shard in response.get("Shards", []):
+            ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
+            shards.append(ListedShard(shard["ShardId"], closed=ending is not None))
+        token = response.get("NextToken")
+        if not token:
+            return shards
