@@ -110,7 +110,7 @@ def test_read_only_failover_killed_connections_and_lock_waits_mid_stream(tmp_pat
         spec = WorkloadSpec(tables=2, documents=2500, revisions=4, duplicates=0.1, deletes=0.05, shuffle=True, seed=8)
         revisions = simulate_qldb(kinesis, stream_name, spec, shards=2, out=lambda *_: None)
         props = write_properties(tmp_path, stream=stream_name, database=DATABASE,
-                                 source={"get.records.limit": "200"},
+                                 source={"flink.shard.getrecords.maxrecordcount": "200"},
                                  sink={"mysql.port": str(port), "mysql.user": USER, "mysql.password": PASSWORD,
                                        "batch.max.rows": "100", "batch.interval.ms": "100"},
                                  replication={"history": "true"})

@@ -62,7 +62,7 @@ def test_the_job_survives_mysql_stopped_for_20_seconds(tmp_path, kinesis, stream
         spec = WorkloadSpec(tables=2, documents=1500, revisions=4, duplicates=0.1, shuffle=True, seed=3)
         revisions = simulate_qldb(kinesis, stream_name, spec, shards=2, out=lambda *_: None)
         props = write_properties(tmp_path, stream=stream_name, database="outage",
-                                 source={"get.records.limit": "200"},
+                                 source={"flink.shard.getrecords.maxrecordcount": "200"},
                                  sink={"mysql.port": str(OUTAGE_PORT), "batch.max.rows": "100",
                                        "batch.interval.ms": "100"},
                                  replication={"history": "true"})

@@ -47,7 +47,7 @@ def test_sigkilled_job_restarts_from_its_latest_checkpoint_and_loses_nothing(
     producer.start()
 
     props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
-                             source={"get.records.limit": "500"}, replication={"history": "true"})
+                             source={"flink.shard.getrecords.maxrecordcount": "500"}, replication={"history": "true"})
     checkpoints = tmp_path / "checkpoints"
     args = ["--properties", props, "--checkpoint-dir", str(checkpoints), "--from-latest-checkpoint"]
     rng = random.Random(5)

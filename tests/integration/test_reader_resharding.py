@@ -149,8 +149,8 @@ def test_split_and_merge_while_running_keeps_parents_before_children(
     # A slow reader (50 records per call) so the resharding lands while the parents still
     # hold unread records; shards are listed every second.
     props = write_properties(tmp_path, stream=stream, database=mysql_database, replication={"history": "true"},
-                             source={"aws.endpoint": resharding_kinesis, "get.records.limit": "50",
-                                     "shard.discovery.interval.ms": "1000"})
+                             source={"aws.endpoint": resharding_kinesis, "flink.shard.getrecords.maxrecordcount": "50",
+                                     "flink.shard.discovery.intervalmillis": "1000"})
     job = JobProcess(["--properties", props, "--checkpoint-dir", str(tmp_path / "checkpoints")],
                      tmp_path / "run.log")
     try:

@@ -39,8 +39,8 @@ def test_throttled_and_failing_endpoint_still_ends_equal_to_the_oracle(
     restarts.start()
     # 50 records per call: enough calls for the faults to hit every shard many times.
     props = write_properties(tmp_path, stream=stream_name, database=mysql_database, replication={"history": "true"},
-                             source={"aws.endpoint": proxy.url, "get.records.limit": "50",
-                                     "shard.discovery.interval.ms": "2000"})
+                             source={"aws.endpoint": proxy.url, "flink.shard.getrecords.maxrecordcount": "50",
+                                     "flink.shard.discovery.intervalmillis": "2000"})
     try:
         output = run_job(props, timeout_s=300)
         restarts.join(timeout=30)

@@ -59,7 +59,7 @@ def test_rotation_mid_run_reconnects_with_the_new_secret_and_loses_nothing(tmp_p
     spec = WorkloadSpec(tables=2, documents=1200, revisions=4, duplicates=0.1, shuffle=True, seed=21)
     revisions = simulate_qldb(kinesis, stream_name, spec, shards=2, out=lambda *_: None)
     props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
-                             source={"get.records.limit": "200"},
+                             source={"flink.shard.getrecords.maxrecordcount": "200"},
                              sink={"mysql.user": "not-the-secrets-user", "mysql.secret.arn": arn,
                                    "batch.max.rows": "100", "batch.interval.ms": "100"})
     with open(props) as handle:

@@ -53,7 +53,7 @@ def test_taskmanager_killed_mid_stream_on_a_standalone_cluster_loses_nothing(
     # Small GetRecords batches make reading take a while (4 shards x 5 calls/s x 40 records),
     # so that the kill lands mid-stream on a quiet machine too.
     props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
-                             source={"get.records.limit": "40"}, replication={"history": "true"})
+                             source={"flink.shard.getrecords.maxrecordcount": "40"}, replication={"history": "true"})
     state = cluster.state()
     checkpoints = tmp_path / "checkpoints"
     job = JobProcess(["--properties", props, "--until-caught-up", "--timeout", "480",
