@@ -45,8 +45,9 @@ def add_parser(commands) -> None:
 class Progress:
     """Objects and blocks done of total, and MB/s, on stderr every few seconds."""
 
-    def __init__(self, out=sys.stderr, every_s: float = PROGRESS_EVERY_S, clock=time.monotonic):
-        self._out, self._every, self._clock = out, every_s, clock
+    def __init__(self, out=None, every_s: float = PROGRESS_EVERY_S, clock=time.monotonic):
+        self._out = out or sys.stderr
+        self._every, self._clock = every_s, clock
         self._start = clock()
         self._next = self._start + every_s
 
