@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from job.cli import audit, backfill, bench, cluster, record, run, services, show, simulate
+from job.cli import audit, backfill, bench, cluster, record, run, services, show, simulate, verify
 from job.cli.args import DEFAULT_PROPERTIES  # noqa: F401 (where tests and tools find it)
 from job.cli.errors import report_error
 from job.config.properties import PropertiesError
 
-COMMANDS = (run, cluster, simulate, services, show, record, audit, bench, backfill)  # in --help's order
+COMMANDS = (run, cluster, simulate, services, show, record, audit, bench, backfill, verify)  # in --help's order
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,6 +64,11 @@ def _add_export(kinds) -> None:
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--corrupt-object", type=non_negative, default=None, metavar="N",
                    help="cut data object N (from 0) in the middle of a block, to see dead letters")
+    p.add_argument("--tamper", type=non_negative, default=None, metavar="SEQ",
+                   help="after hashing, change a character of a revision's data in the first block from "
+                        "sequenceNo SEQ on that has one (ledgersync verify must reject the export)")
+    p.add_argument("--drop-block", type=non_negative, default=None, metavar="SEQ",
+                   help="leave the block with sequenceNo SEQ out of its data object (verify must reject it)")
     p.add_argument("--stream", default=None, help="put the later revisions on this stream "
                                                   "(default: source.stream.name, when --later or --overlap-blocks)")
     p.add_argument("--overlap-blocks", type=non_negative, default=0,
@@ -174,7 +179,8 @@ def _simulate_export(args) -> int:
     ledger = generate_ledger(spec)
     region, endpoint = props["source.aws.region"], props["source.aws.endpoint"]
     with using(f"export {args.to} ({region}, {endpoint or 'AWS'})"):
-        write_export(ledger, args.to, region=region, endpoint=endpoint, corrupt_object=args.corrupt_object)
+        write_export(ledger, args.to, region=region, endpoint=endpoint, corrupt_object=args.corrupt_object,
+                     tamper=args.tamper, drop_block=args.drop_block)
     if spec.overlap_blocks or spec.later or args.late_deleted:
         stream = args.stream or props["source.stream.name"]
         with using(_stream_target(props, stream)):
