@@ -13,6 +13,7 @@ from connectors.dead_letters import DeadLetter
 from connectors.formats.audit_lines import BadAuditLine, parse_audit_line
 from connectors.formats.changes import BadChange, NotConfigured, Piece
 from connectors.formats.cloudwatch_logs import BadSubscriptionRecord, decode_subscription_record
+from connectors.formats import kpl
 from connectors.formats.qldb import BLOCK_SUMMARY, CONTROL, REVISION_DETAILS, decode_kinesis_record
 from connectors.formats.registry import AUDIT, CHANGES, FORMATS, FormatSpec
 
@@ -48,12 +49,15 @@ def outcomes(data: bytes, spec: FormatSpec, settings: Any = None) -> list:
         return [_change(data, spec, settings)]
     if spec.kind == AUDIT:
         return _audit(data)
-    return [_qldb(item) for item in decode_kinesis_record("-", "-", "-", data)]
+    aggregated = kpl.is_aggregated(data)
+    return [_qldb(item, aggregated) for item in decode_kinesis_record("-", "-", "-", data)]
 
 
-def _qldb(item) -> Outcome:
+def _qldb(item, aggregated: bool) -> Outcome:
     if isinstance(item, DeadLetter):
-        return Outcome(DEAD_LETTER, item.reason, None if item.sub_sequence < 0 else item.sub_sequence)
+        # A dead letter outside an aggregate carries a position made from its bytes
+        # (connectors/dead_letters.payload_position), not an index: it is about the whole record.
+        return Outcome(DEAD_LETTER, item.reason, item.sub_sequence if aggregated and item.sub_sequence >= 0 else None)
     sub = None if item.sub_sequence < 0 else item.sub_sequence
     if item.record_type == REVISION_DETAILS:
         r = item.revision
