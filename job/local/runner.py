@@ -7,9 +7,10 @@ after that completes (so every record read before it has passed every operator a
 in MySQL or in the writer's state); then every writer slot reports nothing pending.
 
 Stopping: a caught-up run, Ctrl-C or SIGTERM cancels the job (its checkpoints are
-kept: ``--from-latest-checkpoint`` resumes from the newest), or, with
-``--stop-with-savepoint DIR``, stops it with a savepoint in DIR (``--from-savepoint``
-resumes from it).
+kept: ``--from-latest-checkpoint`` resumes from the newest of the same job, see
+job/local/job_identity.py), or, with ``--stop-with-savepoint DIR``, stops it with a
+savepoint in DIR (``--from-savepoint`` resumes from it). The closing line says which:
+caught up, stopped or failed, and names this job's newest checkpoint.
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from job.functions import names
 from job.functions.status_board import read_board
 from job.local.source_status import SourceStatus, SourceWatcher
 from job.local.connector_jar import JarError, ensure_connector_jar
+from job.local.job_identity import (ForeignRestore, check_restore, describe as describe_identity, differences,
+                                    job_identity, read_identity, write_identity)
 from connectors.aws_clients import aws_client
 from connectors.kinesis.source import LOCAL_ENDPOINT_ENVIRONMENT
 
@@ -104,8 +107,9 @@ def _complete(checkpoint: str) -> bool:
         return False
 
 
-def latest_checkpoint(checkpoint_dir: str) -> Optional[str]:
-    """The newest complete ``<job-id>/chk-N`` under ``checkpoint_dir`` (any job), or None."""
+def latest_checkpoint(checkpoint_dir: str, identity: Optional[dict] = None) -> Optional[str]:
+    """The newest complete ``<job-id>/chk-N`` under ``checkpoint_dir``; with ``identity``, of
+    the jobs that wrote that identity beside their checkpoints only (job/local/job_identity.py)."""
     best = None
     if not os.path.isdir(checkpoint_dir):
         return None
@@ -113,109 +117,30 @@ def latest_checkpoint(checkpoint_dir: str) -> Optional[str]:
         job_dir = os.path.join(checkpoint_dir, job)
         if not os.path.isdir(job_dir):
             continue
-        for entry in os.listdir(job_dir):
-            match = re.fullmatch(r"chk-(\d+)", entry)
-            path = os.path.join(job_dir, entry)
-            if match and _complete(path):
-                key = (os.path.getmtime(os.path.join(path, "_metadata")), int(match.group(1)))
-                if best is None or key > best[0]:
-                    best = (key, path)
+        if identity is not None:
+            theirs = read_identity(job_dir)
+            if theirs is None or differences(identity, theirs):
+                continue
+        for key, path in _complete_checkpoints(job_dir):
+            if best is None or key > best[0]:
+                best = (key, path)
     return best[1] if best else None
 
 
-@dataclass
-class Progress:
-    source: SourceStatus = field(default_factory=SourceStatus)
-    rows_written: int = 0
-    current_rows: int = 0
-    history_rows: int = 0
-    writers_pending: int = 0
-    checkpoint: int = 0
-    # Audit replay: database -> write statements not replayed (audit.source.database names another).
-    skipped: dict = field(default_factory=dict)
-    source_database: Optional[str] = None
-
-    @property
-    def records_read(self) -> int:
-        return self.source.records_read
-
-    @property
-    def all_at_tip(self) -> bool:
-        return self.source.all_at_tip
-
-    def line(self) -> str:
-        source = self.source
-        if not source.metrics_seen or not source.shards:
-            shards = "waiting for shards"
-        else:
-            lag = source.max_lag_ms
-            closed = len(source.shards) - len(source.open_shards)
-            shards = (f"shards at tip {source.shards_at_tip}/{len(source.shards)}"
-                      + (f" ({closed} closed)" if closed else "")
-                      + (f", lag {lag} ms" if lag is not None else ""))
-        written = f"wrote {self.rows_written} rows"
-        if self.history_rows:
-            written += f" ({self.current_rows} current, {self.history_rows} history)"
-        return (f"read {source.records_read} records, {written}, {shards}, "
-                f"writer slots pending {self.writers_pending}, checkpoint {self.checkpoint}"
-                + (f"; {describe_skipped(self.skipped, self.source_database)}" if self.skipped else ""))
+def _complete_checkpoints(job_dir: str) -> list:
+    """((time written, number), path) of every complete ``chk-N`` of one job."""
+    found = []
+    for entry in os.listdir(job_dir):
+        match = re.fullmatch(r"chk-(\d+)", entry)
+        path = os.path.join(job_dir, entry)
+        if match and _complete(path):
+            found.append(((os.path.getmtime(os.path.join(path, "_metadata")), int(match.group(1))), path))
+    return found
 
 
-def summarize(board: dict, source: Optional[SourceStatus] = None) -> Progress:
-    """Progress of this run: the source's from its metrics, the writers' from the status
-    board (counts start at zero in every run)."""
-    progress = Progress(source=source or SourceStatus())
-    for status in board.values():
-        if status.get("kind") == "writer":
-            progress.rows_written += int(status.get("written", 0))
-            progress.current_rows += int(status.get("current", 0))
-            progress.history_rows += int(status.get("history", 0))
-            progress.writers_pending += bool(status.get("pending"))
-            for database, n in (status.get("skipped") or {}).items():
-                progress.skipped[database] = progress.skipped.get(database, 0) + int(n)
-                progress.source_database = status.get("source_database")
-    return progress
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def flink_configuration(conf_path: str, checkpoint_dir: str, extra: Optional[dict] = None):
-    from pyflink.common import Configuration
-
-    conf = Configuration()
-    for key, value in read_flink_conf(conf_path).items():
-        conf.set_string(key, value)
-    conf.set_string("python.executable", sys.executable)
-    conf.set_string("execution.checkpointing.dir", "file://" + os.path.abspath(checkpoint_dir))
-    for key, value in (extra or {}).items():
-        conf.set_string(key, value)
-    return conf
-
-
-class _StopRequests:
-    """SIGTERM and Ctrl-C ask the run to stop cleanly; a second Ctrl-C gives up waiting."""
-
-    def __init__(self):
-        self.requested: Optional[str] = None
-        self._previous: dict = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
+def newest_checkpoint_of_job(job_dir: str) -> Optional[str]:
+    found = _complete_checkpoints(job_dir) if os.path.isdir(job_dir) else []
+    return max(found)[1] if found else None
 
 
 def run_local(props: Properties, *, until_caught_up: bool,
@@ -237,13 +162,21 @@ def run_local(props: Properties, *, until_caught_up: bool,
     checkpoint_dir = os.path.abspath(checkpoint_dir or os.path.join(local_dir, "checkpoints"))
     if from_savepoint and from_latest_checkpoint:
         raise JobFailed("use either --from-savepoint or --from-latest-checkpoint, not both")
+    identity = job_identity(props)
     if from_latest_checkpoint:
-        from_savepoint = latest_checkpoint(checkpoint_dir)
+        from_savepoint = latest_checkpoint(checkpoint_dir, identity)
         if from_savepoint is None:
-            say(f"no complete checkpoint under {checkpoint_dir}: starting from the initial position")
+            say(f"no complete checkpoint of this job ({describe_identity(identity)}) under {checkpoint_dir}: "
+                "starting from the initial position")
     if from_savepoint:
         if not os.path.exists(from_savepoint):
             raise JobFailed(f"savepoint or checkpoint not found: {from_savepoint}")
+        try:
+            warning = check_restore(from_savepoint, identity)
+        except ForeignRestore as exc:
+            raise JobFailed(str(exc)) from None
+        if warning:
+            say(warning)
         say(f"restoring from {from_savepoint}")
     if jobmanager:
         # A running cluster (e.g. `ledgersync cluster up`), over REST. Losing a TaskManager is
@@ -286,6 +219,7 @@ def run_local(props: Properties, *, until_caught_up: bool,
     client = env.execute_async("ledgersync")
     job_id = str(client.get_job_id())
     job_checkpoints = os.path.join(checkpoint_dir, job_id)
+    write_identity(job_checkpoints, identity)
     say(f"job {job_id} running; checkpoints in {job_checkpoints}; status in {status_dir}; "
         f"Flink REST/web UI http://{host}:{rest_port}")
     watcher = SourceWatcher(aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"], attempts=2),
@@ -295,6 +229,7 @@ def run_local(props: Properties, *, until_caught_up: bool,
     tip_seen_at = 0.0
     last_print = 0.0
     stopped_with_savepoint = False
+    outcome = "stopped"
     with _StopRequests() as stop:
         try:
             while True:
@@ -325,17 +260,25 @@ def run_local(props: Properties, *, until_caught_up: bool,
             if stop_with_savepoint:
                 path = _stop_with_savepoint(client, "file://" + os.path.abspath(stop_with_savepoint))
                 stopped_with_savepoint = True
+                write_identity(_local_path(path), identity)
                 say(f"stopped with savepoint {_local_path(path)}; resume with: "
                     f"ledgersync run --from-savepoint {_local_path(path)}")
+            outcome = "caught up" if not stop.requested else f"stopped ({stop.requested})"
             return progress
+        except JobFailed as exc:
+            outcome = f"failed: {str(exc).splitlines()[0]}"
+            raise
+        except BaseException as exc:
+            outcome = f"failed: {type(exc).__name__}: {exc}"
+            raise
         finally:
             if not stopped_with_savepoint:
                 _cancel_quietly(client)
-                latest = latest_checkpoint(checkpoint_dir)
-                if latest:
-                    say(f"job cancelled; newest checkpoint {latest} (resume with --from-latest-checkpoint"
-                        + ("" if checkpoint_dir == DEFAULT_CHECKPOINT_DIR else f" --checkpoint-dir {checkpoint_dir}")
-                        + ")")
+                latest = newest_checkpoint_of_job(job_checkpoints)
+                resume = (f"; its newest checkpoint is {latest} (resume with --from-latest-checkpoint"
+                          + ("" if checkpoint_dir == DEFAULT_CHECKPOINT_DIR else f" --checkpoint-dir {checkpoint_dir}")
+                          + ")") if latest else "; it took no checkpoint"
+                say(f"job {job_id} {outcome}{resume}")
 
 
 def _stop_with_savepoint(client, directory: str) -> str:
