@@ -143,6 +143,110 @@ def newest_checkpoint_of_job(job_dir: str) -> Optional[str]:
     return max(found)[1] if found else None
 
 
+@dataclass
+class Progress:
+    source: SourceStatus = field(default_factory=SourceStatus)
+    rows_written: int = 0
+    current_rows: int = 0
+    history_rows: int = 0
+    writers_pending: int = 0
+    checkpoint: int = 0
+    # Audit replay: database -> write statements not replayed (audit.source.database names another).
+    skipped: dict = field(default_factory=dict)
+    source_database: Optional[str] = None
+    # What a writer or the source is retrying (text, since: wall-clock seconds), if anything.
+    troubles: list = field(default_factory=list)
+
+    @property
+    def records_read(self) -> int:
+        return self.source.records_read
+
+    @property
+    def all_at_tip(self) -> bool:
+        return self.source.all_at_tip
+
+    def line(self) -> str:
+        source = self.source
+        if not source.metrics_seen or not source.shards:
+            shards = "waiting for shards"
+        else:
+            lag = source.max_lag_ms
+            closed = len(source.shards) - len(source.open_shards)
+            shards = (f"shards at tip {source.shards_at_tip}/{len(source.shards)}"
+                      + (f" ({closed} closed)" if closed else "")
+                      + (f", lag {lag} ms" if lag is not None else ""))
+        written = f"wrote {self.rows_written} rows"
+        if self.history_rows:
+            written += f" ({self.current_rows} current, {self.history_rows} history)"
+        now = time.time()
+        troubles = "".join(f"; {text} for {max(0, now - since):.0f} s" for text, since in self.troubles)
+        return (f"read {source.records_read} records, {written}, {shards}, "
+                f"writer slots pending {self.writers_pending}, checkpoint {self.checkpoint}"
+                + (f"; {describe_skipped(self.skipped, self.source_database)}" if self.skipped else "")
+                + troubles)
+
+
+def summarize(board: dict, source: Optional[SourceStatus] = None) -> Progress:
+    """Progress of this run: the source's from its metrics, the writers' from the status
+    board (counts start at zero in every run)."""
+    progress = Progress(source=source or SourceStatus())
+    for status in board.values():
+        if status.get("kind") == "writer":
+            progress.rows_written += int(status.get("written", 0))
+            progress.current_rows += int(status.get("current", 0))
+            progress.history_rows += int(status.get("history", 0))
+            progress.writers_pending += bool(status.get("pending"))
+            if status.get("trouble") and status.get("pending"):
+                entry = (status["trouble"], float(status.get("trouble_since") or 0.0))
+                if entry[0] not in [t for t, _ in progress.troubles]:
+                    progress.troubles.append(entry)
+            for database, n in (status.get("skipped") or {}).items():
+                progress.skipped[database] = progress.skipped.get(database, 0) + int(n)
+                progress.source_database = status.get("source_database")
+    return progress
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def flink_configuration(conf_path: str, checkpoint_dir: str, extra: Optional[dict] = None):
+    from pyflink.common import Configuration
+
+    conf = Configuration()
+    for key, value in read_flink_conf(conf_path).items():
+        conf.set_string(key, value)
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("execution.checkpointing.dir", "file://" + os.path.abspath(checkpoint_dir))
+    for key, value in (extra or {}).items():
+        conf.set_string(key, value)
+    return conf
+
+
+class _StopRequests:
+    """SIGTERM and Ctrl-C ask the run to stop cleanly; a second Ctrl-C gives up waiting."""
+
+    def __init__(self):
+        self.requested: Optional[str] = None
+        self._previous: dict = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+
 def run_local(props: Properties, *, until_caught_up: bool,
               flink_conf: str = DEFAULT_FLINK_CONF, local_dir: str = DEFAULT_LOCAL_DIR,
               checkpoint_dir: Optional[str] = None, progress_every_s: float = 5.0,
@@ -236,6 +340,8 @@ def run_local(props: Properties, *, until_caught_up: bool,
                 _raise_if_ended(client, remote=bool(jobmanager))
                 now = time.monotonic()
                 progress = summarize(read_board(status_dir), watcher.poll(job_id))
+                if watcher.trouble:
+                    progress.troubles.append(watcher.trouble)
                 triggered, progress.checkpoint = checkpoint_numbers(job_checkpoints)
                 if now - last_print >= progress_every_s:
                     say(f"[{now - started:6.1f}s] {progress.line()}")
