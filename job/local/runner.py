@@ -4,7 +4,8 @@
 listed shard is read to its tip (``millisBehindLatest`` 0; closed shards read to their
 end), and the count of records read stays put; then a checkpoint that was triggered
 after that completes (so every record read before it has passed every operator and sits
-in MySQL or in the writer's state); then every writer slot reports nothing pending.
+in MySQL or in the writer's state); then every writer slot reports nothing pending and no
+split record waits for its missing parts (it is joined, or its timeout made it a dead letter).
 
 Stopping: a caught-up run, Ctrl-C or SIGTERM cancels the job (its checkpoints are
 kept: ``--from-latest-checkpoint`` resumes from the newest of the same job, see
@@ -156,6 +157,9 @@ class Progress:
     source_database: Optional[str] = None
     # What a writer or the source is retrying (text, since: wall-clock seconds), if anything.
     troubles: list = field(default_factory=list)
+    # Split records held incomplete (dsql-cdc), and the soonest of their timeouts (epoch ms).
+    split_held: int = 0
+    split_deadline_ms: Optional[int] = None
 
     @property
     def records_read(self) -> int:
@@ -179,6 +183,10 @@ class Progress:
         if self.history_rows:
             written += f" ({self.current_rows} current, {self.history_rows} history)"
         now = time.time()
+        if self.split_held:
+            due = "" if self.split_deadline_ms is None else \
+                f", the first times out in {max(0, self.split_deadline_ms / 1000 - now):.0f} s"
+            shards += f", holding {self.split_held} incomplete split records{due}"
         troubles = "".join(f"; {text} for {max(0, now - since):.0f} s" for text, since in self.troubles)
         return (f"read {source.records_read} records, {written}, {shards}, "
                 f"writer slots pending {self.writers_pending}, checkpoint {self.checkpoint}"
@@ -191,6 +199,11 @@ def summarize(board: dict, source: Optional[SourceStatus] = None) -> Progress:
     board (counts start at zero in every run)."""
     progress = Progress(source=source or SourceStatus())
     for status in board.values():
+        if status.get("kind") == "reassembly":
+            progress.split_held += int(status.get("held", 0))
+            deadline = status.get("next_deadline_ms")
+            if deadline is not None:
+                progress.split_deadline_ms = min(deadline, progress.split_deadline_ms or deadline)
         if status.get("kind") == "writer":
             progress.rows_written += int(status.get("written", 0))
             progress.current_rows += int(status.get("current", 0))
@@ -356,7 +369,7 @@ def run_local(props: Properties, *, until_caught_up: bool,
                         tip_records = progress.records_read if progress.all_at_tip else -1
                         tip_seen_at = now
                     elif (progress.checkpoint > tip_checkpoint and progress.writers_pending == 0
-                          and now - tip_seen_at >= CAUGHT_UP_SETTLE_S):
+                          and progress.split_held == 0 and now - tip_seen_at >= CAUGHT_UP_SETTLE_S):
                         say(f"caught up after {now - started:.1f}s: {progress.line()}")
                         break
                 if timeout_s is not None and now - started > timeout_s:

@@ -40,3 +40,11 @@ def test_the_progress_line_names_the_outage_and_how_long():
     line = summarize(board).line()
     assert "MySQL 127.0.0.1:43999 unreachable: connection refused for 35 s" in line
     assert "waiting for shards" in line
+
+
+def test_held_split_records_keep_a_run_from_being_caught_up_and_show_their_timeout():
+    board = {"reassembly-0": {"kind": "reassembly", "held": 2, "next_deadline_ms": (time.time() + 42) * 1000},
+             "reassembly-1": {"kind": "reassembly", "held": 1, "next_deadline_ms": None}}
+    progress = summarize(board)
+    assert progress.split_held == 3
+    assert "holding 3 incomplete split records, the first times out in 4" in progress.line()
