@@ -29,7 +29,7 @@ from typing import Optional
 from job.rules.audit_order import describe_skipped
 from job.config.properties import Properties
 from job.functions import names
-from job.functions.status_board import read_board
+from job.functions.status_board import StatusBoard, read_board
 from job.local.source_status import SourceStatus, SourceWatcher
 from job.local.connector_jar import JarError, ensure_connector_jar
 from job.local.job_identity import (ForeignRestore, check_restore, describe as describe_identity, differences,
@@ -341,6 +341,9 @@ def run_local(props: Properties, *, until_caught_up: bool,
         f"Flink REST/web UI http://{host}:{rest_port}")
     watcher = SourceWatcher(aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"], attempts=2),
                             props["source.stream.name"], f"http://{host}:{rest_port}")
+    # The source's progress on the status board too, for tools that watch a run from
+    # outside (the benchmark waits for "every shard at its tip" there).
+    source_board = StatusBoard(status_dir)
     tip_checkpoint: Optional[int] = None
     tip_records = -1
     tip_seen_at = 0.0
@@ -353,6 +356,7 @@ def run_local(props: Properties, *, until_caught_up: bool,
                 _raise_if_ended(client, remote=bool(jobmanager))
                 now = time.monotonic()
                 progress = summarize(read_board(status_dir), watcher.poll(job_id))
+                source_board.publish("source", source_entry(watcher.status))
                 if watcher.trouble:
                     progress.troubles.append(watcher.trouble)
                 triggered, progress.checkpoint = checkpoint_numbers(job_checkpoints)
@@ -412,6 +416,13 @@ def _stop_with_savepoint(client, directory: str) -> str:
 
 def _local_path(uri: str) -> str:
     return uri[len("file:"):] if uri.startswith("file:") else uri
+
+
+def source_entry(status: SourceStatus) -> dict:
+    """The source as a status-board entry (kind "reader": per shard at_tip and behind_ms)."""
+    return {"kind": "reader", "records_read": status.records_read,
+            "shards": {s.shard_id: {"at_tip": status.at_tip(s), "behind_ms": status.lag_ms.get(s.shard_id),
+                                    "closed": s.closed} for s in status.shards}}
 
 
 def describe_shards(status: SourceStatus) -> str:
