@@ -21,6 +21,15 @@ class BadChange(ValueError):
     """A record of a keyed change stream that cannot be applied; the message says why."""
 
 
+class NotConfigured(BadChange):
+    """A record the format reads, that the job's settings do not cover (a DSQL table not in
+    ``source.dsql.keys``): a dead letter in the job; `record decode` names the setting."""
+
+    def __init__(self, message: str, setting: str = ""):  # a default: exceptions unpickle from args
+        super().__init__(message)
+        self.setting = setting
+
+
 def canonical_key(values: tuple) -> str:
     """The document id of a row: its key values as compact JSON, in key order.
 

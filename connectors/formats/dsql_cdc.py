@@ -49,7 +49,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Union
 
-from connectors.formats.changes import BadChange, Piece, RowChange, check_key
+from connectors.formats.changes import BadChange, NotConfigured, Piece, RowChange, check_key
 # One copy of each limit: the same ones the QLDB decoder uses.
 from connectors.formats.qldb import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
 
@@ -254,9 +254,9 @@ def decode(data: bytes, settings: DsqlSettings) -> Union[RowChange, Piece]:
     which = "before" if deleted else "after"
     columns = settings.keys.get(table)
     if columns is None:
-        raise BadChange(f"table {table!r} has no key columns in {KEYS_PROPERTY} (DSQL records do not say "
-                        "which columns are the key; a table without a primary key must be listed with the "
-                        "columns that identify a row)")
+        raise NotConfigured(f"table {table!r} has no key columns in {KEYS_PROPERTY} (DSQL records do not say "
+                            "which columns are the key; a table without a primary key must be listed with the "
+                            "columns that identify a row)", KEYS_PROPERTY)
     if deleted and image is None:
         # Documented: before is null for a delete on a table without a primary key, so
         # nothing says which row went; it cannot be applied and must not be guessed.

@@ -23,7 +23,10 @@ Rules (the README's DynamoDB section says the same for users):
   violates the table's key schema: a dead letter.
 - The version is ApproximateCreationDateTime in microseconds since the epoch (a table
   streams milliseconds or microseconds, ``ApproximateCreationDateTimePrecision``; without
-  that field the magnitude tells: below 10^14 is milliseconds). There is no per-item
+  that field the magnitude tells: below 10^14 is milliseconds). A time that is not
+  between 2012 (DynamoDB's launch; its streams came later) and 2099 in that unit is a
+  dead letter naming the unit it looks like: seconds (the DynamoDB Streams API's unit)
+  would otherwise become a version in January 1970 and silently lose. There is no per-item
   sequence number in these records, so equal times are settled by ``eventID``: every
   delivery of one record has the same, so every arrival order ends in the same row, but
   within one tick the winner is not necessarily the later write. Microsecond precision
@@ -57,7 +60,11 @@ _MS_BELOW = 10 ** 14  # 10^14 ms is the year 5138; 10^14 µs is 1973
 _NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _MAX_DIGITS = 38
 _TYPES = ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS")
-_MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z in microseconds
+# Plausible creation times, in microseconds. Fixed bounds, not the clock: a record must
+# decode the same way whenever it is replayed.
+_EARLIEST_US = 1_325_376_000_000_000  # 2012-01-01T00:00:00Z: DynamoDB launched in January 2012
+_LATEST_US = 4_102_444_800_000_000  # 2100-01-01T00:00:00Z
+_UNITS = (("seconds", 10 ** 6), ("milliseconds", 1000), ("microseconds", 1))
 # Wide enough that counting digits never rounds (the default context keeps 28 digits).
 _EXACT = decimal.Context(prec=100, Emax=10 ** 6, Emin=-10 ** 6)
 
@@ -162,9 +169,35 @@ def version_us(stream: dict) -> int:
     if precision is None:
         precision = MILLISECOND if value < _MS_BELOW else MICROSECOND
     us = int(value) * 1000 if precision == MILLISECOND else int(value)
-    if us > _MAX_US:  # past 9999-12-31, no DATETIME holds it (found by fuzzing)
-        raise BadChange(f"dynamodb.ApproximateCreationDateTime {value!r} is out of range")
+    if not _EARLIEST_US <= us < _LATEST_US:
+        raise BadChange(implausible_time(value, precision, us))
     return us
+
+
+def implausible_time(value, precision: str, us: int) -> str:
+    """Why a creation time is refused: what it is in the unit it was read as, the unit it
+    looks like (if one makes it plausible), and the unit expected."""
+    unit = "milliseconds" if precision == MILLISECOND else "microseconds"
+    when = "before 2012" if us < _EARLIEST_US else "after 2099"
+    moment = _utc_text(us)
+    text = f"dynamodb.ApproximateCreationDateTime {value!r} read as {unit} is {moment}"
+    text += "" if moment.startswith("past") else f", {when}"
+    for name, scale in _UNITS:
+        if name != unit and _EARLIEST_US <= value * scale < _LATEST_US:
+            source = ", the DynamoDB Streams API's unit" if name == "seconds" else ""
+            text += f": it looks like {name} ({_utc_text(int(value * scale))}){source}"
+            break
+    return (f"{text}; Kinesis Data Streams for DynamoDB gives milliseconds since the epoch (microseconds "
+            f"with ApproximateCreationDateTimePrecision {MICROSECOND})")
+
+
+def _utc_text(us: int) -> str:
+    try:
+        moment = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(microseconds=us)
+    except OverflowError:
+        return "past the year 9999"
+    spec = "seconds" if us % 10 ** 6 == 0 else "milliseconds" if us % 1000 == 0 else "microseconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def decode(data: bytes, settings: DynamoDbSettings) -> RowChange:

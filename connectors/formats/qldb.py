@@ -119,10 +119,8 @@ def decode_kinesis_record(stream: str, shard_id: str, sequence_number: str, data
     its own bytes and sub-sequence, and its neighbours decode as usual.
     """
     def dead(reason: str, raw: bytes, sub_sequence: int) -> DeadLetter:
-        # The Kinesis connector de-aggregates before us and keeps no index: see payload_position.
-        position = payload_position(raw) if sub_sequence == NO_SUB_SEQUENCE else sub_sequence
         return DeadLetter(stream=stream, shard_id=shard_id, sequence_number=sequence_number, stage="decode",
-                          reason=reason, raw=bytes(raw), sub_sequence=position)
+                          reason=reason, raw=bytes(raw), sub_sequence=sub_sequence)
 
     data = bytes(data)
     try:
@@ -132,15 +130,19 @@ def decode_kinesis_record(stream: str, shard_id: str, sequence_number: str, data
         return
     for user in user_records:
         sub_sequence = NO_SUB_SEQUENCE if user.sub_sequence == kpl.NOT_AGGREGATED else user.sub_sequence
+        # A broken aggregate above is a whole Kinesis record (-1 is its position); a record that
+        # is not an aggregate may be a user record the Kinesis connector took out of one,
+        # with no index: its dead letter's position comes from its bytes (payload_position).
+        position = payload_position(user.data) if sub_sequence == NO_SUB_SEQUENCE else sub_sequence
         if user.error:
-            yield dead(user.error, user.data, sub_sequence)
+            yield dead(user.error, user.data, position)
             continue
         try:
             decoded = decode_record(user.data, max_document_bytes=max_document_bytes, sub_sequence=sub_sequence)
         except BadRecord as exc:
-            yield dead(str(exc), user.data, sub_sequence)
+            yield dead(str(exc), user.data, position)
         except Exception as exc:  # a decoder bug must not stop the job nor lose the neighbours
-            yield dead(f"unexpected decoder error {type(exc).__name__}: {exc}", user.data, sub_sequence)
+            yield dead(f"unexpected decoder error {type(exc).__name__}: {exc}", user.data, position)
         else:
             yield decoded
 

@@ -41,7 +41,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Union
+from typing import Any, BinaryIO, Iterator, Optional, Union
 
 from amazon.ion import simpleion
 from amazon.ion.core import IonType
@@ -122,6 +122,11 @@ class ExportStore:
         """A data object by its key as the completed manifest lists it."""
         raise NotImplementedError
 
+    def open_key(self, key: str, export_prefix: str) -> BinaryIO:
+        """A data object as a stream (``verify`` reads objects of hundreds of MB block by
+        block); the caller closes it."""
+        return io.BytesIO(self.read_key(key, export_prefix))
+
 
 class MissingObject(Exception):
     """A listed data object that is not there (the export is damaged or partly copied)."""
@@ -156,6 +161,13 @@ class S3ExportStore(ExportStore):
 
     def read_key(self, key: str, export_prefix: str) -> bytes:
         return self._get(key)
+
+    def open_key(self, key: str, export_prefix: str) -> BinaryIO:
+        s3 = self._s3()
+        try:
+            return s3.get_object(Bucket=self.location.bucket, Key=key)["Body"]
+        except s3.exceptions.NoSuchKey:
+            raise MissingObject(f"s3://{self.location.bucket}/{key} does not exist") from None
 
     def _get(self, key: str) -> bytes:
         s3 = self._s3()
@@ -196,6 +208,13 @@ class DirectoryExportStore(ExportStore):
         try:
             with open(path, "rb") as handle:
                 return handle.read()
+        except FileNotFoundError:
+            raise MissingObject(f"{path} (key {key}) does not exist") from None
+
+    def open_key(self, key: str, export_prefix: str) -> BinaryIO:
+        path = self.path_of(key, export_prefix)
+        try:
+            return open(path, "rb")
         except FileNotFoundError:
             raise MissingObject(f"{path} (key {key}) does not exist") from None
 
@@ -427,6 +446,15 @@ def _json_lines(data: bytes, position: _Position):
                                 f"JSON line {number} at byte {start} does not parse: {ion_error_text(exc)}", line)
             continue
         yield _block_where(value, f"line {number} (byte {start})"), value
+
+
+def block_revisions(export_id: str, key: str, block: Any, where: str, output_format: str, *,
+                    max_document_bytes: int = MAX_DOCUMENT_BYTES,
+                    stats: Optional[ObjectStats] = None) -> Iterator[Union[Revision, DeadLetter]]:
+    """The document revisions of one block already read (``verify`` reads blocks itself,
+    as a stream), decoded exactly as ``read_object`` decodes them."""
+    yield from _block_revisions(block, where, _Position(export_id, key), output_format == JSON, max_document_bytes,
+                                stats if stats is not None else ObjectStats())
 
 
 def _block_where(block: Any, fallback: str) -> str:

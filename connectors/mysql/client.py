@@ -155,6 +155,18 @@ def backoff_delays(base: float = 0.1, cap: float = 10.0, rng: Callable[[], float
         attempt += 1
 
 
+def outage_text(exc: BaseException) -> str:
+    """A transient error in a few words for the progress line ("unreachable: connection refused")."""
+    code = error_code(exc)
+    message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    if code in (2002, 2003, 2005) or isinstance(exc, (ConnectionError, OSError)) and code is None:
+        cause = message.rsplit("(", 1)[-1].rstrip(")") if "(" in message else message
+        return f"unreachable: {cause.strip() or type(exc).__name__}"
+    if isinstance(exc, SecretLoginRefused) or code == 1045:
+        return "refuses the login (waiting for the secret to rotate?)"
+    return f"error {code}: {message}" if code else f"{type(exc).__name__}: {message}"
+
+
 def describe_error(exc: BaseException) -> str:
     # pymysql errors carry (code, message); the message never holds the password.
     return f"{type(exc).__name__}{exc.args!r}"
@@ -167,8 +179,13 @@ class MySqlClient:
     ``passthrough`` exceptions leave ``retrying`` at once, untouched (no rollback)."""
 
     def __init__(self, settings: MySqlSettings, *, what: str, opener: Optional[Callable[[], object]] = None,
-                 sleep: Callable[[float], None] = time.sleep, passthrough: tuple = ()):
+                 sleep: Callable[[float], None] = time.sleep, passthrough: tuple = (),
+                 on_trouble: Optional[Callable[[Optional[str], float], None]] = None):
+        """``on_trouble(text, since)``: told before each backoff what is wrong and since when
+        (wall-clock seconds), and ``(None, 0)`` once work succeeds again, so an outage shows
+        in the progress line while it lasts."""
         self.settings = settings
+        self._on_trouble = on_trouble
         self._what = what
         self._opener = opener or (lambda: connect(settings))
         self._sleep = sleep
@@ -201,9 +218,10 @@ class MySqlClient:
         backoff) until the deadline; a permanent error, or one at the deadline, is raised."""
         deadline = time.monotonic() + self.settings.retry_deadline_s
         delays = backoff_delays()
+        troubled_since: Optional[float] = None
         while True:
             try:
-                return work()
+                result = work()
             except self._passthrough:
                 raise
             except Exception as exc:
@@ -212,7 +230,15 @@ class MySqlClient:
                     raise
                 self.retries += 1
                 self.close()
+                troubled_since = troubled_since or time.time()
+                if self._on_trouble:
+                    self._on_trouble(f"MySQL {self.settings.host}:{self.settings.port} {outage_text(exc)}",
+                                     troubled_since)
                 delay = next(delays)
                 log.warning("MySQL %s: transient error %s; retrying %s%s in %.2fs", self.settings.describe(),
                             describe_error(exc), self._what, detail, delay)
                 self._sleep(delay)
+                continue
+            if troubled_since is not None and self._on_trouble:
+                self._on_trouble(None, 0.0)
+            return result

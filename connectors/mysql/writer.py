@@ -81,9 +81,10 @@ class WriteStats:
 
 
 class MySqlWriter:
-    def __init__(self, settings: MySqlSettings, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, settings: MySqlSettings, sleep: Callable[[float], None] = time.sleep,
+                 on_trouble: Optional[Callable[[Optional[str], float], None]] = None):
         self._settings = settings
-        self._mysql = MySqlClient(settings, what="the batch", opener=self._open, sleep=sleep)
+        self._mysql = MySqlClient(settings, what="the batch", opener=self._open, sleep=sleep, on_trouble=on_trouble)
         self._dialect: Optional[sql.Dialect] = None
         self._bookkeeping = False
         self._schemas: dict = {}  # MySQL table -> TableColumns

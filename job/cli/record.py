@@ -10,14 +10,17 @@ def add_parser(commands) -> None:
     actions = record.add_subparsers(dest="action", required=True, metavar="ACTION")
     decode = actions.add_parser(
         "decode", help="payload (raw, base64, gzip, KPL-aggregated, get-records JSON) to readable text",
-        description="Print each Kinesis record's layers and user records as Ion text, and what the job "
-                    "would make of it. Input: raw bytes of one record, base64 (one record per line), or "
-                    "the JSON of `aws kinesis get-records` / a Lambda Kinesis event.")
+        description="Print what the job would make of each Kinesis record (first), then its layers and user "
+                    "records as Ion text (JSON for dsql-cdc and dynamodb). A record the format dead-letters "
+                    "gets a hint when another format takes it. Exit code 1 if any record is a dead letter. "
+                    "Input: raw bytes of one record, base64 (one record per line), or the JSON of "
+                    "`aws kinesis get-records` / a Lambda Kinesis event.")
     decode.add_argument("files", nargs="*", metavar="FILE", help="input files (default: standard input)")
     decode.add_argument("--base64", action="store_true",
                         help="input is base64, one record per line (detected by itself when unambiguous)")
     decode.add_argument("--json", action="store_true",
-                        help="one JSON line per user record, values mapped as they land in MySQL")
+                        help="one JSON line per user record: verdict (revision, change, dead-letter, ...), "
+                             "reason, hint, and the values as they land in MySQL")
     decode.add_argument("--format", choices=list(FORMATS),
                         help="the records' source.format (default: that of --properties, else qldb)")
     decode.add_argument("--properties", metavar="FILE",

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from job.cli.args import DEFAULT_PROPERTIES, positive
+from job.cli.errors import report_error
 from job.config.properties import load_properties
+from job.project import PROJECT_ROOT
 
 
 def add_parser(commands) -> None:
@@ -36,16 +39,48 @@ def add_parser(commands) -> None:
 
 
 def run_command(args) -> int:
-    from job.local.runner import DEFAULT_FLINK_CONF, run_local  # PyFlink: only when it runs
+    from job.local.preflight import preflight
 
     props = load_properties(args.properties)
-    run_local(props, until_caught_up=args.until_caught_up,
-              flink_conf=args.flink_conf or DEFAULT_FLINK_CONF, timeout_s=args.timeout,
-              from_savepoint=args.from_savepoint, from_latest_checkpoint=args.from_latest_checkpoint,
-              checkpoint_dir=args.checkpoint_dir, stop_with_savepoint=args.stop_with_savepoint,
-              parallelism=args.parallelism, jobmanager=args.jobmanager)
+    # Before PyFlink starts (about 20 s): a closed port, a refused login or a missing stream
+    # is one or two lines and exit 2 (job/cli/errors.py reports what this raises).
+    preflight(props, lambda text: print(f"ledgersync: {text}", flush=True))
+
+    from job.local.runner import DEFAULT_FLINK_CONF, JobFailed, run_local  # PyFlink: only when it runs
+
+    debug = getattr(args, "debug", False)
+    log_path, user_stderr = (None, sys.stderr) if debug else _stderr_to_log()
+    code = 0
+    try:
+        run_local(props, until_caught_up=args.until_caught_up,
+                  flink_conf=args.flink_conf or DEFAULT_FLINK_CONF, timeout_s=args.timeout,
+                  from_savepoint=args.from_savepoint, from_latest_checkpoint=args.from_latest_checkpoint,
+                  checkpoint_dir=args.checkpoint_dir, stop_with_savepoint=args.stop_with_savepoint,
+                  parallelism=args.parallelism, jobmanager=args.jobmanager)
+    except JobFailed as exc:
+        print(f"ledgersync: {exc}" + (f"\n  Flink's and the Python workers' output: {log_path}" if log_path else ""),
+              file=user_stderr, flush=True)
+        code = 1
+    except Exception as exc:
+        code = report_error(exc, command="run", debug=debug, stderr=user_stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     # PyFlink's Beam gRPC servers complain noisily at interpreter shutdown once the job
     # is cancelled; everything is flushed and cancelled by now, so leave at once.
-    os._exit(0)
+    os._exit(code)
+
+
+def _stderr_to_log():
+    """Send this process's stderr (PyFlink's JVM inherits it, and Python workers in loopback
+    mode log to it) to a file, so tracebacks do not bury the progress lines; returns the
+    file's path and a stream on the user's own stderr for our messages."""
+    directory = os.path.join(PROJECT_ROOT, ".local", "logs")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    user = os.fdopen(os.dup(2), "w", buffering=1)
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stderr.flush()
+    os.dup2(log, 2)
+    os.close(log)
+    print(f"ledgersync: Flink's and the Python workers' output goes to {path} (--debug shows it here)", flush=True)
+    return path, user

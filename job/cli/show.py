@@ -4,6 +4,7 @@ from __future__ import annotations
 from connectors.mysql.client import MySqlSettings, connect
 from connectors.mysql.sql import quote_identifier
 from job.cli.args import DEFAULT_PROPERTIES
+from job.cli.errors import using
 from job.config.properties import load_properties
 from job.config.settings import mysql_settings
 
@@ -16,7 +17,9 @@ def add_parser(commands) -> None:
 
 
 def show_command(args) -> int:
-    show_tables(mysql_settings(load_properties(args.properties)), sample=args.rows)
+    settings = mysql_settings(load_properties(args.properties))
+    with using(f"MySQL {settings.describe()} (from {args.properties})"):
+        show_tables(settings, sample=args.rows)
     return 0
 
 

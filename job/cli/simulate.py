@@ -3,6 +3,7 @@ The simulators themselves are job/tools/simulate/."""
 from __future__ import annotations
 
 from job.cli.args import DEFAULT_PROPERTIES, fraction, non_negative, positive
+from job.cli.errors import using
 from connectors.formats.qldb_export import FORMATS, ION_TEXT
 from job.config.properties import load_properties
 from job.tools.simulate.export import ExportSpec
@@ -63,6 +64,11 @@ def _add_export(kinds) -> None:
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--corrupt-object", type=non_negative, default=None, metavar="N",
                    help="cut data object N (from 0) in the middle of a block, to see dead letters")
+    p.add_argument("--tamper", type=non_negative, default=None, metavar="SEQ",
+                   help="after hashing, change a character of a revision's data in the first block from "
+                        "sequenceNo SEQ on that has one (ledgersync verify must reject the export)")
+    p.add_argument("--drop-block", type=non_negative, default=None, metavar="SEQ",
+                   help="leave the block with sequenceNo SEQ out of its data object (verify must reject it)")
     p.add_argument("--stream", default=None, help="put the later revisions on this stream "
                                                   "(default: source.stream.name, when --later or --overlap-blocks)")
     p.add_argument("--overlap-blocks", type=non_negative, default=0,
@@ -132,9 +138,17 @@ def _simulate_changes(args) -> int:
         delivery = changes.dynamodb_delivery(spec, items)
         generated = [change for change, *_ in items]
     client = aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"])
-    changes.simulate(client, args.stream or props["source.stream.name"], delivery.records, shards=args.shards,
-                     what=changes.describe(generated, delivery))
+    stream = args.stream or props["source.stream.name"]
+    with using(_stream_target(props, stream)):
+        changes.simulate(client, stream, delivery.records, shards=args.shards,
+                         what=changes.describe(generated, delivery))
     return 0
+
+
+def _stream_target(props, stream: str) -> str:
+    """What an AWS error names: the stream, its region and endpoint."""
+    endpoint = props["source.aws.endpoint"] or "AWS"
+    return f"Kinesis stream {stream!r} ({props['source.aws.region']}, {endpoint})"
 
 
 def _simulate_qldb(args) -> int:
@@ -147,7 +161,9 @@ def _simulate_qldb(args) -> int:
                         duplicates=args.duplicates, shuffle=args.shuffle, seed=args.seed,
                         aggregate=args.aggregate, deletes=args.deletes, redactions=args.redactions,
                         block_summaries=args.block_summaries, control=args.control, bad_records=args.bad)
-    simulate_qldb(client, args.stream or props["source.stream.name"], spec, shards=args.shards)
+    stream = args.stream or props["source.stream.name"]
+    with using(_stream_target(props, stream)):
+        simulate_qldb(client, stream, spec, shards=args.shards)
     return 0
 
 
@@ -162,10 +178,13 @@ def _simulate_export(args) -> int:
                       overlap_blocks=args.overlap_blocks, later=args.later)
     ledger = generate_ledger(spec)
     region, endpoint = props["source.aws.region"], props["source.aws.endpoint"]
-    write_export(ledger, args.to, region=region, endpoint=endpoint, corrupt_object=args.corrupt_object)
+    with using(f"export {args.to} ({region}, {endpoint or 'AWS'})"):
+        write_export(ledger, args.to, region=region, endpoint=endpoint, corrupt_object=args.corrupt_object,
+                     tamper=args.tamper, drop_block=args.drop_block)
     if spec.overlap_blocks or spec.later or args.late_deleted:
-        put_stream(ledger, aws_client("kinesis", region, endpoint), args.stream or props["source.stream.name"],
-                   late_deleted=args.late_deleted)
+        stream = args.stream or props["source.stream.name"]
+        with using(_stream_target(props, stream)):
+            put_stream(ledger, aws_client("kinesis", region, endpoint), stream, late_deleted=args.late_deleted)
     return 0
 
 
@@ -178,5 +197,7 @@ def _simulate_audit(args) -> int:
                      statements=args.statements, events_per_record=args.events_per_record,
                      duplicates=args.duplicates, bad_lines=args.bad, seed=args.seed)
     kinesis = aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"])
-    simulate_audit(kinesis, args.stream or props["source.stream.name"], spec, shards=args.shards)
+    stream = args.stream or props["source.stream.name"]
+    with using(_stream_target(props, stream)):
+        simulate_audit(kinesis, stream, spec, shards=args.shards)
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from typing import Optional
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
@@ -26,6 +27,7 @@ from connectors.formats.registry import format_spec
 from connectors.mysql.row_images import document_json
 from job.config.settings import DecodeSettings
 from job.functions import names
+from job.functions.status_board import StatusBoard
 from job.pipeline.item_rows import (DOCUMENT_ID, ITEM_ROW, RAW, SEQUENCE_NUMBER, SHARD_ID, STREAM, as_piece,
                                     change_row, dead_letter_row, piece_row)
 from job.rules.reassembly import Held
@@ -127,11 +129,19 @@ class DecodeChangesFunction(ProcessFunction, _Changes):
 
 
 class ReassembleFunction(KeyedProcessFunction, _Changes):
-    def __init__(self, settings: DecodeSettings):
+    def __init__(self, settings: DecodeSettings, status_dir: Optional[str] = None):
         self._settings = settings
+        self._status_dir = status_dir
 
     def open(self, ctx: RuntimeContext):
         self._open_common(ctx, self._settings)
+        # The split records this subtask holds incomplete (group -> deadline ms), for the
+        # status board: a local run does not call itself caught up while parts wait for
+        # their timeout (their dead letter would be lost with the run). In memory: after a
+        # restore a held group counts again once another of its parts or its timer arrives.
+        self._holding: dict = {}
+        self._board = StatusBoard(self._status_dir)
+        self._board_name = f"reassembly-{ctx.get_index_of_this_subtask()}"
         # (Held, first part's Kinesis position, deadline ms) while parts are missing, then
         # (_JOINED, forget-at ms): one value per split record.
         self._held = ctx.get_state(ValueStateDescriptor("split-record", Types.PICKLED_BYTE_ARRAY()))
@@ -158,9 +168,15 @@ class ReassembleFunction(KeyedProcessFunction, _Changes):
             yield self._dead_row(row[STREAM], row[SHARD_ID], row[SEQUENCE_NUMBER], "reassemble",
                                  f"split record {piece.group}: {exc}", bytes(row[RAW] or b""))
             return
+        group = ctx.get_current_key()
         if joined is None:
             self._held.update(pickle.dumps((held, position, deadline)))
+            if group not in self._holding:
+                self._holding[group] = deadline
+                self._publish()
             return
+        if self._holding.pop(group, None) is not None:
+            self._publish()
         ctx.timer_service().delete_processing_time_timer(deadline)
         forget_at = now + JOINED_RETENTION_MS
         self._held.update(pickle.dumps((_JOINED, None, forget_at)))
@@ -187,6 +203,13 @@ class ReassembleFunction(KeyedProcessFunction, _Changes):
             return
         self._expired.inc()
         group = ctx.get_current_key()
+        self._holding.pop(group, None)
+        self._publish()
         reason = (f"split record {group}: {held.describe()} after {self._settings.split_timeout_ms} ms "
                   "(source.dsql.split.timeout.ms); the parts that came are in raw, joined in order")
         yield self._dead_row(*position, "reassemble", reason, held.partial())
+
+    def _publish(self) -> None:
+        self._board.publish(self._board_name, {
+            "kind": "reassembly", "held": len(self._holding),
+            "next_deadline_ms": min(self._holding.values(), default=None)}, force=True)

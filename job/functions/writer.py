@@ -41,7 +41,9 @@ class MySqlWriterFunction(KeyedProcessFunction):
 
     def open(self, ctx: RuntimeContext):
         self._pending = ctx.get_list_state(ListStateDescriptor("pending-rows", ITEM_ROW))
-        self._writer = MySqlWriter(self._settings)
+        self._writer = MySqlWriter(self._settings, on_trouble=self._on_trouble)
+        self._flushing: Optional[int] = None
+        self._trouble: tuple = (None, 0.0)  # (what is wrong, since when) while a batch is retried
         self._board = StatusBoard(self._status_dir)
         # Per slot, in memory only: rows added since the last flush and the timer set.
         # After a restore both start empty; the restored state and timers still flush.
@@ -87,6 +89,7 @@ class MySqlWriterFunction(KeyedProcessFunction):
         rows = [as_writer_item(row) for row in self._pending.get() or []]
         if rows:
             retries_before = self._writer.retries
+            self._flushing = slot
             stats = self._writer.write(rows)
             self._pending.clear()
             self._batches.inc()
@@ -108,8 +111,15 @@ class MySqlWriterFunction(KeyedProcessFunction):
             self._table_counters[(table, kind)] = counter
         return counter
 
+    def _on_trouble(self, text: Optional[str], since: float) -> None:
+        self._trouble = (text, since)
+        if self._flushing is not None:
+            self._publish(self._flushing, pending=True)
+
     def _publish(self, slot: int, pending: bool) -> None:
+        trouble, since = self._trouble
         self._board.publish(f"writer-{slot}", {
+            "trouble": trouble, "trouble_since": since,
             "kind": "writer", "slot": slot, "pending": pending,
             "written": self._written.get(slot, 0), "retries": self._writer.retries,
             "current": self._kinds.get((slot, "current"), 0), "history": self._kinds.get((slot, "history"), 0),

@@ -4,12 +4,14 @@
 listed shard is read to its tip (``millisBehindLatest`` 0; closed shards read to their
 end), and the count of records read stays put; then a checkpoint that was triggered
 after that completes (so every record read before it has passed every operator and sits
-in MySQL or in the writer's state); then every writer slot reports nothing pending.
+in MySQL or in the writer's state); then every writer slot reports nothing pending and no
+split record waits for its missing parts (it is joined, or its timeout made it a dead letter).
 
 Stopping: a caught-up run, Ctrl-C or SIGTERM cancels the job (its checkpoints are
-kept: ``--from-latest-checkpoint`` resumes from the newest), or, with
-``--stop-with-savepoint DIR``, stops it with a savepoint in DIR (``--from-savepoint``
-resumes from it).
+kept: ``--from-latest-checkpoint`` resumes from the newest of the same job, see
+job/local/job_identity.py), or, with ``--stop-with-savepoint DIR``, stops it with a
+savepoint in DIR (``--from-savepoint`` resumes from it). The closing line says which:
+caught up, stopped or failed, and names this job's newest checkpoint.
 """
 from __future__ import annotations
 
@@ -27,9 +29,11 @@ from typing import Optional
 from job.rules.audit_order import describe_skipped
 from job.config.properties import Properties
 from job.functions import names
-from job.functions.status_board import read_board
+from job.functions.status_board import StatusBoard, read_board
 from job.local.source_status import SourceStatus, SourceWatcher
 from job.local.connector_jar import JarError, ensure_connector_jar
+from job.local.job_identity import (ForeignRestore, check_restore, describe as describe_identity, differences,
+                                    job_identity, read_identity, write_identity)
 from connectors.aws_clients import aws_client
 from connectors.kinesis.source import LOCAL_ENDPOINT_ENVIRONMENT
 
@@ -104,8 +108,9 @@ def _complete(checkpoint: str) -> bool:
         return False
 
 
-def latest_checkpoint(checkpoint_dir: str) -> Optional[str]:
-    """The newest complete ``<job-id>/chk-N`` under ``checkpoint_dir`` (any job), or None."""
+def latest_checkpoint(checkpoint_dir: str, identity: Optional[dict] = None) -> Optional[str]:
+    """The newest complete ``<job-id>/chk-N`` under ``checkpoint_dir``; with ``identity``, of
+    the jobs that wrote that identity beside their checkpoints only (job/local/job_identity.py)."""
     best = None
     if not os.path.isdir(checkpoint_dir):
         return None
@@ -113,14 +118,30 @@ def latest_checkpoint(checkpoint_dir: str) -> Optional[str]:
         job_dir = os.path.join(checkpoint_dir, job)
         if not os.path.isdir(job_dir):
             continue
-        for entry in os.listdir(job_dir):
-            match = re.fullmatch(r"chk-(\d+)", entry)
-            path = os.path.join(job_dir, entry)
-            if match and _complete(path):
-                key = (os.path.getmtime(os.path.join(path, "_metadata")), int(match.group(1)))
-                if best is None or key > best[0]:
-                    best = (key, path)
+        if identity is not None:
+            theirs = read_identity(job_dir)
+            if theirs is None or differences(identity, theirs):
+                continue
+        for key, path in _complete_checkpoints(job_dir):
+            if best is None or key > best[0]:
+                best = (key, path)
     return best[1] if best else None
+
+
+def _complete_checkpoints(job_dir: str) -> list:
+    """((time written, number), path) of every complete ``chk-N`` of one job."""
+    found = []
+    for entry in os.listdir(job_dir):
+        match = re.fullmatch(r"chk-(\d+)", entry)
+        path = os.path.join(job_dir, entry)
+        if match and _complete(path):
+            found.append(((os.path.getmtime(os.path.join(path, "_metadata")), int(match.group(1))), path))
+    return found
+
+
+def newest_checkpoint_of_job(job_dir: str) -> Optional[str]:
+    found = _complete_checkpoints(job_dir) if os.path.isdir(job_dir) else []
+    return max(found)[1] if found else None
 
 
 @dataclass
@@ -134,6 +155,11 @@ class Progress:
     # Audit replay: database -> write statements not replayed (audit.source.database names another).
     skipped: dict = field(default_factory=dict)
     source_database: Optional[str] = None
+    # What a writer or the source is retrying (text, since: wall-clock seconds), if anything.
+    troubles: list = field(default_factory=list)
+    # Split records held incomplete (dsql-cdc), and the soonest of their timeouts (epoch ms).
+    split_held: int = 0
+    split_deadline_ms: Optional[int] = None
 
     @property
     def records_read(self) -> int:
@@ -156,9 +182,16 @@ class Progress:
         written = f"wrote {self.rows_written} rows"
         if self.history_rows:
             written += f" ({self.current_rows} current, {self.history_rows} history)"
+        now = time.time()
+        if self.split_held:
+            due = "" if self.split_deadline_ms is None else \
+                f", the first times out in {max(0, self.split_deadline_ms / 1000 - now):.0f} s"
+            shards += f", holding {self.split_held} incomplete split records{due}"
+        troubles = "".join(f"; {text} for {max(0, now - since):.0f} s" for text, since in self.troubles)
         return (f"read {source.records_read} records, {written}, {shards}, "
                 f"writer slots pending {self.writers_pending}, checkpoint {self.checkpoint}"
-                + (f"; {describe_skipped(self.skipped, self.source_database)}" if self.skipped else ""))
+                + (f"; {describe_skipped(self.skipped, self.source_database)}" if self.skipped else "")
+                + troubles)
 
 
 def summarize(board: dict, source: Optional[SourceStatus] = None) -> Progress:
@@ -166,11 +199,20 @@ def summarize(board: dict, source: Optional[SourceStatus] = None) -> Progress:
     board (counts start at zero in every run)."""
     progress = Progress(source=source or SourceStatus())
     for status in board.values():
+        if status.get("kind") == "reassembly":
+            progress.split_held += int(status.get("held", 0))
+            deadline = status.get("next_deadline_ms")
+            if deadline is not None:
+                progress.split_deadline_ms = min(deadline, progress.split_deadline_ms or deadline)
         if status.get("kind") == "writer":
             progress.rows_written += int(status.get("written", 0))
             progress.current_rows += int(status.get("current", 0))
             progress.history_rows += int(status.get("history", 0))
             progress.writers_pending += bool(status.get("pending"))
+            if status.get("trouble") and status.get("pending"):
+                entry = (status["trouble"], float(status.get("trouble_since") or 0.0))
+                if entry[0] not in [t for t, _ in progress.troubles]:
+                    progress.troubles.append(entry)
             for database, n in (status.get("skipped") or {}).items():
                 progress.skipped[database] = progress.skipped.get(database, 0) + int(n)
                 progress.source_database = status.get("source_database")
@@ -237,13 +279,21 @@ def run_local(props: Properties, *, until_caught_up: bool,
     checkpoint_dir = os.path.abspath(checkpoint_dir or os.path.join(local_dir, "checkpoints"))
     if from_savepoint and from_latest_checkpoint:
         raise JobFailed("use either --from-savepoint or --from-latest-checkpoint, not both")
+    identity = job_identity(props)
     if from_latest_checkpoint:
-        from_savepoint = latest_checkpoint(checkpoint_dir)
+        from_savepoint = latest_checkpoint(checkpoint_dir, identity)
         if from_savepoint is None:
-            say(f"no complete checkpoint under {checkpoint_dir}: starting from the initial position")
+            say(f"no complete checkpoint of this job ({describe_identity(identity)}) under {checkpoint_dir}: "
+                "starting from the initial position")
     if from_savepoint:
         if not os.path.exists(from_savepoint):
             raise JobFailed(f"savepoint or checkpoint not found: {from_savepoint}")
+        try:
+            warning = check_restore(from_savepoint, identity)
+        except ForeignRestore as exc:
+            raise JobFailed(str(exc)) from None
+        if warning:
+            say(warning)
         say(f"restoring from {from_savepoint}")
     if jobmanager:
         # A running cluster (e.g. `ledgersync cluster up`), over REST. Losing a TaskManager is
@@ -286,21 +336,29 @@ def run_local(props: Properties, *, until_caught_up: bool,
     client = env.execute_async("ledgersync")
     job_id = str(client.get_job_id())
     job_checkpoints = os.path.join(checkpoint_dir, job_id)
+    write_identity(job_checkpoints, identity)
     say(f"job {job_id} running; checkpoints in {job_checkpoints}; status in {status_dir}; "
         f"Flink REST/web UI http://{host}:{rest_port}")
     watcher = SourceWatcher(aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"], attempts=2),
                             props["source.stream.name"], f"http://{host}:{rest_port}")
+    # The source's progress on the status board too, for tools that watch a run from
+    # outside (the benchmark waits for "every shard at its tip" there).
+    source_board = StatusBoard(status_dir)
     tip_checkpoint: Optional[int] = None
     tip_records = -1
     tip_seen_at = 0.0
     last_print = 0.0
     stopped_with_savepoint = False
+    outcome = "stopped"
     with _StopRequests() as stop:
         try:
             while True:
                 _raise_if_ended(client, remote=bool(jobmanager))
                 now = time.monotonic()
                 progress = summarize(read_board(status_dir), watcher.poll(job_id))
+                source_board.publish("source", source_entry(watcher.status))
+                if watcher.trouble:
+                    progress.troubles.append(watcher.trouble)
                 triggered, progress.checkpoint = checkpoint_numbers(job_checkpoints)
                 if now - last_print >= progress_every_s:
                     say(f"[{now - started:6.1f}s] {progress.line()}")
@@ -315,7 +373,7 @@ def run_local(props: Properties, *, until_caught_up: bool,
                         tip_records = progress.records_read if progress.all_at_tip else -1
                         tip_seen_at = now
                     elif (progress.checkpoint > tip_checkpoint and progress.writers_pending == 0
-                          and now - tip_seen_at >= CAUGHT_UP_SETTLE_S):
+                          and progress.split_held == 0 and now - tip_seen_at >= CAUGHT_UP_SETTLE_S):
                         say(f"caught up after {now - started:.1f}s: {progress.line()}")
                         break
                 if timeout_s is not None and now - started > timeout_s:
@@ -325,17 +383,25 @@ def run_local(props: Properties, *, until_caught_up: bool,
             if stop_with_savepoint:
                 path = _stop_with_savepoint(client, "file://" + os.path.abspath(stop_with_savepoint))
                 stopped_with_savepoint = True
+                write_identity(_local_path(path), identity)
                 say(f"stopped with savepoint {_local_path(path)}; resume with: "
                     f"ledgersync run --from-savepoint {_local_path(path)}")
+            outcome = "caught up" if not stop.requested else f"stopped ({stop.requested})"
             return progress
+        except JobFailed as exc:
+            outcome = f"failed: {str(exc).splitlines()[0]}"
+            raise
+        except BaseException as exc:
+            outcome = f"failed: {type(exc).__name__}: {exc}"
+            raise
         finally:
             if not stopped_with_savepoint:
                 _cancel_quietly(client)
-                latest = latest_checkpoint(checkpoint_dir)
-                if latest:
-                    say(f"job cancelled; newest checkpoint {latest} (resume with --from-latest-checkpoint"
-                        + ("" if checkpoint_dir == DEFAULT_CHECKPOINT_DIR else f" --checkpoint-dir {checkpoint_dir}")
-                        + ")")
+                latest = newest_checkpoint_of_job(job_checkpoints)
+                resume = (f"; its newest checkpoint is {latest} (resume with --from-latest-checkpoint"
+                          + ("" if checkpoint_dir == DEFAULT_CHECKPOINT_DIR else f" --checkpoint-dir {checkpoint_dir}")
+                          + ")") if latest else "; it took no checkpoint"
+                say(f"job {job_id} {outcome}{resume}")
 
 
 def _stop_with_savepoint(client, directory: str) -> str:
@@ -350,6 +416,13 @@ def _stop_with_savepoint(client, directory: str) -> str:
 
 def _local_path(uri: str) -> str:
     return uri[len("file:"):] if uri.startswith("file:") else uri
+
+
+def source_entry(status: SourceStatus) -> dict:
+    """The source as a status-board entry (kind "reader": per shard at_tip and behind_ms)."""
+    return {"kind": "reader", "records_read": status.records_read,
+            "shards": {s.shard_id: {"at_tip": status.at_tip(s), "behind_ms": status.lag_ms.get(s.shard_id),
+                                    "closed": s.closed} for s in status.shards}}
 
 
 def describe_shards(status: SourceStatus) -> str:

@@ -91,7 +91,9 @@ class SourceWatcher:
         self._next_list = 0.0
         self._vertex: Optional[str] = None
         self.status = SourceStatus()
-        self.error: Optional[str] = None  # the last failure to read either, for the progress line
+        # (what fails, since when: wall-clock seconds) while ListShards keeps failing: the
+        # connector retries the same endpoint, so the progress line says so.
+        self.trouble: Optional[tuple] = None
 
     def poll(self, job_id: str) -> SourceStatus:
         now = time.monotonic()
@@ -99,12 +101,13 @@ class SourceWatcher:
             self._next_list = now + self._list_every_s
             try:
                 self.status.shards = list_shards(self._kinesis, self._stream)
+                self.trouble = None
             except Exception as exc:  # reported in the progress line; the job itself retries
-                self.error = f"ListShards on {self._stream}: {exc}"
+                since = self.trouble[1] if self.trouble else time.time()
+                self.trouble = (f"Kinesis stream {self._stream}: {_short(exc)}", since)
         try:
             values = self._metrics(job_id)
-        except Exception as exc:
-            self.error = f"Flink metrics: {exc}"
+        except Exception:  # the REST endpoint is busy or not up yet: the next poll asks again
             return self.status
         records, lags = parse_source_metrics(values)
         self.status.records_read = records
@@ -147,3 +150,15 @@ def list_shards(kinesis, stream: str) -> list:
         token = response.get("NextToken")
         if not token:
             return shards
+
+
+def _short(exc: BaseException) -> str:
+    """An AWS failure in a few words: the endpoint that does not answer, or the error code."""
+    from botocore import exceptions as aws
+
+    if isinstance(exc, (aws.EndpointConnectionError, aws.ConnectTimeoutError)):
+        return f"endpoint {exc.kwargs.get('endpoint_url', '?')} unreachable"
+    if isinstance(exc, aws.ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}"

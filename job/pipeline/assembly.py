@@ -45,21 +45,21 @@ def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
     # Every stage exchanges ITEM_ROWs (job/pipeline/item_rows.py): typed rows, not pickles.
     decode = DecodeSettings.from_properties(props)
     if spec.kind == CHANGES:
-        items = decode_changes(records, decode)
+        items = decode_changes(records, decode, status_dir)
     else:
         items = records.flat_map(DecodeQldbFunction(decode), output_type=ITEM_ROW
                                  ).name(names.DECODE_QLDB).uid(names.DECODE_QLDB)
     write_items(t_env, items, props, status_dir)
 
 
-def decode_changes(records, decode: DecodeSettings):
+def decode_changes(records, decode: DecodeSettings, status_dir: Optional[str] = None):
     """A keyed change stream: each record decoded to a revision row; the parts of a split
     record (a side output) meet, keyed by their group, and join the rest once complete.
     Only parts cross the keyed step, so whole records pay no extra Python round trip."""
     decoded = records.process(DecodeChangesFunction(decode), output_type=ITEM_ROW
                               ).name(names.DECODE_CHANGES).uid(names.DECODE_CHANGES)
     joined = decoded.get_side_output(PIECES).key_by(piece_group, key_type=Types.STRING()).process(
-        ReassembleFunction(decode), output_type=ITEM_ROW
+        ReassembleFunction(decode, status_dir), output_type=ITEM_ROW
     ).name(names.REASSEMBLE_SPLIT_RECORDS).uid(names.REASSEMBLE_SPLIT_RECORDS)
     return decoded.union(joined)
 

@@ -3,8 +3,11 @@
 decode: raw bytes, base64 (one record per line), or the JSON that
 ``aws kinesis get-records`` prints (or a Lambda Kinesis event) -> each record's layers
 peeled (gzip, KPL aggregation) -> each user record as pretty Ion text (``//`` comments
-say where it came from), or as JSON lines with ``--json``. Every record also gets a
-line saying what the job would make of it (revisions, or dead letters and why).
+say where it came from), or as JSON lines with ``--json``. Each record's first line says
+what the job would make of it under the chosen format (revisions, changes, or dead
+letters and why: job/tools/record_verdict.py), with a hint naming ``--format X`` when
+another registered format takes a record this one dead-letters; ``--json`` carries the
+same as ``verdict``, ``reason`` and ``hint``. Exit code 1 when any record is a dead letter.
 
 encode: Ion text (one or more top-level values, e.g. what ``decode`` printed) -> binary
 Ion user records -> optionally one KPL aggregated record (``--aggregate``), gzip
@@ -24,16 +27,15 @@ from typing import Optional
 from amazon.ion import simpleion
 
 from connectors.formats import kpl
-from connectors.dead_letters import DeadLetter
 from connectors.formats.ion_json import ion_to_json
-from connectors.formats.changes import BadChange, Piece
-from connectors.formats.qldb import (CONTROL, ION_BVM, REVISION_DETAILS, BadRecord, decode_kinesis_record,
-                                     decode_record, ion_error_text, parse_ion)
-from connectors.formats.registry import CHANGES, FormatSpec, format_spec
+from connectors.formats.qldb import ION_BVM, BadRecord, ion_error_text, parse_ion
+from connectors.formats.registry import AUDIT, CHANGES, FORMATS, REVISIONS, FormatSpec, format_spec
+from job.tools import record_verdict
 
 GZIP_MAGIC = b"\x1f\x8b"
 KNOWN_MAGIC = (GZIP_MAGIC, kpl.MAGIC, ION_BVM)
 DEFAULT_PARTITION_KEY = "ledgersync"
+QLDB = FORMATS["qldb"]
 
 
 class RecordToolError(ValueError):
@@ -143,69 +145,106 @@ def peel(data: bytes) -> tuple:
     return layers, [UserView(kpl.NOT_AGGREGATED, data)], None
 
 
-def verdict(data: bytes) -> str:
-    """What the job (format qldb) makes of this Kinesis record, in one line."""
-    counts: dict = {}
-    reasons = []
-    for item in decode_kinesis_record("-", "-", "-", data):
-        if isinstance(item, DeadLetter):
-            where = "" if item.sub_sequence < 0 else f"user record {item.sub_sequence}: "
-            reasons.append(where + item.reason)
-            key = "dead letter"
-        elif item.record_type == REVISION_DETAILS:
-            r = item.revision
-            key = "delete" if r.deleted else "redaction" if r.redacted else "revision"
-        else:
-            key = f"{item.record_type} record"
-        counts[key] = counts.get(key, 0) + 1
-    summary = ", ".join(f"{n} {k}" + ("" if n == 1 else "s") for k, n in counts.items()) or "nothing"
-    return summary + "".join(f"\n//   dead letter: {reason}" for reason in reasons)
+@dataclass
+class RecordView:
+    """One input record and what the job makes of it under the chosen format."""
+
+    record: InputRecord
+    outcomes: list  # of record_verdict.Outcome
+    hint: Optional[tuple] = None  # (format, setting or None): another format takes what this one dead-letters
+
+    @property
+    def dead(self) -> bool:
+        return any(o.dead for o in self.outcomes)
 
 
-def describe_user_record(data: bytes) -> str:
-    """A short line about one user record (type, table, document, version) or why it is bad."""
-    try:
-        decoded = decode_record(data)
-    except BadRecord as exc:
-        return f"dead letter: {exc}"
-    if decoded.record_type == REVISION_DETAILS:
-        r = decoded.revision
-        kind = " (delete)" if r.deleted else " (redaction)" if r.redacted else ""
-        return f"REVISION_DETAILS {r.table} {r.document_id} version {r.version}{kind}"
-    if decoded.record_type == CONTROL:
-        return f"CONTROL {decoded.detail.get('controlRecordType')}"
-    return decoded.record_type
+def judge(records: list, spec: FormatSpec = QLDB, settings=None) -> list:
+    """Each record's outcomes under ``spec`` and, if any is a dead letter, a hint."""
+    views = []
+    for record in records:
+        found = record_verdict.outcomes(record.data, spec, settings)
+        view = RecordView(record, found)
+        if view.dead:
+            view.hint = record_verdict.other_format(record.data, spec)
+        views.append(view)
+    return views
 
 
-def decode_text(records: list, as_json: bool = False) -> str:
-    """The readable form of the given input records."""
+def decode_text(records: list, as_json: bool = False, spec: FormatSpec = QLDB, settings=None) -> str:
+    """The readable form of the given input records (JSON lines with ``as_json``)."""
+    return render(judge(records, spec, settings), spec, as_json)
+
+
+def render(views: list, spec: FormatSpec, as_json: bool = False) -> str:
     out = []
-    for number, record in enumerate(records, 1):
-        layers, users, error = peel(record.data)
+    for number, view in enumerate(views, 1):
         if as_json:
-            out.extend(_json_lines(number, record, layers, users, error))
-            continue
-        head = f"// record {number} ({record.label}): {len(record.data)} bytes"
-        if record.meta:
-            head += ", " + ", ".join(f"{k} {v}" for k, v in record.meta.items())
-        out.append(head)
-        if layers:
-            out.append("//   " + " -> ".join(layers))
-        out.append("//   ledgersync (format qldb): " + verdict(record.data))
-        if error:
-            out.append(f"//   broken: {error}")
-            out.append(f"//   first bytes: {record.data[:64].hex(' ')}")
-            continue
-        for user in users:
-            label = "payload" if user.sub_sequence == kpl.NOT_AGGREGATED else f"user record {user.sub_sequence}"
-            if user.partition_key is not None:
-                label += f", partition key {user.partition_key!r}"
-            if user.error:
-                out.append(f"// {label}: broken: {user.error}")
-                continue
-            out.append(f"// {label}: {len(user.data)} bytes, {describe_user_record(user.data)}")
-            out.append(_payload_text(user.data))
+            out.extend(_json_lines(number, view, spec))
+        else:
+            out.extend(_text_lines(number, view, spec))
     return "\n".join(out) + ("\n" if out else "")
+
+
+def _verdict_lines(number: int, view: RecordView, spec: FormatSpec) -> list:
+    """The verdict first: the head line says what the job makes of the record; dead
+    letters' reasons and the hint follow, then the record's size and where it came from."""
+    record = view.record
+    if spec.kind == CHANGES:  # one outcome per record
+        (outcome,) = view.outcomes
+        what = f"dead letter: {outcome.text}" if outcome.dead else outcome.text
+        lines = [f"// record {number} ({record.label}): ledgersync (format {spec.name}): {what}"]
+    else:
+        lines = [f"// record {number} ({record.label}): ledgersync (format {spec.name}): "
+                 f"{record_verdict.summary(view.outcomes)}"]
+        for outcome in view.outcomes:
+            if outcome.dead:
+                where = "" if outcome.sub_sequence is None else f"{_part_name(spec)} {outcome.sub_sequence}: "
+                lines.append(f"//   dead letter: {where}{outcome.text}")
+    if view.hint:
+        name, setting = view.hint
+        needs = f", with {setting} set in --properties FILE" if setting else ""
+        lines.append(f"//   hint: the record decodes as format {name}: try --format {name}{needs}")
+    size = f"//   {len(record.data)} bytes"
+    if record.meta:
+        size += ", " + ", ".join(f"{k} {v}" for k, v in record.meta.items())
+    return lines + [size]
+
+
+def _part_name(spec: FormatSpec) -> str:
+    return "log event" if spec.kind == AUDIT else "user record"
+
+
+def _text_lines(number: int, view: RecordView, spec: FormatSpec) -> list:
+    out = _verdict_lines(number, view, spec)
+    record = view.record
+    if spec.kind == CHANGES:
+        try:
+            out.append(json.dumps(json.loads(record.data), ensure_ascii=False, indent=2))
+        except (ValueError, UnicodeDecodeError):
+            out.append("// not JSON; first bytes: " + record.data[:64].hex(" "))
+        return out
+    layers, users, error = peel(record.data)
+    if layers:
+        out.append("//   " + " -> ".join(layers))
+    if error:
+        out.append(f"//   broken: {error}")
+        out.append(f"//   first bytes: {record.data[:64].hex(' ')}")
+        return out
+    # Per user record, the same outcome as in the head (never a revision for a dead letter).
+    by_user = {o.sub_sequence: o for o in view.outcomes} if spec.kind == REVISIONS else {}
+    for user in users:
+        sub = None if user.sub_sequence == kpl.NOT_AGGREGATED else user.sub_sequence
+        label = "payload" if sub is None else f"user record {sub}"
+        if user.partition_key is not None:
+            label += f", partition key {user.partition_key!r}"
+        if user.error:
+            out.append(f"// {label}: broken: {user.error}")
+            continue
+        outcome = by_user.get(sub)
+        what = "" if outcome is None else f", dead letter: {outcome.text}" if outcome.dead else f", {outcome.text}"
+        out.append(f"// {label}: {len(user.data)} bytes{what}")
+        out.append(_payload_text(user.data))
+    return out
 
 
 def _payload_text(data: bytes) -> str:
@@ -220,15 +259,50 @@ def _payload_text(data: bytes) -> str:
     return simpleion.dumps(value, binary=False, indent="  ", omit_version_marker=True)
 
 
-def _json_lines(number: int, record: InputRecord, layers: list, users: list, error: Optional[str]) -> list:
-    base = {"record": number, "source": record.label, **record.meta, "layers": layers}
-    if error:
-        return [json.dumps({**base, "error": error}, ensure_ascii=False)]
+def _verdict_fields(outcome, spec: FormatSpec) -> dict:
+    """``verdict`` (the outcome's kind) and, for a dead letter, ``reason``; else the
+    revision, change or part when there is one."""
+    if outcome.dead:
+        return {"verdict": outcome.kind, "reason": outcome.text}
+    fields = {"verdict": outcome.kind}
+    if outcome.detail is not None:
+        name = "revision" if spec.kind == REVISIONS else "part" if outcome.kind == record_verdict.PART else "change"
+        fields[name] = outcome.detail
+    return fields
+
+
+def _json_lines(number: int, view: RecordView, spec: FormatSpec) -> list:
+    record = view.record
+    base = {"record": number, "source": record.label, **record.meta, "format": spec.name}
+    if view.hint:
+        base["hint"] = {"format": view.hint[0], **({"setting": view.hint[1]} if view.hint[1] else {})}
+    if spec.kind == CHANGES:
+        (outcome,) = view.outcomes
+        entry = {**base, **_verdict_fields(outcome, spec)}
+        if outcome.dead:
+            entry["base64"] = base64.b64encode(record.data).decode("ascii")
+        return [json.dumps(entry, ensure_ascii=False)]
+    layers, users, error = peel(record.data)
+    base["layers"] = layers
+    if spec.kind == AUDIT:  # outcomes are per log event, not per user record: one line per record
+        entry = {**base, "verdict": record_verdict.DEAD_LETTER if view.dead else "ok",
+                 "events": [{"index": o.sub_sequence, **_verdict_fields(o, spec),
+                             **({} if o.dead else {"text": o.text})} for o in view.outcomes]}
+        if error:
+            entry["error"] = error
+        return [json.dumps(entry, ensure_ascii=False)]
+    by_user = {o.sub_sequence: o for o in view.outcomes}
+    if error:  # a broken aggregate: one dead letter for the whole record
+        return [json.dumps({**base, **_verdict_fields(by_user[None], spec), "error": error}, ensure_ascii=False)]
     lines = []
     for user in users:
-        entry = {**base, "sub_sequence": None if user.sub_sequence == kpl.NOT_AGGREGATED else user.sub_sequence}
+        sub = None if user.sub_sequence == kpl.NOT_AGGREGATED else user.sub_sequence
+        entry = {**base, "sub_sequence": sub}
         if user.partition_key is not None:
             entry["partition_key"] = user.partition_key
+        outcome = by_user.get(sub)
+        if outcome is not None:
+            entry.update(_verdict_fields(outcome, spec))
         if user.error:
             entry["error"] = user.error
         else:
@@ -298,21 +372,20 @@ def _read(path: Optional[str], stdin) -> tuple:
 
 
 def _decode(args, stdin, stdout) -> int:
+    """Exit 1 when any record is a dead letter (scripts can tell), else 0."""
     records = []
     for path in args.files or [None]:
         raw, name = _read(path, stdin)
         records.extend(read_input_records(raw, force_base64=args.base64, name=name))
     spec, settings = _format(args)
-    if spec.kind == CHANGES:
-        stdout.write(decode_changes_text(records, spec, settings, as_json=args.json))
-    else:
-        stdout.write(decode_text(records, as_json=args.json))
-    return 0
+    views = judge(records, spec, settings)
+    stdout.write(render(views, spec, as_json=args.json))
+    return 1 if any(view.dead for view in views) else 0
 
 
 def _format(args) -> tuple:
     """The format to decode as, and its settings: --format, else the properties' source.format."""
-    from job.config.properties import PropertiesError, load_properties, parse_groups
+    from job.config.properties import PropertiesError, load_properties
 
     props = None
     if getattr(args, "properties", None):
@@ -325,51 +398,8 @@ def _format(args) -> tuple:
     if spec.kind != CHANGES or spec.configure is None:
         return spec, None
     if props is None:  # the format's defaults (dsql-cdc then knows no keys: each record says so)
-        props = parse_groups([{"PropertyGroupId": "source", "PropertyMap": {"stream.name": "-"}},
-                              {"PropertyGroupId": "sink", "PropertyMap": {
-                                  "mysql.host": "-", "mysql.database": "-", "mysql.user": "-",
-                                  "mysql.password": "-"}}], origin="defaults")
+        return spec, record_verdict.default_settings(spec)
     return spec, spec.configure(props)
-
-
-def describe_change(outcome) -> str:
-    """What the job makes of one record of a keyed change stream."""
-    if isinstance(outcome, Piece):
-        return f"part {outcome.index + 1} of {outcome.count} of split record {outcome.group}"
-    kind = " (TTL delete)" if outcome.ttl else " (delete)" if outcome.deleted else ""
-    return f"change {outcome.table} {outcome.document_id} version {outcome.version} tie {outcome.tie}{kind}"
-
-
-def decode_changes_text(records: list, spec: FormatSpec, settings, as_json: bool = False) -> str:
-    """Records of a keyed change stream (JSON, not KPL-aggregated): each as pretty JSON and
-    what the job makes of it, or one JSON line each with ``--json``."""
-    out = []
-    for number, record in enumerate(records, 1):
-        try:
-            outcome, error = spec.decode(record.data, settings), None
-        except BadChange as exc:
-            outcome, error = None, str(exc)
-        if as_json:
-            entry = {"record": number, "source": record.label, **record.meta}
-            if error:
-                entry.update(error=error, base64=base64.b64encode(record.data).decode("ascii"))
-            elif isinstance(outcome, Piece):
-                entry["part"] = {"group": outcome.group, "index": outcome.index, "count": outcome.count}
-            else:
-                entry["change"] = {"table": outcome.table, "key_columns": list(outcome.key_columns),
-                                   "document_id": outcome.document_id, "version": outcome.version,
-                                   "tie": outcome.tie, "deleted": outcome.deleted, "ttl": outcome.ttl,
-                                   "data": outcome.data}
-            out.append(json.dumps(entry, ensure_ascii=False))
-            continue
-        out.append(f"// record {number} ({record.label}): {len(record.data)} bytes")
-        verdict_text = f"dead letter: {error}" if error else describe_change(outcome)
-        out.append(f"//   ledgersync (format {spec.name}): {verdict_text}")
-        try:
-            out.append(json.dumps(json.loads(record.data), ensure_ascii=False, indent=2))
-        except (ValueError, UnicodeDecodeError):
-            out.append("// not JSON; first bytes: " + record.data[:64].hex(" "))
-    return "\n".join(out) + ("\n" if out else "")
 
 
 def _encode(args, stdin, stdout) -> int:

@@ -186,7 +186,7 @@ def test_split_and_merge_while_running_keeps_parents_before_children(
     finally:
         job.cleanup()
     output = job.output()
-    assert "SIGTERM: stopping" in output and "job cancelled" in output, output[-3000:]
+    assert "SIGTERM: stopping" in output and "stopped (SIGTERM)" in output, output[-3000:]
 
     assert diff(expected, actual_tables(mysql_conn, expected)) == []
     read = board["shards"]

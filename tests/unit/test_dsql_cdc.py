@@ -291,5 +291,5 @@ def test_record_decode_says_what_the_job_makes_of_dsql_records(tmp_path):
     assert "change order_items [1001,42] version 1705318200000000000" in out.getvalue()
     out = io.StringIO()
     args = SimpleNamespace(**{**vars(args), "format": "dsql-cdc", "properties": None})
-    assert run_record(args, stdin=io.BytesIO(DOC_EXAMPLE), stdout=out) == 0
+    assert run_record(args, stdin=io.BytesIO(DOC_EXAMPLE), stdout=out) == 1  # a dead letter
     assert "dead letter: table 'order_items' has no key" in out.getvalue()

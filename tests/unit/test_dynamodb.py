@@ -156,3 +156,27 @@ def test_any_attribute_value_converts_and_numbers_stay_exact(value):
     surrogate = any(0xD800 <= ord(c) <= 0xDFFF for c in json.dumps(value, ensure_ascii=False))
     if not surrogate:
         check(value, attribute(value, "x"))
+
+
+# ApproximateCreationDateTime is milliseconds in Kinesis Data Streams records (microseconds
+# with precision MICROSECOND); the DynamoDB Streams API gives seconds. A time in the wrong
+# unit would be a version in 1970 (or far past 2100), silently losing to every real change.
+@pytest.mark.parametrize("when, precision, words", [
+    (1646316592.0, None, r"ApproximateCreationDateTime 1646316592.0 .*looks like seconds \(2022-03-03T14:09:52Z\)"
+                         r".*milliseconds"),
+    (1646316592, "MILLISECOND", r"ApproximateCreationDateTime 1646316592 .*looks like seconds"),
+    (1780000000123, "MICROSECOND", r"read as microseconds.*1970.*looks like milliseconds"),
+    (1780000000123456, "MILLISECOND", r"read as milliseconds.*looks like microseconds"),
+    (1000, None, r"read as milliseconds is 1970-01-01T00:00:01Z, before 2012"),
+    (4102444800000, None, r"read as milliseconds is 2100-01-01T00:00:00Z, after 2099"),
+    (2 ** 62, None, r"read as microseconds is past the year 9999;"),
+])
+def test_a_creation_time_in_an_implausible_unit_is_a_dead_letter(when, precision, words):
+    with pytest.raises(BadChange, match=words):
+        decode(record(new=KEYS, when=when, precision=precision), SETTINGS)
+
+
+@pytest.mark.parametrize("when, us", [(1325376000000, 1325376000000000), (4102444799999, 4102444799999000),
+                                      (1646316592123.0, 1646316592123000)])
+def test_creation_times_from_2012_to_2099_in_milliseconds_are_taken(when, us):
+    assert decode(record(new=KEYS, when=when, precision=None), SETTINGS).version == us

@@ -79,7 +79,7 @@ def test_binary_output_to_a_file(tmp_path):
     assert code == 0 and values_of(target.read_bytes()) == values_of(kpl.aggregate(
         [("k", simpleion.dumps({"a": 1}, binary=True)), ("k", simpleion.dumps({"b": 2}, binary=True))])[0][1])
     code, text = run(["record", "decode", str(target)])
-    assert code == 0 and "2 user records" in text
+    assert code == 1 and "2 user records" in text  # {a: 1} is no QLDB record: dead letters, exit 1
 
 
 def test_several_records_without_aggregate_or_base64_is_refused(capsys):
@@ -127,3 +127,76 @@ def test_cli_dispatches_record_without_properties(tmp_path, capsys):
     path.write_bytes(revision(5))
     assert cli_main(["record", "decode", str(path)]) == 0
     assert "REVISION_DETAILS Person DOC5 version 5" in capsys.readouterr().out
+
+
+# --- the verdict first, dead letters, exit codes and the --format hint --------------------
+
+DYNAMODB_RECORD = json.dumps({
+    "awsRegion": "us-east-1", "eventID": "e1", "eventName": "INSERT", "userIdentity": None,
+    "recordFormat": "application/json", "tableName": "Orders", "eventSource": "aws:dynamodb",
+    "dynamodb": {"ApproximateCreationDateTime": 1780000000123, "Keys": {"id": {"S": "a"}},
+                 "NewImage": {"id": {"S": "a"}, "x": {"N": "1"}}, "SizeBytes": 10}}).encode()
+
+
+def test_the_verdict_is_the_first_line_and_exit_0_without_dead_letters():
+    code, text = run(["record", "decode"], revision(7))
+    first = text.splitlines()[0]
+    assert code == 0
+    assert first.startswith("// record 1 (stdin): ledgersync (format qldb): 1 revision")
+
+
+def test_a_dead_letter_shows_its_reason_no_revision_and_exits_1():
+    bad_version = simpleion.loads(simpleion.dumps(simpleion.loads(revision(1), single_value=True)),
+                                  single_value=True)
+    bad_version["payload"]["revision"]["metadata"]["version"] = "one"
+    code, text = run(["record", "decode"], simpleion.dumps(bad_version, binary=True))
+    lines = text.splitlines()
+    assert code == 1
+    assert lines[0] == "// record 1 (stdin): ledgersync (format qldb): 1 dead letter"
+    assert lines[1].startswith("//   dead letter: ") and "version" in lines[1]
+    assert "REVISION_DETAILS" not in "\n".join(line for line in lines if line.startswith("//"))
+
+
+def test_a_record_of_another_format_gets_a_hint_naming_it():
+    code, text = run(["record", "decode"], DYNAMODB_RECORD)
+    lines = text.splitlines()
+    assert code == 1 and "recordType must be a string or symbol" in lines[1]
+    assert lines[2] == "//   hint: the record decodes as format dynamodb: try --format dynamodb"
+    code, text = run(["record", "decode", "--format", "dynamodb"], DYNAMODB_RECORD)
+    assert code == 0 and "hint" not in text
+    assert text.splitlines()[0].endswith('ledgersync (format dynamodb): change Orders ["a"] version '
+                                         '1780000000123000 tie e1')
+
+
+def test_the_hint_names_a_setting_the_other_format_needs_and_finds_audit_records():
+    from tests.unit.test_dsql_cdc import DOC_EXAMPLE
+    from connectors.formats.audit_lines import aurora_line
+    from connectors.formats.cloudwatch_logs import LogEvent, encode_subscription_record
+
+    _code, text = run(["record", "decode"], DOC_EXAMPLE)
+    assert "hint: the record decodes as format dsql-cdc: try --format dsql-cdc, with source.dsql.keys set " \
+           "in --properties FILE" in text
+    line = aurora_line(time_us=1780000000000000, server="db1", user="app", host="10.0.0.1", connection_id=3,
+                       query_id=9, operation="QUERY", database="shop", query="DELETE FROM t WHERE id = 1")
+    audit = encode_subscription_record(log_group="g", log_stream="s", events=[LogEvent("1", 1780000000000, line)])
+    code, text = run(["record", "decode", "--base64"], base64.b64encode(audit))
+    assert code == 1 and "try --format cloudwatch-audit" in text
+    code, text = run(["record", "decode", "--base64", "--format", "cloudwatch-audit"], base64.b64encode(audit))
+    assert code == 0 and "ledgersync (format cloudwatch-audit): 1 audit event" in text.splitlines()[0]
+
+
+def test_json_lines_carry_the_verdict_the_reason_and_the_hint():
+    code, text = run(["record", "decode", "--json"], DYNAMODB_RECORD)
+    (entry,) = [json.loads(line) for line in text.splitlines()]
+    assert code == 1 and entry["verdict"] == "dead-letter" and "recordType" in entry["reason"]
+    assert entry["hint"] == {"format": "dynamodb"} and "revision" not in entry
+    _code, text = run(["record", "decode", "--json"], revision(4))
+    (entry,) = [json.loads(line) for line in text.splitlines()]
+    assert entry["verdict"] == "revision" and entry["revision"]["version"] == 4 and "reason" not in entry
+    seconds = DYNAMODB_RECORD.replace(b"1780000000123", b"1646316592.0")
+    code, text = run(["record", "decode", "--json", "--format", "dynamodb"], seconds)
+    (entry,) = [json.loads(line) for line in text.splitlines()]
+    assert code == 1 and entry["verdict"] == "dead-letter" and "change" not in entry
+    assert "ApproximateCreationDateTime" in entry["reason"] and "seconds" in entry["reason"]
+    _code, text = run(["record", "decode", "--json", "--format", "dynamodb"], DYNAMODB_RECORD)
+    assert json.loads(text)["verdict"] == "change" and json.loads(text)["change"]["version"] == 1780000000123000

@@ -1,6 +1,10 @@
 """A simulated QLDB ledger written as a journal export (and, optionally, its later
 revisions put on a stream), for the demo and the tests of ``ledgersync backfill``.
 
+The blocks carry real hashes (revision hashes, entriesHashList, entriesHash, blockHash and
+the previousBlockHash chain), so ``ledgersync verify`` accepts a simulated export, and
+``write_export(tamper=..., drop_block=...)`` makes ones it must reject.
+
 The ledger is a pure function of ``ExportSpec``: tables are created (system revisions),
 documents inserted, updated and deleted a few at a time per transaction (one block per
 transaction), some older revisions redacted in place (their block then holds ``dataHash``
@@ -32,11 +36,13 @@ from amazon.ion import simpleion
 from amazon.ion.core import IonType
 from amazon.ion.simple_types import IonPySymbol
 
+from connectors.formats.ion_hash import ion_hash
 from connectors.formats.ion_json import decimal_text, is_ion_null, timestamp_text
 from connectors.formats.qldb_export import (COMPLETED_SUFFIX, FORMATS, ION_BINARY, ION_TEXT, JSON, STARTED_SUFFIX,
                                     parse_export_uri)
 from connectors.formats.qldb import decode_record
 from connectors.formats.qldb_encode import encode_revision
+from connectors.formats.qldb_verify import dot, merkle_root, revision_hash
 from job.tools.simulate.qldb import TABLE_NAMES, document_id
 
 STRAND = "JdxjkR9bSYB5jMHWcI464T"
@@ -218,15 +224,19 @@ def _data_hash(change: SimChange) -> bytes:
     return _hash(f"data/{change.table}/{change.document_id}/{change.version}")
 
 
-def block_value(block: SimBlock) -> dict:
-    """One journal block as QLDB exports it (Ion values)."""
+def block_value(block: SimBlock, previous_block_hash: Optional[bytes] = None) -> dict:
+    """One journal block as QLDB exports it (Ion values), with real hashes: revision hashes,
+    entriesHashList (the transactionInfo's Ion hash, the revisions' Merkle root and one
+    internal entry, as QLDB's lists hold hashes of its own), entriesHash and blockHash
+    chained to ``previous_block_hash`` (default: a stand-in for the block before the
+    ledger's first, since the export starts there)."""
     address = {"strandId": STRAND, "sequenceNo": block.sequence_no}
     revisions = [{"hash": _hash(f"system/{block.sequence_no}/{i}")} for i in range(block.system_revisions)]
     documents = {}
     for change in block.changes:
         table_id = _hash(change.table).hex()[:22]
         documents[change.document_id] = {"tableName": change.table, "tableId": table_id, "statements": [0]}
-        revision = {"blockAddress": address, "hash": _hash(f"rev/{change.document_id}/{change.version}")}
+        revision = {"blockAddress": address, "hash": None}
         if change.redacted:
             revision["dataHash"] = _data_hash(change)
         elif change.data is not None:
@@ -234,14 +244,14 @@ def block_value(block: SimBlock) -> dict:
         revision["metadata"] = {"id": change.document_id, "version": change.version, "txTime": block.time,
                                 "txId": block.tx_id}
         revisions.append(revision)
-    return {
+    value = {
         "blockAddress": address,
         "transactionId": block.tx_id,
         "blockTimestamp": block.time,
-        "blockHash": _hash(f"block/{block.sequence_no}"),
-        "entriesHash": _hash(f"entries/{block.sequence_no}"),
-        "previousBlockHash": _hash(f"block/{block.sequence_no - 1}"),
-        "entriesHashList": [_hash(f"entry/{block.sequence_no}/{i}") for i in range(2)],
+        "blockHash": None,
+        "entriesHash": None,
+        "previousBlockHash": None,
+        "entriesHashList": None,
         "transactionInfo": {
             "statements": [{"statement": block.statement, "startTime": block.time,
                             "statementDigest": _hash(block.statement)}],
@@ -249,6 +259,47 @@ def block_value(block: SimBlock) -> dict:
         },
         "revisions": revisions,
     }
+    return _with_hashes(value, previous_block_hash or _hash(f"block/{block.sequence_no - 1}"))
+
+
+def _with_hashes(value: dict, previous_block_hash: bytes) -> dict:
+    # Hash what a reader of the export gets back (Ion values with their types and
+    # precision), not the Python values the simulator built.
+    loaded = simpleion.loads(simpleion.dumps(value, binary=True))
+    for revision, read_back in zip(value["revisions"], loaded["revisions"]):
+        computed = revision_hash(read_back)
+        if computed is not None:
+            revision["hash"] = computed
+    entries = [ion_hash(loaded["transactionInfo"])]
+    if value["revisions"]:
+        entries.append(merkle_root([r["hash"] for r in value["revisions"]]))
+    entries.append(_hash(f"internal/{value['blockAddress']['sequenceNo']}"))
+    value["entriesHashList"] = entries
+    value["entriesHash"] = merkle_root(entries)
+    value["previousBlockHash"] = previous_block_hash
+    value["blockHash"] = dot(value["entriesHash"], previous_block_hash)
+    return value
+
+
+def chained_block_values(blocks: list) -> list:
+    """The blocks' values, each one's previousBlockHash the blockHash of the one before."""
+    out, previous = [], None
+    for block in blocks:
+        out.append(block_value(block, previous))
+        previous = out[-1]["blockHash"]
+    return out
+
+
+def tamper_block(value: dict) -> str:
+    """Change one character of the first revision's data (after the hashes were made), as
+    an edit of the export would; says what changed."""
+    for index, revision in enumerate(value["revisions"]):
+        data = revision.get("data")
+        if data:
+            name = data["name"]
+            data["name"] = ("X" if name[0] != "X" else "Y") + name[1:]
+            return f"revision {index} (document {revision['metadata']['id']}): data.name {name!r} -> {data['name']!r}"
+    raise ValueError(f"block {value['blockAddress']['sequenceNo']} has no revision with data to tamper with")
 
 
 def stream_record(block: SimBlock, change: SimChange) -> bytes:
@@ -324,6 +375,8 @@ class WrittenExport:
     keys: list  # data object keys in manifest order
     object_blocks: list  # per key: its SimBlocks
     lost: list = field(default_factory=list)  # (table, document_id, version) a corruption cost
+    tampered: Optional[str] = None  # "strand/seq" of the block changed after hashing (--tamper)
+    dropped: Optional[str] = None  # "strand/seq" of the block left out (--drop-block)
 
     def revisions(self) -> list:
         """What the backfill must replicate: the export's revisions minus those lost."""
@@ -340,10 +393,14 @@ def object_key(prefix: str, blocks: list, output_format: str) -> str:
 
 
 def write_export(ledger: SimLedger, uri: str, *, region: str = "us-east-1", endpoint: Optional[str] = None,
-                 corrupt_object: Optional[int] = None, out=print) -> WrittenExport:
+                 corrupt_object: Optional[int] = None, tamper: Optional[int] = None,
+                 drop_block: Optional[int] = None, out=print) -> WrittenExport:
     """Write the ledger's export to ``s3://bucket/prefix`` (the bucket is created if missing)
     or a local directory. ``corrupt_object``: cut that data object in the middle of a block
-    (a JSON line is garbled instead), so its dead letters can be checked."""
+    (a JSON line is garbled instead), so its dead letters can be checked. ``tamper``: change
+    a character of a revision's data in the first block from that sequenceNo on that has
+    one, after hashing; ``drop_block``: leave the block with that sequenceNo out of its
+    object (its name still says it is there). Both make exports ``verify`` must reject."""
     spec = ledger.spec
     fmt = spec.output_format
     location = parse_export_uri(uri) if uri.startswith("s3://") else None
@@ -360,11 +417,28 @@ def write_export(ledger: SimLedger, uri: str, *, region: str = "us-east-1", endp
     put(f"{prefix}/{spec.export_id}{STARTED_SUFFIX}" if prefix else f"{spec.export_id}{STARTED_SUFFIX}",
         _manifest(started, fmt))
     written = WrittenExport(ledger, location.uri, prefix, [], [])
+    values = dict(zip((b.sequence_no for b in ledger.blocks), chained_block_values(ledger.blocks)))
+    if tamper is not None:
+        target = next((b for b in ledger.blocks if b.sequence_no >= tamper and any(c.data for c in b.changes)), None)
+        if target is None:
+            raise ValueError(f"--tamper {tamper}: no block from sequenceNo {tamper} on has a revision with data")
+        what = tamper_block(values[target.sequence_no])
+        written.tampered = f"{STRAND}/{target.sequence_no}"
+        out(f"simulate: tampered with block {written.tampered}: {what}")
+    if drop_block is not None:
+        if drop_block not in values:
+            raise ValueError(f"--drop-block {drop_block}: the export has blocks "
+                             f"{ledger.blocks[0].sequence_no}..{ledger.blocks[-1].sequence_no}")
+        written.dropped = f"{STRAND}/{drop_block}"
+        written.lost += [(c.table, c.document_id, c.version) for b in ledger.blocks if b.sequence_no == drop_block
+                         for c in b.changes]
+        out(f"simulate: left block {written.dropped} out of its object")
     for index, blocks in enumerate(ledger.objects()):
         key = object_key(prefix, blocks, fmt)
-        parts = [encode_block(block_value(b), fmt) for b in blocks]
+        kept = [b for b in blocks if b.sequence_no != drop_block]
+        parts = [encode_block(values[b.sequence_no], fmt) for b in kept]
         if index == corrupt_object:
-            parts, lost_blocks = _corrupt(parts, blocks, fmt)
+            parts, lost_blocks = _corrupt(parts, kept, fmt)
             written.lost += [(c.table, c.document_id, c.version) for b in lost_blocks for c in b.changes]
         put(key, b"".join(parts))
         written.keys.append(key)
