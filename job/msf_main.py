@@ -65,6 +65,27 @@ def _not_python(folder: str, entries: list) -> list:
             (not name.endswith(".py") and not os.path.isdir(os.path.join(folder, name)))]
 
 
+# Where `ledgersync package` puts the connector jar, relative to the main file (its run
+# options name it as `jarfile`, and MSF puts it on the classpath).
+PACKAGED_JAR = os.path.join("lib", "ledgersync-kinesis.jar")
+
+
+def add_packaged_jar(env) -> None:
+    """Outside MSF (the unpacked zip run by plain Python, as the package smoke test does)
+    nothing reads `jarfile`: add the zip's jar to pipeline.jars unless it is there already
+    (`flink run --jarfile` puts it there)."""
+    from pyflink.java_gateway import get_gateway
+
+    jar = os.path.join(code_root(), PACKAGED_JAR)
+    if not os.path.isfile(jar):
+        return
+    jars_option = get_gateway().jvm.org.apache.flink.configuration.PipelineOptions.JARS
+    present = env._j_stream_execution_environment.getConfiguration().getOptional(jars_option)
+    if present.isPresent() and any("ledgersync-kinesis" in str(j) for j in present.get()):
+        return
+    env.add_jars("file://" + jar)
+
+
 def build_job(env, props) -> None:
     """Everything ``env.execute()`` needs: the job's code for the workers, then the same
     pipeline as a local run, without the local status board. The MySQL password (or the
@@ -91,6 +112,8 @@ def main(argv: Optional[list] = None) -> int:
     from pyflink.datastream import StreamExecutionEnvironment
 
     env = StreamExecutionEnvironment.get_execution_environment()
+    if path != MSF_PROPERTIES_PATH:
+        add_packaged_jar(env)
     build_job(env, props)
     env.execute("ledgersync")
     return 0

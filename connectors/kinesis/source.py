@@ -151,6 +151,12 @@ def add_kinesis_source(env, settings: SourceSettings, uid: str):
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
+    if settings.endpoint:
+        # A mini-cluster runs in this JVM: the system properties reach the consumer's SDK
+        # clients (a separate cluster gets them with env.java.opts, job/local/cluster.py).
+        for option in LOCAL_ENDPOINT_JAVA_OPTS.split():
+            name, _, value = option[len("-D"):].partition("=")
+            jvm.java.lang.System.setProperty(name, value)
     j_props = jvm.java.util.Properties()
     for key, value in consumer_properties(settings).items():
         j_props.setProperty(key, value)

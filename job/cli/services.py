@@ -12,7 +12,7 @@ def add_parser(commands) -> None:
     properties.set_defaults(handler=properties_command)
 
     package = commands.add_parser(
-        "package", help="build the zip for Amazon Managed Service for Apache Flink (dependencies for Python 3.12)")
+        "package", help="build the zip for Amazon Managed Service for Apache Flink (dependencies for Python 3.11)")
     package.add_argument("--output", default=None, metavar="ZIP", help="where to write it (default: dist/ledgersync-msf.zip)")
     package.set_defaults(handler=package_command)
 

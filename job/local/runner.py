@@ -356,7 +356,7 @@ def run_local(props: Properties, *, until_caught_up: bool,
                 _raise_if_ended(client, remote=bool(jobmanager))
                 now = time.monotonic()
                 progress = summarize(read_board(status_dir), watcher.poll(job_id))
-                source_board.publish("source", source_entry(watcher.status))
+                source_board.publish("reader", source_entry(watcher.status))
                 if watcher.trouble:
                     progress.troubles.append(watcher.trouble)
                 triggered, progress.checkpoint = checkpoint_numbers(job_checkpoints)

@@ -111,7 +111,7 @@ def runtime_pin(pyproject: str = PYPROJECT) -> str:
 
 
 def dependency_closure(root: str, requires_of: Callable[[str], Optional[tuple]]) -> dict:
-    """name -> version of ``root`` and everything it needs on the target (markers for 3.12/Linux).
+    """name -> version of ``root`` and everything it needs on the target (markers for 3.11/Linux).
 
     ``requires_of(name)`` gives ``(version, [requirement strings])`` or None if not installed.
     """

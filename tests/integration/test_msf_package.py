@@ -1,5 +1,5 @@
 """Smoke test of the MSF package: the zip, unpacked into a clean directory, run by a fresh
-Python 3.12 that has nothing but apache-flink installed (as on Amazon Managed Service for
+Python 3.11 that has nothing but apache-flink installed (as on Amazon Managed Service for
 Apache Flink), against the local services, until everything is in MySQL.
 
 Two ways in, both from the unpacked files only:
@@ -37,18 +37,18 @@ RUNTIME_VENV = os.path.join(ROOT, ".local", "msf-runtime-venv")
 SPEC = WorkloadSpec(tables=2, documents=40, revisions=3, duplicates=0.2, shuffle=True, seed=11)
 
 
-def find_python312():
-    """A CPython 3.12 interpreter (what MSF's FLINK-2_2 runtime runs), or None."""
-    candidates = [os.environ.get("LEDGERSYNC_PYTHON312"), shutil.which("python3.12"),
-                  *sorted(glob.glob("/root/.pyenv/versions/3.12*/bin/python3.12"), reverse=True),
-                  *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")), reverse=True),
-                  "/usr/bin/python3.12", "/usr/local/bin/python3.12"]
-    if sys.version_info[:2] == (3, 12):
+def find_python311():
+    """A CPython 3.11 interpreter (what MSF's FLINK-1_20 runtime runs), or None."""
+    candidates = [os.environ.get("LEDGERSYNC_PYTHON311"), shutil.which("python3.11"),
+                  *sorted(glob.glob("/root/.pyenv/versions/3.11*/bin/python3.11"), reverse=True),
+                  *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.11*/bin/python3.11")), reverse=True),
+                  "/usr/bin/python3.11", "/usr/local/bin/python3.11"]
+    if sys.version_info[:2] == (3, 11):
         candidates.append(sys.executable)
     for candidate in candidates:
         if not candidate or not os.path.exists(candidate):
             continue
-        probe = subprocess.run([candidate, "-c", "import sys, venv; print(sys.version_info[:2] == (3, 12))"],
+        probe = subprocess.run([candidate, "-c", "import sys, venv; print(sys.version_info[:2] == (3, 11))"],
                                capture_output=True, text=True)
         if probe.stdout.strip() == "True":
             return candidate
@@ -58,10 +58,10 @@ def find_python312():
 @pytest.fixture(scope="module")
 def runtime_python():
     """A venv with only apache-flink (the project's pin) in it, cached under .local/."""
-    base = find_python312()
+    base = find_python311()
     if base is None:
-        pytest.skip("no CPython 3.12 found (python3.12 on PATH, pyenv, or LEDGERSYNC_PYTHON312): "
-                    "the MSF package targets Python 3.12 and can only be smoke-tested with it")
+        pytest.skip("no CPython 3.11 found (python3.11 on PATH, pyenv, or LEDGERSYNC_PYTHON311): "
+                    "the MSF package targets Python 3.11 and can only be smoke-tested with it")
     pin = package.runtime_pin()
     marker = os.path.join(RUNTIME_VENV, f".apache-flink-{pin}")
     python = os.path.join(RUNTIME_VENV, "bin", "python")
@@ -72,7 +72,7 @@ def runtime_python():
             shutil.rmtree(RUNTIME_VENV, ignore_errors=True)
             subprocess.run([base, "-m", "venv", RUNTIME_VENV], check=True)
             subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                            f"apache-flink=={pin}"], check=True)
+                            "--only-binary", "apache-beam", f"apache-flink=={pin}"], check=True)
             open(marker, "w").close()
     return python
 
@@ -192,7 +192,7 @@ def _flink_conf_dir(tmp_path, runtime_python) -> str:
 
     conf = tmp_path / "flink-conf"
     conf.mkdir()
-    pyflink_conf = os.path.join(os.path.dirname(os.path.dirname(runtime_python)), "lib", "python3.12",
+    pyflink_conf = os.path.join(os.path.dirname(os.path.dirname(runtime_python)), "lib", "python3.11",
                                 "site-packages", "pyflink", "conf")
     for name in os.listdir(pyflink_conf):
         if name.startswith("log4j"):
@@ -222,7 +222,7 @@ def _stop(process, log) -> str:
 def test_main_file_runs_the_job_as_msf_starts_it(runtime_python, unpacked, tmp_path, kinesis, stream_name,
                                                  mysql_database, mysql_conn):
     props, expected = _workload(kinesis, stream_name, tmp_path, mysql_database)
-    flink = os.path.join(os.path.dirname(os.path.dirname(runtime_python)), "lib", "python3.12",
+    flink = os.path.join(os.path.dirname(os.path.dirname(runtime_python)), "lib", "python3.11",
                          "site-packages", "pyflink", "bin", "flink")
     options = package.run_options()
     env = _clean_env(FLINK_CONF_DIR=_flink_conf_dir(tmp_path, runtime_python),
@@ -233,7 +233,8 @@ def test_main_file_runs_the_job_as_msf_starts_it(runtime_python, unpacked, tmp_p
     log = open(tmp_path / "flink-run.log", "w+")
     process = subprocess.Popen(
         [flink, "run", "--target", "local", "--python", str(unpacked / options["python"]),
-         "--pyFiles", str(unpacked / options["pyFiles"]), "--properties", props],
+         "--pyFiles", str(unpacked / options["pyFiles"]), "--jarfile", str(unpacked / options["jarfile"]),
+         "--properties", props],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     output = _replicates(process, log, expected, mysql_conn)
     assert "ledgersync: properties from " + props in output  # logged by job/msf_main.py
