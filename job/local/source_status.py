@@ -37,6 +37,7 @@ class SourceStatus:
     lag_ms: dict = field(default_factory=dict)  # shard id -> millisBehindLatest (-1: no answer yet)
     records_read: int = 0
     metrics_seen: bool = False
+    subtasks: int = 0  # the source's parallelism, from the job graph
 
     @property
     def open_shards(self) -> list:
@@ -123,10 +124,11 @@ class SourceWatcher:
     def _metrics(self, job_id: str) -> dict:
         if self._vertex is None:
             vertices = self._get(f"/jobs/{job_id}")["vertices"]
-            found = [v["id"] for v in vertices if names.KINESIS_SOURCE in v["name"]]
+            found = [v for v in vertices if names.KINESIS_SOURCE in v["name"]]
             if not found:
                 return {}
-            self._vertex = found[0]
+            self._vertex = found[0]["id"]
+            self.status.subtasks = int(found[0].get("parallelism", 0))
         base = f"/jobs/{job_id}/vertices/{self._vertex}/metrics"
         wanted = [m["id"] for m in self._get(base)
                   if m["id"].endswith("." + LAG_GAUGE) or
