@@ -14,6 +14,9 @@ def add_parser(commands) -> None:
     package = commands.add_parser(
         "package", help="build the zip for Amazon Managed Service for Apache Flink (dependencies for Python 3.11)")
     package.add_argument("--output", default=None, metavar="ZIP", help="where to write it (default: dist/ledgersync-msf.zip)")
+    package.add_argument("--update-lock", action="store_true",
+                         help="resolve the dependencies afresh and write job/tools/msf-requirements.lock "
+                              "(without it, the zip bundles exactly the versions the lock names)")
     package.set_defaults(handler=package_command)
 
 
@@ -39,4 +42,4 @@ def properties_command(args) -> int:
 def package_command(args) -> int:
     from job.tools.package import main as package_main
 
-    return package_main(args.output)
+    return package_main(args.output, update_lock=args.update_lock)

@@ -34,6 +34,9 @@ from job.msf_main import CODE_PACKAGES
 from job.config.properties import MSF_RUN_OPTIONS_GROUP as RUN_OPTIONS_GROUP
 
 PYPROJECT = os.path.join(PROJECT_ROOT, "pyproject.toml")
+# The exact versions the zip bundles (``ledgersync package --update-lock`` writes it): the
+# same commit builds the same zip, whatever PyPI has published since.
+LOCK_FILE = os.path.join(PROJECT_ROOT, "job", "tools", "msf-requirements.lock")
 DEFAULT_OUTPUT = os.path.join(PROJECT_ROOT, "dist", "ledgersync-msf.zip")
 
 MAIN_FILE = "ledgersync_main.py"
@@ -188,12 +191,47 @@ def _platform_args() -> list:
             "--only-binary=:all:"]
 
 
-def resolve(requirements: list, provided: dict, workdir: str, out) -> list:
+def read_lock(path: str = LOCK_FILE) -> dict:
+    """name -> version of the lock file (``name==version`` lines, ``#`` comments)."""
+    pins = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                name, _, version = line.partition("==")
+                if not version:
+                    raise PackageError(f"{path}: expected name==version, got {line!r}")
+                pins[canonical(name)] = version.strip()
+    return pins
+
+
+def write_lock(bundle: list, path: str = LOCK_FILE) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"# What `ledgersync package` bundles for CPython {TARGET_PYTHON} {TARGET_PLATFORM}, exactly.\n"
+                     "# Written by `ledgersync package --update-lock`; PyFlink and what it brings are not here.\n")
+        handle.writelines(f"{r.name}=={r.version}\n" for r in bundle)
+
+
+def check_against_lock(bundle: list, pins: dict) -> None:
+    """Every bundled distribution is in the lock at its version, and nothing else is."""
+    bundled = {r.name: r.version for r in bundle}
+    problems = [f"{name}=={version} (lock: {pins.get(name, 'absent')})" for name, version in bundled.items()
+                if pins.get(name) != version]
+    problems += [f"{name}=={version} in the lock but not needed" for name, version in pins.items() if name not in bundled]
+    if problems:
+        raise PackageError("the resolved dependencies differ from job/tools/msf-requirements.lock: "
+                           + "; ".join(problems) + " (a changed requirement? run `ledgersync package --update-lock`)")
+
+
+def resolve(requirements: list, provided: dict, workdir: str, out, pins: Optional[dict] = None) -> list:
     """pip's resolution of ``requirements`` for the target, with the runtime's packages held
-    at the versions PyFlink brings (so what we bundle agrees with them)."""
+    at the versions PyFlink brings (so what we bundle agrees with them) and, given ``pins``,
+    everything else at the locked versions."""
     constraints = os.path.join(workdir, "runtime-constraints.txt")
     with open(constraints, "w", encoding="utf-8") as handle:
         handle.writelines(f"{name}=={version}\n" for name, version in sorted(provided.items()))
+        handle.writelines(f"{name}=={version}\n" for name, version in sorted((pins or {}).items())
+                          if name not in provided)
     report = os.path.join(workdir, "pip-report.json")
     _pip(["install", "--dry-run", "--ignore-installed", "--report", report, "--target",
           os.path.join(workdir, "unused"), *_platform_args(), "-c", constraints, *requirements], out)
@@ -292,14 +330,14 @@ def write_zip(output: str, project_root: str, deps_dir: str, jar: Optional[str] 
 
 
 def build_package(output: str = DEFAULT_OUTPUT, project_root: str = PROJECT_ROOT, out=sys.stdout,
-                  jar: Optional[str] = None) -> str:
+                  jar: Optional[str] = None, update_lock: bool = False) -> str:
     # A fresh staging directory per build: two builds at once never share one (pip's own
     # cache is what makes a second build fast).
     with tempfile.TemporaryDirectory(prefix="ledgersync-package-") as build_dir:
-        return _build(output, project_root, build_dir, out, jar)
+        return _build(output, project_root, build_dir, out, jar, update_lock)
 
 
-def _build(output: str, project_root: str, build_dir: str, out, jar: Optional[str]) -> str:
+def _build(output: str, project_root: str, build_dir: str, out, jar: Optional[str], update_lock: bool = False) -> str:
     started = time.monotonic()
 
     def step(text: str) -> None:
@@ -321,8 +359,17 @@ def _build(output: str, project_root: str, build_dir: str, out, jar: Optional[st
     provided = provided_by_runtime(pin)
     step(f"{RUNTIME_DIST}=={pin} and its {len(provided) - 1} dependencies come with the MSF runtime; not bundled")
     step(f"resolving {', '.join(requirements)} for CPython {TARGET_PYTHON} {TARGET_PLATFORM}")
-    resolved = resolve(requirements, provided, build_dir, out)
+    lock = os.path.join(project_root, "job", "tools", "msf-requirements.lock")
+    pins = None if update_lock or not os.path.isfile(lock) else read_lock(lock)
+    if pins is None and not update_lock:
+        raise PackageError(f"{lock} is missing: run `ledgersync package --update-lock` to write it")
+    resolved = resolve(requirements, provided, build_dir, out, pins)
     bundle = to_bundle(resolved, provided)
+    if update_lock:
+        write_lock(bundle, lock)
+        step(f"wrote {os.path.relpath(lock, project_root)} ({len(bundle)} pins)")
+    else:
+        check_against_lock(bundle, pins)
     shared = sorted(r.name for r in resolved if r.name in provided)
     step(f"bundling {len(bundle)}: {', '.join(f'{r.name}=={r.version}' for r in bundle)}")
     if shared:
@@ -338,9 +385,9 @@ def _build(output: str, project_root: str, build_dir: str, out, jar: Optional[st
     return os.path.abspath(output)
 
 
-def main(output: Optional[str] = None) -> int:
+def main(output: Optional[str] = None, update_lock: bool = False) -> int:
     try:
-        build_package(output or DEFAULT_OUTPUT)
+        build_package(output or DEFAULT_OUTPUT, update_lock=update_lock)
     except PackageError as exc:
         print(f"ledgersync package: {exc}", file=sys.stderr)
         return 1

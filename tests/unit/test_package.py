@@ -180,3 +180,23 @@ def test_msf_run_options_group_is_accepted_in_the_properties_file():
                                                     "mysql.password": "p"}},
     ]
     assert parse_groups(groups)["source.stream.name"] == "s"
+
+
+def test_the_lock_pins_every_bundled_distribution(tmp_path):
+    lock = tmp_path / "msf-requirements.lock"
+    bundle = [package.Resolved("boto3", "1.44.18"), package.Resolved("pymysql", "1.2.4")]
+    package.write_lock(bundle, str(lock))
+    pins = package.read_lock(str(lock))
+    assert pins == {"boto3": "1.44.18", "pymysql": "1.2.4"}
+    package.check_against_lock(bundle, pins)
+    with pytest.raises(package.PackageError, match=r"boto3==1.45.0 \(lock: 1.44.18\).*--update-lock"):
+        package.check_against_lock([package.Resolved("boto3", "1.45.0"), bundle[1]], pins)
+    with pytest.raises(package.PackageError, match="pymysql==1.2.4 in the lock but not needed"):
+        package.check_against_lock(bundle[:1], pins)
+
+
+def test_the_committed_lock_covers_the_runtime_requirements():
+    pins = package.read_lock()
+    for requirement in package.runtime_requirements():
+        name = package.canonical(requirement.split("=")[0].split(">")[0].split("<")[0].strip())
+        assert name in pins, name
