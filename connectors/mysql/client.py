@@ -41,6 +41,7 @@ class MySqlSettings:
     read_timeout: float = 60.0
     retry_deadline_s: float = 300.0
     ssl_ca: Optional[str] = None
+    ssl_mode: str = "DISABLED"  # one of SSL_MODES, resolved (never AUTO here)
     history: bool = False
 
     def describe(self) -> str:
@@ -111,6 +112,47 @@ def connect(settings: MySqlSettings, create_database: bool = False):
     return _connect(settings)
 
 
+# TLS to MySQL, in the MySQL client's own terms (--ssl-mode): DISABLED; REQUIRED (encrypted;
+# the server's certificate checked only when a CA is given); VERIFY_CA (the certificate is
+# signed by the CA); VERIFY_IDENTITY (... and names the host). AUTO: DISABLED for a loopback
+# host, else VERIFY_IDENTITY with a CA and REQUIRED without one.
+SSL_MODES = ("AUTO", "DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
+LOOPBACK_HOSTS = ("localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def resolve_ssl_mode(mode: str, host: str, ca: Optional[str]) -> str:
+    if mode != "AUTO":
+        return mode
+    if is_loopback(host):
+        return "DISABLED"
+    return "VERIFY_IDENTITY" if ca else "REQUIRED"
+
+
+def ssl_options(mode: str, ca: Optional[str]) -> dict:
+    """pymysql.connect's TLS arguments for a resolved mode. pymysql's own default is
+    "preferred" (TLS when the server offers it, else plain), so DISABLED says so, and the
+    other modes pass a context built here: pymysql's ssl_* flags cannot ask for "encrypted
+    but unverified" (REQUIRED without a CA), and its dict form is deprecated."""
+    import ssl
+
+    if mode == "DISABLED":
+        return {"ssl_disabled": True}
+    if mode in ("VERIFY_CA", "VERIFY_IDENTITY") and not ca:
+        raise ValueError(f"sink.mysql.ssl.mode={mode} needs sink.mysql.ssl.ca (the CA bundle to verify against)")
+    if ca:
+        context = ssl.create_default_context(cafile=ca)
+        context.check_hostname = mode == "VERIFY_IDENTITY"  # REQUIRED with a CA checks the CA only, as mysql does
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return {"ssl": context}
+
+
 def _connect(settings: MySqlSettings):
     def attempt(credentials: Credentials):
         return pymysql.connect(
@@ -118,7 +160,7 @@ def _connect(settings: MySqlSettings):
             database=settings.database, charset="utf8mb4", autocommit=False,
             connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
             write_timeout=settings.read_timeout,
-            ssl={"ca": settings.ssl_ca} if settings.ssl_ca else None,
+            **ssl_options(settings.ssl_mode, settings.ssl_ca),
         )
 
     try:

@@ -150,7 +150,11 @@ SPEC: dict = {
         "mysql.password": Key(str, None, "password; this or mysql.secret.arn is required (use the secret in production)"),
         "mysql.secret.arn": Key(str, None, "AWS Secrets Manager secret holding the password (or RDS-style JSON); "
                                            "read again after a login is refused (rotation)"),
-        "mysql.ssl.ca": Key(str, None, "path of a CA bundle: turns TLS on (for Aurora, the RDS CA bundle)"),
+        "mysql.ssl.mode": Key(_choice("AUTO", "DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"), "AUTO",
+                              "TLS to MySQL as the mysql client's --ssl-mode; AUTO: off for a loopback host, else "
+                              "VERIFY_IDENTITY with mysql.ssl.ca and REQUIRED (encrypted, unverified) without"),
+        "mysql.ssl.ca": Key(str, None, "path of a CA bundle to verify the server against (for Aurora, the RDS CA "
+                                       "bundle); with mysql.ssl.mode AUTO it also turns verification on"),
         "mysql.connect.timeout.ms": Key(_positive_int, 10_000, "MySQL connect timeout"),
         "mysql.read.timeout.ms": Key(_positive_int, 60_000, "MySQL read/write timeout"),
         "batch.max.rows": Key(_positive_int, 1000, "a writer slot writes its batch when it holds this many rows"),
@@ -293,6 +297,9 @@ def _check_combinations(props: Properties, origin: str) -> None:
         raise PropertiesError(f"{origin}: source.initial.position=AT_TIMESTAMP needs source.initial.timestamp")
     if props["source.reader.type"] == "EFO" and not props["source.efo.consumer.name"]:
         raise PropertiesError(f"{origin}: source.reader.type=EFO needs source.efo.consumer.name")
+    if props["sink.mysql.ssl.mode"] in ("VERIFY_CA", "VERIFY_IDENTITY") and not props["sink.mysql.ssl.ca"]:
+        raise PropertiesError(f"{origin}: sink.mysql.ssl.mode={props['sink.mysql.ssl.mode']} needs sink.mysql.ssl.ca "
+                              "(the CA bundle to verify the server's certificate against)")
     if props["sink.mysql.password"] is None and props["sink.mysql.secret.arn"] is None:
         raise PropertiesError(f"{origin}: set sink.mysql.password or sink.mysql.secret.arn")
     if props["replication.order"] and not format_spec(props["source.format"]).order_mode:

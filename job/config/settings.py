@@ -15,7 +15,7 @@ from typing import Any
 
 from connectors.formats.qldb import MAX_DOCUMENT_BYTES
 from connectors.formats.registry import format_spec
-from connectors.mysql.client import MySqlSettings
+from connectors.mysql.client import MySqlSettings, resolve_ssl_mode
 from connectors.mysql.credentials import SecretSource
 from connectors.kinesis.source import SourceSettings, local_credentials
 from job.config.properties import CONNECTOR_PROPERTIES, Properties
@@ -33,6 +33,7 @@ def mysql_settings(props: Properties) -> MySqlSettings:
         read_timeout=props["sink.mysql.read.timeout.ms"] / 1000.0,
         retry_deadline_s=props["sink.retry.deadline.ms"] / 1000.0,
         ssl_ca=props["sink.mysql.ssl.ca"],
+        ssl_mode=resolve_ssl_mode(props["sink.mysql.ssl.mode"], props["sink.mysql.host"], props["sink.mysql.ssl.ca"]),
         history=props["replication.history"],
     )
 
