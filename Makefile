@@ -51,16 +51,22 @@ install: jar $(VENV)/.installed
 services: install
 	$(LEDGERSYNC) services up
 
+# Everything the project starts: the shared MariaDB and moto, and the audited source MariaDB
+# of `make run-audit`.
 services-down:
-	@test -x $(LEDGERSYNC) && $(LEDGERSYNC) services down || true
+	@test -x $(LEDGERSYNC) && { $(LEDGERSYNC) audit-source down; $(LEDGERSYNC) services down; } || true
 
 services-status: install
 	$(LEDGERSYNC) services status
+
+STILL_RUNNING = @echo "make: still running: MariaDB (127.0.0.1:$${LEDGERSYNC_MYSQL_PORT:-13306}) and moto (127.0.0.1:$${LEDGERSYNC_AWS_PORT:-15000}), \
+	for the next run; 'make services-down' stops everything the project started"
 
 run: services
 	$(LEDGERSYNC) simulate qldb --tables 3 --documents 200 --revisions 4 --duplicates 0.05 --shuffle
 	$(LEDGERSYNC) run --until-caught-up --timeout 600
 	$(LEDGERSYNC) show --rows 3
+	$(STILL_RUNNING)
 
 # Aurora DSQL CDC (README "Change streams from Aurora DSQL and DynamoDB"): a simulated
 # workload with split records on its own stream, replicated into database ledgersync_dsql.
@@ -70,6 +76,7 @@ run-cdc: services
 	$(LEDGERSYNC) simulate dsql-cdc --properties $(DSQL_PROPERTIES) --rows 100 --duplicates 0.1 --split-bytes 600
 	$(LEDGERSYNC) run --properties $(DSQL_PROPERTIES) --until-caught-up --timeout 600
 	$(LEDGERSYNC) show --properties $(DSQL_PROPERTIES) --rows 3
+	$(STILL_RUNNING)
 
 # Audit-log sync (README "Audit-log sync"): a MariaDB with server_audit (127.0.0.1:13307) runs a
 # workload; ship-audit puts its audit log into CloudWatch Logs (moto), whose subscription filter
@@ -82,6 +89,8 @@ run-audit: services
 	$(LEDGERSYNC) ship-audit --properties $(AUDIT_PROPERTIES)
 	$(LEDGERSYNC) run --properties $(AUDIT_PROPERTIES) --until-caught-up --timeout 600
 	$(LEDGERSYNC) audit-source compare --properties $(AUDIT_PROPERTIES)
+	$(STILL_RUNNING)
+	@echo "make: ... and the audited source MariaDB (127.0.0.1:$${LEDGERSYNC_AUDIT_SOURCE_PORT:-13307}), which services-down stops too"
 
 package: install
 	$(LEDGERSYNC) package
@@ -120,5 +129,4 @@ fuzz: install
 	$(PY) -m tests.fuzz.decoders --all --seconds $(FUZZ_SECONDS)
 
 clean: services-down
-	@test -x $(LEDGERSYNC) && $(LEDGERSYNC) audit-source down || true
 	rm -rf .local build dist *.egg-info
