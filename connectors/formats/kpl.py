@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import aws_kinesis_agg
 # aws-kinesis-agg's generated messages_pb2 does `import config_pb2`, which only resolves
@@ -100,22 +100,51 @@ def aggregate(records: Iterable[tuple], max_bytes: int = MAX_RECORD_BYTES,
     first user record's (as the KPL does). A new record starts when ``max_records``
     user records are packed or the next one would pass ``max_bytes``.
     """
+    return [record for _count, record in _pack(records, max_bytes, max_records)]
+
+
+def _pack(records: Iterable[tuple], max_bytes: int, max_records: Optional[int]) -> list:
+    """(user records packed, (partition_key, data)) per aggregated Kinesis record."""
     if max_records is not None and max_records < 1:
         raise ValueError("max_records must be at least 1")
     out = []
     current = _aggregator.AggRecord(max_bytes)
     for partition_key, data in records:
         if max_records is not None and current.get_num_user_records() >= max_records:
-            out.append(_contents(current))
+            out.append((current.get_num_user_records(), _contents(current)))
             current = _aggregator.AggRecord(max_bytes)
         # The aggregator raises ValueError for a user record that can never fit.
         if not current.add_user_record(partition_key, data):
-            out.append(_contents(current))
+            out.append((current.get_num_user_records(), _contents(current)))
             current = _aggregator.AggRecord(max_bytes)
             current.add_user_record(partition_key, data)
     if current.get_num_user_records():
-        out.append(_contents(current))
+        out.append((current.get_num_user_records(), _contents(current)))
     return out
+
+
+def hash_key(partition_key: str) -> int:
+    """The 128-bit hash key Kinesis maps a partition key to (MD5, as a big-endian integer)."""
+    return int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest(), "big")
+
+
+def aggregate_per_shard(records: Iterable[tuple], shard_of: Callable[[str], object],
+                        max_bytes: int = MAX_RECORD_BYTES, max_records: Optional[int] = None) -> list:
+    """``aggregate``, but only user records bound for the same shard share a Kinesis record,
+    as the KPL packs them. A consumer that de-aggregates with the shard's hash range (the
+    KCL, and so the Flink Kinesis connector) drops a whole aggregate that holds a user record
+    whose partition key maps outside the shard it was read from. ``shard_of(partition_key)``
+    names the shard; the aggregates come in the order of their first user record."""
+    groups: dict = {}
+    for index, (partition_key, data) in enumerate(records):
+        groups.setdefault(shard_of(partition_key), []).append((index, (partition_key, data)))
+    packed = []
+    for members in groups.values():
+        start = 0
+        for count, record in _pack([user for _, user in members], max_bytes, max_records):
+            packed.append((members[start][0], record))
+            start += count
+    return [record for _, record in sorted(packed, key=lambda item: item[0])]
 
 
 def _contents(record) -> tuple:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Optional
+from urllib.parse import urlparse
 
 # The schema class in our jar, and the order of the fields it hands over.
 RECORD_SCHEMA_CLASS = "ledgersync.kinesis.RawRecordSchema"
@@ -74,13 +75,29 @@ PASS_THROUGH_PREFIXES = (CREDENTIALS_PROVIDER_KEY,)
 # 10 s; ledgersync's 1 s lets a run that waits for "caught up" see children sooner).
 DEFAULT_DISCOVERY_INTERVAL_MS = "1000"
 DISCOVERY_INTERVAL_KEY = "flink.shard.discovery.intervalmillis"
+# The connector gives up on a shard (and fails the job) after 3 failed GetRecords or
+# GetShardIterator calls in a row: about a second of throttling or of an endpoint that
+# restarts. ledgersync waits longer before a restart (10 attempts with backoff up to 1 s:
+# about 10 s; ListShards 20 attempts, up to 5 s apart); a user's own value wins.
+PATIENT_RETRIES = {"flink.shard.getrecords.maxretries": "10", "flink.shard.getiterator.maxretries": "10",
+                   "flink.list.shards.maxretries": "20"}
 
-# Local endpoints (moto, LocalStack) speak JSON, not CBOR. The connector shades AWS SDK v1,
-# which renamed the SDK's system property (com.amazonaws.sdk.disableCbor does nothing), so
-# the environment variable is what works for v1; EFO goes through SDK v2 (CBOR_ENABLED).
+# Local stand-ins (moto, LocalStack: an endpoint on this machine) speak JSON, not CBOR. The
+# connector shades AWS SDK v1, which renamed the SDK's system property
+# (com.amazonaws.sdk.disableCbor does nothing): the environment variable or the shaded
+# property works for v1; EFO goes through SDK v2 (CBOR_ENABLED, aws.cborEnabled). Another
+# endpoint (a VPC or FIPS endpoint of real Kinesis) keeps CBOR, as AWS itself does.
 LOCAL_ENDPOINT_ENVIRONMENT = {"AWS_CBOR_DISABLE": "true", "CBOR_ENABLED": "false"}
 LOCAL_ENDPOINT_JAVA_OPTS = ("-Dorg.apache.flink.kinesis.shaded.com.amazonaws.sdk.disableCbor=true "
                             "-Daws.cborEnabled=false")
+
+
+def is_local_endpoint(endpoint: Optional[str]) -> bool:
+    """An endpoint on this machine: a local stand-in that needs CBOR off."""
+    if not endpoint:
+        return False
+    host = urlparse(endpoint).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def is_pass_through(key: str) -> bool:
@@ -119,12 +136,24 @@ def local_credentials() -> tuple:
 def consumer_properties(settings: SourceSettings) -> dict:
     """The ``java.util.Properties`` the FlinkKinesisConsumer gets, as a dict of strings."""
     props = {REGION_KEY: settings.region, INITIAL_POSITION_KEY: settings.initial_position,
-             RECORD_PUBLISHER_KEY: settings.reader_type, DISCOVERY_INTERVAL_KEY: DEFAULT_DISCOVERY_INTERVAL_MS}
+             RECORD_PUBLISHER_KEY: settings.reader_type, DISCOVERY_INTERVAL_KEY: DEFAULT_DISCOVERY_INTERVAL_MS,
+             **PATIENT_RETRIES}
     if settings.initial_position == "AT_TIMESTAMP":
         if settings.initial_timestamp is None:
             raise ValueError("source.initial.position=AT_TIMESTAMP needs source.initial.timestamp")
-        # The connector's default form is a decimal of epoch seconds; ms precision kept.
-        props[INITIAL_TIMESTAMP_KEY] = f"{settings.initial_timestamp.timestamp():.3f}"
+        # In the connector's default date format (SimpleDateFormat "yyyy-MM-dd'T'HH:mm:ss.SSSXXX",
+        # in UTC), named explicitly: a decimal of epoch seconds, which it also takes, went
+        # through that lenient parser first and started after every record (tried here).
+        when = settings.initial_timestamp.astimezone(_dt.timezone.utc)
+        if is_local_endpoint(settings.endpoint):
+            # With CBOR off the shaded SDK v1 still writes GetShardIterator's Timestamp in
+            # epoch milliseconds (CBOR's unit) where the JSON protocol means seconds (seen
+            # on the wire here: 1796642979114 for 11:29:39.114), so a local stand-in would
+            # start after every record. The instant whose milliseconds are our seconds goes
+            # out as those seconds: whole seconds only, rounded down, on local endpoints.
+            when = _dt.datetime.fromtimestamp(int(when.timestamp()) / 1000, _dt.timezone.utc)
+        props[INITIAL_TIMESTAMP_KEY] = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+00:00"
+        props[INITIAL_TIMESTAMP_FORMAT_KEY] = "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
     if settings.reader_type == EFO:
         if not settings.efo_consumer_name:
             raise ValueError("source.reader.type=EFO needs source.efo.consumer.name")
@@ -151,7 +180,7 @@ def add_kinesis_source(env, settings: SourceSettings, uid: str):
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
-    if settings.endpoint:
+    if is_local_endpoint(settings.endpoint):
         # A mini-cluster runs in this JVM: the system properties reach the consumer's SDK
         # clients (a separate cluster gets them with env.java.opts, job/local/cluster.py).
         for option in LOCAL_ENDPOINT_JAVA_OPTS.split():

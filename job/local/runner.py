@@ -35,7 +35,7 @@ from job.local.connector_jar import JarError, ensure_connector_jar
 from job.local.job_identity import (ForeignRestore, check_restore, describe as describe_identity, differences,
                                     job_identity, read_identity, write_identity)
 from connectors.aws_clients import aws_client
-from connectors.kinesis.source import LOCAL_ENDPOINT_ENVIRONMENT
+from connectors.kinesis.source import LOCAL_ENDPOINT_ENVIRONMENT, is_local_endpoint
 
 from job.project import PROJECT_ROOT
 DEFAULT_FLINK_CONF = os.path.join(PROJECT_ROOT, "flink-conf", "config.yaml")
@@ -317,7 +317,7 @@ def run_local(props: Properties, *, until_caught_up: bool,
         raise JobFailed(str(exc)) from None
     # The REST metric store (shard lag, records read) refreshes every second, not every 10.
     extra["metrics.fetcher.update-interval"] = "1000"
-    if props["source.aws.endpoint"]:
+    if is_local_endpoint(props["source.aws.endpoint"]):
         # Must be in the environment before PyFlink starts its JVM (the mini-cluster runs in it).
         os.environ.update(LOCAL_ENDPOINT_ENVIRONMENT)
     conf = flink_configuration(flink_conf, checkpoint_dir, extra)

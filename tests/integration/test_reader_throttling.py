@@ -1,10 +1,10 @@
 """Throttling test: the job reads through a proxy that rejects some GetRecords calls with
 ProvisionedThroughputExceededException, expires iterators, answers 500, resets
 connections, throttles ListShards/GetShardIterator, and goes away twice (connections
-refused, as in an endpoint restart); the job still ends exactly equal to the oracle."""
+refused, as in an endpoint restart); the Kinesis connector retries through all of it with
+ledgersync's retry settings and the job ends exactly equal to the oracle."""
 from __future__ import annotations
 
-import re
 import threading
 import time
 
@@ -51,15 +51,7 @@ def test_throttled_and_failing_endpoint_still_ends_equal_to_the_oracle(
     assert counts["restarts"] == 2, counts
     assert counts["throttled"] >= 10 and counts["expired"] >= 1 and counts["server_error"] >= 1, counts
     assert counts["reset"] >= 1 and counts["limit_exceeded"] >= 1, counts
-    # The reader saw the throttling itself (GetRecords has no botocore retries) and backed
-    # off; its counts are from the last status it published, the proxy's from the very end.
-    caught_up = re.search(r"caught up after .*throttled (\d+), errors (\d+)", output)
-    assert caught_up, output[-2000:]
-    print(counts, caught_up.group(0))
-    # The reader counts as throttled every ProvisionedThroughputExceeded on GetRecords and
-    # every LimitExceeded on the GetShardIterator inside a read; LocalStack's kinesis-mock
-    # also throttles on its own (the proxy counts those as upstream_throttled).
-    throttled_at_most = counts["throttled"] + counts["limit_exceeded"] + counts["upstream_throttled"]
-    assert 10 <= int(caught_up.group(1)) <= throttled_at_most, (counts, caught_up.group(0))
-    assert int(caught_up.group(2)) >= 1, (counts, caught_up.group(0))
+    # The connector retried through all of it (ledgersync's retry counts, connectors/kinesis/source.py):
+    # the run caught up without a restart.
+    assert "caught up after" in output, output[-2000:]
     assert diff(expected, actual_tables(mysql_conn, expected)) == []

@@ -21,7 +21,9 @@ def _props(source: dict):
 def test_polling_on_aws_uses_the_default_credential_chain():
     props = consumer_properties(source_settings(_props({"aws.region": "eu-west-1"})))
     assert props == {"aws.region": "eu-west-1", "flink.stream.initpos": "TRIM_HORIZON",
-                     "flink.stream.recordpublisher": "POLLING", "flink.shard.discovery.intervalmillis": "1000"}
+                     "flink.stream.recordpublisher": "POLLING", "flink.shard.discovery.intervalmillis": "1000",
+                     "flink.shard.getrecords.maxretries": "10", "flink.shard.getiterator.maxretries": "10",
+                     "flink.list.shards.maxretries": "20"}
 
 
 def test_efo_names_its_consumer():
@@ -35,12 +37,15 @@ def test_efo_without_a_consumer_name_is_refused_at_start_up():
         _props({"reader.type": "EFO"})
 
 
-def test_at_timestamp_passes_epoch_seconds():
+def test_at_timestamp_passes_the_connectors_date_format_in_utc():
     props = consumer_properties(source_settings(_props({"initial.position": "AT_TIMESTAMP",
                                                         "initial.timestamp": "2026-01-02T03:04:05.678Z"})))
-    when = _dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=_dt.timezone.utc).timestamp()
     assert props["flink.stream.initpos"] == "AT_TIMESTAMP"
-    assert float(props["flink.stream.initpos.timestamp"]) == pytest.approx(when, abs=0.001)
+    assert props["flink.stream.initpos.timestamp"] == "2026-01-02T03:04:05.678+00:00"
+    assert props["flink.stream.initpos.timestamp.format"] == "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
+    other_zone = consumer_properties(source_settings(_props({"initial.position": "AT_TIMESTAMP",
+                                                             "initial.timestamp": "2026-01-02T05:04:05.678+02:00"})))
+    assert other_zone["flink.stream.initpos.timestamp"] == "2026-01-02T03:04:05.678+00:00"
 
 
 def test_a_local_endpoint_gets_basic_credentials_unless_the_user_chose_a_provider():
@@ -106,3 +111,17 @@ def test_caught_up_needs_every_open_shard_at_zero_and_closed_ones_at_zero_or_don
     assert not status.all_at_tip and status.max_lag_ms == 1500
     assert not SourceStatus(shards=[ListedShard("b", closed=False)], metrics_seen=False).all_at_tip
     assert not SourceStatus(shards=[], lag_ms={"b": 0}, metrics_seen=True).all_at_tip
+
+
+def test_at_timestamp_on_a_local_endpoint_goes_out_as_seconds_in_the_sdks_milliseconds():
+    # With CBOR off the connector's SDK writes the Timestamp in ms where JSON means seconds.
+    settings = SourceSettings(stream="s", region="us-east-1", endpoint="http://127.0.0.1:15000",
+                              initial_position="AT_TIMESTAMP", local_credentials=("k", "s"),
+                              initial_timestamp=_dt.datetime(2026, 12, 7, 11, 29, 39, 114000, tzinfo=_dt.timezone.utc))
+    sent = consumer_properties(settings)["flink.stream.initpos.timestamp"]
+    parsed = _dt.datetime.strptime(sent, "%Y-%m-%dT%H:%M:%S.%f+00:00").replace(tzinfo=_dt.timezone.utc)
+    assert round(parsed.timestamp() * 1000) == int(settings.initial_timestamp.timestamp())
+    aws = consumer_properties(SourceSettings(stream="s", region="us-east-1", endpoint="https://kinesis.vpce.example",
+                                             initial_position="AT_TIMESTAMP",
+                                             initial_timestamp=settings.initial_timestamp))
+    assert aws["flink.stream.initpos.timestamp"] == "2026-12-07T11:29:39.114+00:00"  # real Kinesis: as given

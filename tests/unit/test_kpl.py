@@ -106,3 +106,20 @@ def test_bad_user_record_is_flagged_and_its_neighbours_are_kept():
     assert "partition key index missing" in users[2].error
     assert users[3].error == "KPL user record 3 has no data field"
     assert [u.sub_sequence for u in users] == [0, 1, 2, 3, 4]
+
+
+def test_aggregates_per_shard_hold_only_records_bound_for_that_shard():
+    # The KCL's de-aggregation (and so the Flink Kinesis connector's) drops a whole aggregate
+    # holding a user record whose key maps outside the shard it was read from.
+    def shard_of(key: str) -> int:
+        return kpl.hash_key(key) >> 127  # two shards: the lower and the upper half of the range
+
+    users = [(f"doc-{n}", f"payload-{n}".encode()) for n in range(40)]
+    records = kpl.aggregate_per_shard(users, shard_of, max_records=4)
+    seen = []
+    for key, data in records:
+        inside = kpl.deaggregate(data)
+        assert {shard_of(users[int(u.data.decode().split("-")[1])][0]) for u in inside} == {shard_of(key)}
+        seen += [u.data for u in inside]
+    assert sorted(seen) == sorted(data for _, data in users)
+    assert kpl.hash_key("a") == int.from_bytes(__import__("hashlib").md5(b"a").digest(), "big")

@@ -254,8 +254,11 @@ def bad_samples(spec: WorkloadSpec, revisions: Optional[list] = None) -> list:
 
 # --- what goes on the stream -------------------------------------------------------------
 
-def kinesis_records(spec: WorkloadSpec, revisions: list) -> list:
-    """``(partition_key, data)`` of every Kinesis record the workload puts, in put order."""
+def kinesis_records(spec: WorkloadSpec, revisions: list, shard_of: Optional[Callable[[str], object]] = None) -> list:
+    """``(partition_key, data)`` of every Kinesis record the workload puts, in put order.
+
+    ``shard_of`` (partition key -> shard, see ``shard_mapper``): aggregates hold only user
+    records bound for one shard, as the KPL packs them; without it, any records share one."""
     users = []
     seen_tx = set()
     for r in delivery(spec, revisions):
@@ -273,13 +276,35 @@ def kinesis_records(spec: WorkloadSpec, revisions: list) -> list:
     if spec.control:
         users.insert(0, ("control", encode_control("CREATED")))
         users.append(("control", encode_control("COMPLETED")))
-    if spec.aggregate:
+    if spec.aggregate and shard_of is not None:
+        records = kpl.aggregate_per_shard(users, shard_of, max_bytes=AGGREGATE_MAX_BYTES, max_records=spec.aggregate)
+    elif spec.aggregate:
         records = kpl.aggregate(users, max_bytes=AGGREGATE_MAX_BYTES, max_records=spec.aggregate)
     else:
         records = users
     for sample in (b for b in bad if b.envelope):
         records.insert(place.randrange(len(records) + 1), (f"bad-{sample.kind}", sample.payload))
     return records
+
+
+def shard_mapper(client, stream: str) -> Callable[[str], str]:
+    """partition key -> the id of the open shard whose hash key range holds it (ListShards),
+    as the KPL predicts where a record will land before it aggregates."""
+    ranges = []
+    response = client.list_shards(StreamName=stream)
+    while True:
+        for shard in response["Shards"]:
+            if "EndingSequenceNumber" not in shard["SequenceNumberRange"]:
+                keys = shard["HashKeyRange"]
+                ranges.append((int(keys["StartingHashKey"]), int(keys["EndingHashKey"]), shard["ShardId"]))
+        if not response.get("NextToken"):
+            break
+        response = client.list_shards(NextToken=response["NextToken"])
+
+    def shard_of(partition_key: str) -> str:
+        key = kpl.hash_key(partition_key)
+        return next(shard_id for low, high, shard_id in ranges if low <= key <= high)
+    return shard_of
 
 
 def ensure_stream(client, stream: str, shards: int, timeout_s: float = 60.0) -> None:
@@ -330,7 +355,7 @@ def simulate_qldb(client, stream: str, spec: WorkloadSpec, shards: int = 2, out=
     """Put the workload on the stream (creating it if needed); returns the revisions generated."""
     ensure_stream(client, stream, shards)
     revisions = generate(spec)
-    payloads = kinesis_records(spec, revisions)
+    payloads = kinesis_records(spec, revisions, shard_mapper(client, stream) if spec.aggregate else None)
     started = time.monotonic()
     last = [0.0]
 
