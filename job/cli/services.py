@@ -17,6 +17,9 @@ def add_parser(commands) -> None:
     package.add_argument("--update-lock", action="store_true",
                          help="resolve the dependencies afresh and write job/tools/msf-requirements.lock "
                               "(without it, the zip bundles exactly the versions the lock names)")
+    package.add_argument("--add", action="append", default=[], metavar="FILE[:PATH]",
+                         help="put FILE in the zip at PATH (default certs/<name>), e.g. the RDS CA bundle that "
+                              "sink.mysql.ssl.ca then names as certs/global-bundle.pem; repeatable")
     package.set_defaults(handler=package_command)
 
 
@@ -42,4 +45,4 @@ def properties_command(args) -> int:
 def package_command(args) -> int:
     from job.tools.package import main as package_main
 
-    return package_main(args.output, update_lock=args.update_lock)
+    return package_main(args.output, update_lock=args.update_lock, add=args.add)

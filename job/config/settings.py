@@ -8,6 +8,7 @@ use these without starting Flink.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -21,6 +22,15 @@ from connectors.kinesis.source import SourceSettings, local_credentials
 from job.config.properties import CONNECTOR_PROPERTIES, Properties
 
 
+def code_relative(path: Optional[str]) -> Optional[str]:
+    """A relative path that is not there from the working directory is looked up beside the
+    job's code (on MSF: the unpacked zip, where `ledgersync package --add` put the file)."""
+    if not path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    beside = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), path)
+    return beside if os.path.exists(beside) else path
+
+
 def mysql_settings(props: Properties) -> MySqlSettings:
     secret_arn = props["sink.mysql.secret.arn"]
     return MySqlSettings(
@@ -32,7 +42,7 @@ def mysql_settings(props: Properties) -> MySqlSettings:
         connect_timeout=props["sink.mysql.connect.timeout.ms"] / 1000.0,
         read_timeout=props["sink.mysql.read.timeout.ms"] / 1000.0,
         retry_deadline_s=props["sink.retry.deadline.ms"] / 1000.0,
-        ssl_ca=props["sink.mysql.ssl.ca"],
+        ssl_ca=code_relative(props["sink.mysql.ssl.ca"]),
         ssl_mode=resolve_ssl_mode(props["sink.mysql.ssl.mode"], props["sink.mysql.host"], props["sink.mysql.ssl.ca"]),
         history=props["replication.history"],
     )

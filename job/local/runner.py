@@ -285,6 +285,9 @@ def run_local(props: Properties, *, until_caught_up: bool,
         if from_savepoint is None:
             say(f"no complete checkpoint of this job ({describe_identity(identity)}) under {checkpoint_dir}: "
                 "starting from the initial position")
+    if not from_savepoint and props["source.initial.position"] == "TRIM_HORIZON":
+        say("no checkpoint restored: reading every record still in the stream from its start (TRIM_HORIZON), "
+            "those an earlier run replicated too; rows already in MySQL stay as they are")
     if from_savepoint:
         if not os.path.exists(from_savepoint):
             raise JobFailed(f"savepoint or checkpoint not found: {from_savepoint}")

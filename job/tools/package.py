@@ -303,7 +303,8 @@ def _deps_files(deps_dir: str):
                 yield path, DEPS_DIR + "/" + os.path.relpath(path, deps_dir).replace(os.sep, "/")
 
 
-def write_zip(output: str, project_root: str, deps_dir: str, jar: Optional[str] = None) -> int:
+def write_zip(output: str, project_root: str, deps_dir: str, jar: Optional[str] = None,
+              extra: Iterable[tuple] = ()) -> int:
     """Write the MSF zip (main file, code packages, dependencies, the connector jar); returns
     the number of files."""
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
@@ -322,22 +323,38 @@ def write_zip(output: str, project_root: str, deps_dir: str, jar: Optional[str] 
 
         add(MAIN_SOURCE.encode("utf-8"), MAIN_FILE)
         jars = [(jar, JAR_ARCNAME)] if jar else []
-        for path, arcname in [*_code_files(project_root), *_deps_files(deps_dir), *jars]:
+        for path, arcname in [*_code_files(project_root), *_deps_files(deps_dir), *jars, *extra]:
             with open(path, "rb") as handle:
                 add(handle.read(), arcname, 0o755 if os.access(path, os.X_OK) else 0o644)
     os.replace(tmp, output)
     return count
 
 
+def extra_files(specs: Iterable[str]) -> list:
+    """``FILE`` or ``FILE:PATH_IN_ZIP`` (default: ``certs/<name>``) -> (path, arcname); for a
+    CA bundle such as the RDS one, which sink.mysql.ssl.ca then names by its path in the zip."""
+    out = []
+    for spec in specs:
+        path, _, arcname = spec.partition(":")
+        if not os.path.isfile(path):
+            raise PackageError(f"--add {spec}: {path} is not a file")
+        arcname = (arcname or f"certs/{os.path.basename(path)}").lstrip("/")
+        if arcname.split("/")[0] in (*CODE_PACKAGES, DEPS_DIR, "lib") or arcname == MAIN_FILE:
+            raise PackageError(f"--add {spec}: {arcname} would shadow the zip's own files")
+        out.append((path, arcname))
+    return out
+
+
 def build_package(output: str = DEFAULT_OUTPUT, project_root: str = PROJECT_ROOT, out=sys.stdout,
-                  jar: Optional[str] = None, update_lock: bool = False) -> str:
+                  jar: Optional[str] = None, update_lock: bool = False, add: Iterable[str] = ()) -> str:
     # A fresh staging directory per build: two builds at once never share one (pip's own
     # cache is what makes a second build fast).
     with tempfile.TemporaryDirectory(prefix="ledgersync-package-") as build_dir:
-        return _build(output, project_root, build_dir, out, jar, update_lock)
+        return _build(output, project_root, build_dir, out, jar, update_lock, extra_files(add))
 
 
-def _build(output: str, project_root: str, build_dir: str, out, jar: Optional[str], update_lock: bool = False) -> str:
+def _build(output: str, project_root: str, build_dir: str, out, jar: Optional[str], update_lock: bool = False,
+           extra: Iterable[tuple] = ()) -> str:
     started = time.monotonic()
 
     def step(text: str) -> None:
@@ -378,16 +395,18 @@ def _build(output: str, project_root: str, build_dir: str, out, jar: Optional[st
     install(bundle, deps_dir, out)
     shown = os.path.relpath(output, project_root) if os.path.abspath(output).startswith(project_root) else output
     step(f"writing {shown}")
-    count = write_zip(output, project_root, deps_dir, jar)
+    for _path, arcname in extra:
+        step(f"adding {arcname} (name it in the properties by that path, e.g. sink.mysql.ssl.ca)")
+    count = write_zip(output, project_root, deps_dir, jar, extra)
     step(f"done: {count} files, {os.path.getsize(output) / 1e6:.1f} MB")
     print(f"package: run options ({RUN_OPTIONS_GROUP}): {json.dumps(run_options())}", file=out)
     print(f"package: wrote {os.path.abspath(output)}", file=out, flush=True)
     return os.path.abspath(output)
 
 
-def main(output: Optional[str] = None, update_lock: bool = False) -> int:
+def main(output: Optional[str] = None, update_lock: bool = False, add: Iterable[str] = ()) -> int:
     try:
-        build_package(output or DEFAULT_OUTPUT, update_lock=update_lock)
+        build_package(output or DEFAULT_OUTPUT, update_lock=update_lock, add=add)
     except PackageError as exc:
         print(f"ledgersync package: {exc}", file=sys.stderr)
         return 1

@@ -200,3 +200,14 @@ def test_the_committed_lock_covers_the_runtime_requirements():
     for requirement in package.runtime_requirements():
         name = package.canonical(requirement.split("=")[0].split(">")[0].split("<")[0].strip())
         assert name in pins, name
+
+
+def test_added_files_go_under_certs_and_never_shadow_the_zips_own(tmp_path):
+    bundle = tmp_path / "global-bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert package.extra_files([str(bundle)]) == [(str(bundle), "certs/global-bundle.pem")]
+    assert package.extra_files([f"{bundle}:tls/rds.pem"]) == [(str(bundle), "tls/rds.pem")]
+    with pytest.raises(package.PackageError, match="shadow"):
+        package.extra_files([f"{bundle}:job/x.pem"])
+    with pytest.raises(package.PackageError, match="not a file"):
+        package.extra_files([str(tmp_path / "missing.pem")])

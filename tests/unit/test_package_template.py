@@ -62,6 +62,7 @@ SAMPLE_PARAMETERS = {
     "AuroraDatabase": "ledger", "AuroraUser": "ledgersync", "History": "true", "Order": "false",
     "DbSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf", "AWS::Region": "eu-west-1",
     "SourceFormat": "qldb", "ReaderType": "POLLING", "EfoConsumerName": "ledgersync", "DsqlKeys": "",
+    "AuroraSslMode": "AUTO", "AuroraCaBundle": "",
 }
 NO_VALUE = object()
 
@@ -122,6 +123,7 @@ def test_template_job_properties_are_valid_job_properties():
     assert props["sink.mysql.password"] is None  # the password never sits in the template
     assert props["replication.history"] is True and props["replication.order"] is False
     assert props["source.format"] == "qldb" and props["source.reader.type"] == "POLLING"
+    assert props["sink.mysql.ssl.mode"] == "AUTO" and props["sink.mysql.ssl.ca"] is None  # TLS on toward Aurora
     dsql = parse_groups(_job_groups({**SAMPLE_PARAMETERS, "SourceFormat": "dsql-cdc", "DsqlKeys": "orders=id",
                                      "ReaderType": "EFO"}), origin="msf-template.yaml")
     assert dsql["source.format"] == "dsql-cdc" and dsql["source.dsql.keys"] == "orders=id"

@@ -66,7 +66,7 @@ PRELOADED_PARTS = {"ceilings", "per-record", "batched", "ledgersync"}
 
 @dataclass
 class BenchOptions:
-    revisions: int = 100_000  # distinct revisions; duplicates come on top
+    revisions: int = 20_000  # distinct revisions; duplicates come on top
     shards: int = 4
     tables: int = 2
     versions: int = 5  # revisions per document
