@@ -29,3 +29,12 @@ def fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("must be between 0 and 1")
     return value
+
+
+def add_export_arguments(parser) -> None:
+    """--export and --export-id, as `backfill` and `verify` take them."""
+    parser.add_argument("--export", required=True, metavar="URI",
+                        help="s3://bucket/prefix the export was written under (through source.aws.endpoint if set), "
+                             "or a local directory with the same layout")
+    parser.add_argument("--export-id", default=None, metavar="ID",
+                        help="which export under the prefix (needed only when there are several)")

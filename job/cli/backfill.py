@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from job.cli.args import DEFAULT_PROPERTIES, positive
+from job.cli.args import DEFAULT_PROPERTIES, add_export_arguments, positive
 from job.config.properties import load_properties
 
 
@@ -17,11 +17,7 @@ def add_parser(commands) -> None:
                     "`ledgersync run` from the stream: revisions already applied change nothing.")
     p.add_argument("--properties", default=DEFAULT_PROPERTIES,
                    help="application properties (sink, replication; source.aws.* for S3) (default: %(default)s)")
-    p.add_argument("--export", required=True, metavar="URI",
-                   help="s3://bucket/prefix the export was written under (through source.aws.endpoint if set), "
-                        "or a local directory with the same layout")
-    p.add_argument("--export-id", default=None, metavar="ID",
-                   help="which export under the prefix (needed only when there are several)")
+    add_export_arguments(p)
     p.add_argument("--parallelism", type=positive, default=None, metavar="N",
                    help="Flink parallelism for this run (default: parallelism.default of the Flink config)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="fail if not done by then")

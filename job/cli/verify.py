@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Optional
 
-from job.cli.args import DEFAULT_PROPERTIES
+from job.cli.args import DEFAULT_PROPERTIES, add_export_arguments
 from job.config.properties import load_properties
 
 PROGRESS_EVERY_S = 5.0
@@ -27,11 +27,7 @@ def add_parser(commands) -> None:
                     "blocks of a QLDB journal export (ION_TEXT or ION_BINARY; a JSON export cannot be verified). "
                     "Exit 0 when all hold, 1 naming the first failing block (all failures are counted), 2 when "
                     "the export cannot be verified.")
-    p.add_argument("--export", required=True, metavar="URI",
-                   help="s3://bucket/prefix the export was written under (through source.aws.endpoint if set), "
-                        "or a local directory with the same layout")
-    p.add_argument("--export-id", default=None, metavar="ID",
-                   help="which export under the prefix (needed only when there are several)")
+    add_export_arguments(p)
     p.add_argument("--properties", default=DEFAULT_PROPERTIES,
                    help="application properties: source.aws.* for S3, sink for --against-mysql "
                         "(default: %(default)s)")
