@@ -25,11 +25,13 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 class FaultProxy:
     def __init__(self, upstream: str, *, seed: int = 1, throttle: float = 0.0, expire: float = 0.0,
-                 server_error: float = 0.0, reset: float = 0.0, limit: float = 0.0):
+                 server_error: float = 0.0, reset: float = 0.0, limit: float = 0.0,
+                 limit_ops: tuple = ("ListShards", "GetShardIterator")):
         target = urlparse(upstream)
         self._upstream = (target.hostname, target.port or 80)
         self._rates = {"throttled": throttle, "expired": expire, "server_error": server_error, "reset": reset}
         self._limit = limit
+        self._limit_ops = limit_ops
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.counts = {"forwarded": 0, "get_records": 0, "throttled": 0, "expired": 0, "server_error": 0,
@@ -89,7 +91,7 @@ class FaultProxy:
                         self.counts[fault] += 1
                         return fault
                     roll -= rate
-            elif operation in ("ListShards", "GetShardIterator") and self._rng.random() < self._limit:
+            elif operation in self._limit_ops and self._rng.random() < self._limit:
                 self.counts["limit_exceeded"] += 1
                 return "limit_exceeded"
             self.counts["forwarded"] += 1
