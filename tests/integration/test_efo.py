@@ -12,7 +12,8 @@ import pytest
 
 from connectors.formats.qldb import decode_record
 from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
-from tests.conftest import TEST_AWS_ENDPOINT, run_job, write_properties
+from tests.conftest import TEST_AWS_ENDPOINT, write_properties
+from tests.support.job_process import JobProcess
 from tests.support.oracle import actual_tables, diff, expected_tables
 
 
@@ -25,11 +26,20 @@ def test_efo_reader_replicates_equal_to_the_oracle(tmp_path, kinesis, stream_nam
     props = write_properties(tmp_path, stream=stream_name, database=mysql_database, replication={"history": "true"},
                              source={"reader.type": "EFO", "efo.consumer.name": consumer})
 
-    output = run_job(props, timeout_s=300, extra_args=["--checkpoint-dir", str(tmp_path / "checkpoints"),
-                                                       "--parallelism", "2"])
+    arn = kinesis.describe_stream_summary(StreamName=stream_name)["StreamDescriptionSummary"]["StreamARN"]
+    job = JobProcess(["--properties", props, "--until-caught-up", "--timeout", "300", "--parallelism", "2",
+                      "--checkpoint-dir", str(tmp_path / "checkpoints")], tmp_path / "run.log")
+    try:
+        # The connector registers its consumer when the job starts (and deregisters it when it
+        # stops): seen while the job runs, it is the proof that the job reads by EFO.
+        job.wait_for(lambda: consumer in [c["ConsumerName"] for c in
+                                          kinesis.list_stream_consumers(StreamARN=arn)["Consumers"]],
+                     180, f"stream consumer {consumer} registered")
+        code = job.proc.wait(timeout=400)
+    finally:
+        job.cleanup()
+    output = job.output()
+    assert code == 0 and "caught up after" in output, output[-3000:]
 
     expected = expected_tables([decode_record(encode(r)).revision for r in revisions], history=True)
     assert diff(expected, actual_tables(mysql_conn, expected)) == [], output[-3000:]
-    arn = kinesis.describe_stream_summary(StreamName=stream_name)["StreamDescriptionSummary"]["StreamARN"]
-    consumers = kinesis.list_stream_consumers(StreamARN=arn)["Consumers"]
-    assert consumer in [c["ConsumerName"] for c in consumers]  # the connector registered it
