@@ -15,14 +15,12 @@ caught up, stopped or failed, and names this job's newest checkpoint.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import socket
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Optional
 

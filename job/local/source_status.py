@@ -20,7 +20,7 @@ from job.functions import names
 
 SHARD_SCOPE = ".shardId."
 RECORDS_OUT = "numRecordsOut"
-LAG_GAUGE = "millisBehindLatest"  # the connector's KinesisConsumerMetricConstants.MILLIS_BEHIND_LATEST_GAUGE
+LAG_GAUGE = names.MILLIS_BEHIND_LATEST
 
 
 @dataclass(frozen=True)
