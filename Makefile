@@ -24,7 +24,7 @@ help:
 	@echo "make test     - install, then run unit and integration tests (starts and stops the services itself)"
 	@echo "make package  - build dist/ledgersync-msf.zip for Amazon Managed Service for Apache Flink"
 	@echo "make bench    - benchmark ledgersync vs a per-record and a batched consumer and the stream/database ceilings (BENCH_ARGS=...)"
-	@echo "make test-localstack - the integration tests against LocalStack (in a private network namespace)"
+	@echo "make test-localstack - the tests moto cannot serve (resharding, EFO) against LocalStack, in a private network namespace"
 	@echo "make fuzz     - coverage-guided fuzzing (atheris) of every decoder, FUZZ_SECONDS per target (default 60)"
 	@echo "make test-unit | test-integration | services | services-down | services-status | clean"
 
@@ -116,11 +116,14 @@ test-unit: install
 test-integration: install
 	@$(WITH_SERVICES) $(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-# The integration suite against LocalStack instead of moto: installs LocalStack (Python 3.13
-# venv under .local/localstack) if missing, then runs it with its own MariaDB in a private
+# The tests marked `localstack` (what moto cannot serve: resharding, EFO; plus one end-to-end
+# run as a cross-check) against LocalStack instead of moto: installs LocalStack (Python 3.13
+# venv under .local/localstack) if missing, then runs them with their own MariaDB in a private
 # network namespace; the host's services are not used (tests/support/localstack_namespace.py).
+# LOCALSTACK_TESTS="-m integration" runs the whole integration suite there (about 30 minutes).
+LOCALSTACK_TESTS ?= -m localstack
 test-localstack: install
-	$(PY) tests/support/localstack_namespace.py -- $(PY) -m pytest -m integration $(PYTEST_ARGS)
+	$(PY) tests/support/localstack_namespace.py -- $(PY) -m pytest $(LOCALSTACK_TESTS) $(PYTEST_ARGS)
 
 # Coverage-guided fuzzing (atheris) of every decoder that takes outside bytes; corpora and
 # crash files under .local/fuzz/ (tests/fuzz/decoders.py). The unit tests run 2 s per target.

@@ -19,6 +19,7 @@ from tests.support.oracle import actual_tables, diff, expected_tables
 
 @pytest.mark.skipif(not TEST_AWS_ENDPOINT, reason="moto has no SubscribeToShard (EFO): runs on LocalStack, "
                                                   "make test-localstack")
+@pytest.mark.localstack
 def test_efo_reader_replicates_equal_to_the_oracle(tmp_path, kinesis, stream_name, mysql_database, mysql_conn):
     spec = WorkloadSpec(tables=2, documents=80, revisions=3, duplicates=0.1, shuffle=True, seed=23, aggregate=5)
     revisions = simulate_qldb(kinesis, stream_name, spec, shards=2, out=lambda *_: None)

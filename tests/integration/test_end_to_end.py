@@ -1,12 +1,15 @@
 """The whole path on real services: simulated QLDB stream -> mini-cluster -> MariaDB."""
 from __future__ import annotations
 
+import pytest
+
 from connectors.formats.qldb import decode_record
 from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import run_job, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables
 
 
+@pytest.mark.localstack
 def test_mysql_holds_exactly_the_newest_version_of_every_document(tmp_path, kinesis, stream_name,
                                                                   mysql_database, mysql_conn):
     spec = WorkloadSpec(tables=3, documents=60, revisions=4, duplicates=0.2, shuffle=True, seed=7)
