@@ -431,7 +431,7 @@ def describe_shards(status: SourceStatus) -> str:
     parts = []
     for shard in status.shards:
         lag = status.lag_ms.get(shard.shard_id)
-        parts.append(f"{shard.shard_id} " + ("done" if lag is None and shard.closed else
+        parts.append(f"{shard.shard_id} " + ("done" if status.finished(shard) else
                                              "not read yet" if lag is None or lag < 0 else f"{lag} ms behind"))
     subtasks = f" by {status.subtasks} source subtask{'s' if status.subtasks != 1 else ''}" if status.subtasks else ""
     return f"{status.records_read} records read{subtasks}; " + ("; ".join(parts) or "no shards listed")

@@ -4,8 +4,15 @@
 
 The connector registers ``KinesisConsumer.stream.<stream>.shardId.<shard>.millisBehindLatest``
 for every shard a subtask reads: -1 until its first GetRecords answer, then the answer's
-MillisBehindLatest (0 at the tip). A shard read to its end drops its metrics, and a shard
-restored as finished never gets any.
+MillisBehindLatest (0 at the tip). A shard restored as finished never gets any metrics.
+
+A shard read to its end unregisters its metrics in the TaskManager, but Flink's REST API
+keeps serving their last values (its metric store only ever adds; seen on 2026-12-07 after
+a reshard on LocalStack: three finished parents kept 1308 and 2324 ms behind while a
+thread dump showed no consumer reading them). So a closed shard also counts as read to its
+end once its gauges stop moving: a live polling consumer updates ``runLoopTimeNanos`` (a
+measured duration) on every GetRecords loop, at least once per retry budget
+(``FINISHED_AFTER_S``).
 """
 from __future__ import annotations
 
@@ -21,6 +28,13 @@ from job.functions import names
 SHARD_SCOPE = ".shardId."
 RECORDS_OUT = "numRecordsOut"
 LAG_GAUGE = names.MILLIS_BEHIND_LATEST
+LOOP_GAUGE = "runLoopTimeNanos"  # the polling publisher's, set after every GetRecords loop
+SHARD_GAUGES = (LAG_GAUGE, LOOP_GAUGE)
+# A closed shard whose gauges have not changed for this long is read to its end. It is longer
+# than the longest quiet spell of a live consumer: GetRecords retried 10 times
+# (PATIENT_RETRIES in connectors/kinesis/source.py) with the connector's default backoff of
+# at most 1 s, plus the REST metrics' refresh (1 s).
+FINISHED_AFTER_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -38,19 +52,23 @@ class SourceStatus:
     records_read: int = 0
     metrics_seen: bool = False
     subtasks: int = 0  # the source's parallelism, from the job graph
+    still_s: dict = field(default_factory=dict)  # shard id -> seconds its gauges have not moved
+
+    def finished(self, shard: ListedShard) -> bool:
+        """A closed shard read to its end: no metrics in this run (restored as finished) or
+        gauges that have stopped moving (its consumer is gone; see the module's docstring)."""
+        if not shard.closed or not self.metrics_seen:
+            return False
+        return shard.shard_id not in self.lag_ms or self.still_s.get(shard.shard_id, 0.0) >= FINISHED_AFTER_S
 
     @property
     def open_shards(self) -> list:
         return [s for s in self.shards if not s.closed]
 
     def at_tip(self, shard: ListedShard) -> bool:
-        """An open shard is at its tip when the connector's last answer for it said 0 ms behind;
-        a closed one also when the connector has no metrics for it (read to its end, or
-        restored as such)."""
-        lag = self.lag_ms.get(shard.shard_id)
-        if lag is None:
-            return shard.closed and self.metrics_seen
-        return lag == 0
+        """A shard is at its tip when the connector's last answer for it said 0 ms behind, and
+        a closed one also when it is read to its end (``finished``)."""
+        return self.lag_ms.get(shard.shard_id) == 0 or self.finished(shard)
 
     @property
     def shards_at_tip(self) -> int:
@@ -62,23 +80,38 @@ class SourceStatus:
 
     @property
     def max_lag_ms(self) -> Optional[int]:
-        known = [lag for lag in self.lag_ms.values() if lag >= 0]
+        """The largest lag of the shards still being read."""
+        known = [self.lag_ms[s.shard_id] for s in self.shards
+                 if self.lag_ms.get(s.shard_id, -1) >= 0 and not self.finished(s)]
         return max(known) if known else None
 
 
 def parse_source_metrics(values: dict) -> tuple:
-    """(records read, {shard id: lag ms}) from REST metric ids and values of the source vertex:
-    ids look like ``<subtask>.<operator>.KinesisConsumer.stream.<s>.shardId.<id>.millisBehindLatest``
-    and ``<subtask>.<operator>.numRecordsOut`` (a stream name may hold dots, a shard id does not)."""
+    """(records read, {shard id: lag ms}, {shard id: (gauge values)}) from REST metric ids and
+    values of the source vertex: ids look like
+    ``<subtask>.<operator>.KinesisConsumer.stream.<s>.shardId.<id>.millisBehindLatest`` and
+    ``<subtask>.<operator>.numRecordsOut`` (a stream name may hold dots, a shard id does not)."""
     records = 0
     lags: dict = {}
-    for metric_id, value in values.items():
-        if metric_id.endswith("." + LAG_GAUGE) and SHARD_SCOPE in metric_id:
-            shard_id = metric_id.rsplit(SHARD_SCOPE, 1)[1][:-len(LAG_GAUGE) - 1]
-            lags[shard_id] = int(float(value))
-        elif metric_id.endswith("." + RECORDS_OUT) and names.KINESIS_SOURCE in metric_id:
+    gauges: dict = {}
+    for metric_id, value in sorted(values.items()):
+        if metric_id.endswith("." + RECORDS_OUT) and names.KINESIS_SOURCE in metric_id:
             records += int(float(value))
-    return records, lags
+            continue
+        for gauge in SHARD_GAUGES:
+            if metric_id.endswith("." + gauge) and SHARD_SCOPE in metric_id:
+                shard_id = metric_id.rsplit(SHARD_SCOPE, 1)[1][:-len(gauge) - 1]
+                gauges.setdefault(shard_id, []).append(value)
+                if gauge == LAG_GAUGE:
+                    lags[shard_id] = int(float(value))
+    return records, lags, {shard_id: tuple(found) for shard_id, found in gauges.items()}
+
+
+def track_stillness(previous: dict, gauges: dict, now: float) -> dict:
+    """{shard id: (its gauge values, since when unchanged)}, from the last call's and the new values."""
+    return {shard_id: (values, previous[shard_id][1] if shard_id in previous and previous[shard_id][0] == values
+                       else now)
+            for shard_id, values in gauges.items()}
 
 
 class SourceWatcher:
@@ -91,6 +124,7 @@ class SourceWatcher:
         self._list_every_s = list_every_s
         self._next_list = 0.0
         self._vertex: Optional[str] = None
+        self._gauges: dict = {}  # shard id -> (gauge values, monotonic time they last changed)
         self.status = SourceStatus()
         # (what fails, since when: wall-clock seconds) while ListShards keeps failing: the
         # connector retries the same endpoint, so the progress line says so.
@@ -110,9 +144,11 @@ class SourceWatcher:
             values = self._metrics(job_id)
         except Exception:  # the REST endpoint is busy or not up yet: the next poll asks again
             return self.status
-        records, lags = parse_source_metrics(values)
+        records, lags, gauges = parse_source_metrics(values)
+        self._gauges = track_stillness(self._gauges, gauges, now)
         self.status.records_read = records
         self.status.lag_ms = lags
+        self.status.still_s = {shard_id: now - since for shard_id, (_values, since) in self._gauges.items()}
         # A stream always has open shards, and each has metrics once its subtask reads it.
         self.status.metrics_seen = bool(lags)
         return self.status
@@ -131,7 +167,7 @@ class SourceWatcher:
             self.status.subtasks = int(found[0].get("parallelism", 0))
         base = f"/jobs/{job_id}/vertices/{self._vertex}/metrics"
         wanted = [m["id"] for m in self._get(base)
-                  if m["id"].endswith("." + LAG_GAUGE) or
+                  if any(m["id"].endswith("." + gauge) for gauge in SHARD_GAUGES) or
                   (m["id"].endswith("." + RECORDS_OUT) and names.KINESIS_SOURCE in m["id"])]
         values: dict = {}
         for start in range(0, len(wanted), 40):

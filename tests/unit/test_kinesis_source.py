@@ -7,7 +7,8 @@ import pytest
 from connectors.kinesis.source import EFO, SourceSettings, consumer_properties, record_parts
 from job.config.properties import CONNECTOR_PROPERTIES, PropertiesError, parse_groups
 from job.config.settings import source_settings
-from job.local.source_status import ListedShard, SourceStatus, parse_source_metrics
+from job.local.source_status import (FINISHED_AFTER_S, ListedShard, SourceStatus, parse_source_metrics,
+                                     track_stillness)
 
 
 def _props(source: dict):
@@ -95,10 +96,12 @@ def test_metrics_from_rest_give_records_read_and_each_shards_lag():
         "0.decode-qldb.numRecordsOut": "999",
         "0.kinesis-source.KinesisConsumer.stream.my.dotted.stream.shardId.shardId-000000000001.millisBehindLatest": "0",
         "1.kinesis-source.KinesisConsumer.stream.my.dotted.stream.shardId.shardId-000000000000.millisBehindLatest": "-1",
+        "1.kinesis-source.KinesisConsumer.stream.my.dotted.stream.shardId.shardId-000000000000.runLoopTimeNanos": "812",
     }
-    records, lags = parse_source_metrics(values)
+    records, lags, gauges = parse_source_metrics(values)
     assert records == 100
     assert lags == {"shardId-000000000001": 0, "shardId-000000000000": -1}
+    assert gauges == {"shardId-000000000001": ("0",), "shardId-000000000000": ("-1", "812")}
 
 
 def test_caught_up_needs_every_open_shard_at_zero_and_closed_ones_at_zero_or_done():
@@ -109,6 +112,14 @@ def test_caught_up_needs_every_open_shard_at_zero_and_closed_ones_at_zero_or_don
     assert status.all_at_tip  # a: read to its end (its metrics are gone)
     status.lag_ms["a"] = 1500
     assert not status.all_at_tip and status.max_lag_ms == 1500
+    # The REST API keeps a finished shard's last values: once they stop moving, it is done.
+    status.still_s["a"] = FINISHED_AFTER_S - 1
+    assert not status.all_at_tip
+    status.still_s["a"] = FINISHED_AFTER_S
+    assert status.all_at_tip and status.max_lag_ms == 0
+    # ... but stillness never ends an open shard: a consumer at the tip may well repeat itself.
+    status.lag_ms["b"], status.still_s["b"] = 700, 10 * FINISHED_AFTER_S
+    assert not status.all_at_tip
     assert not SourceStatus(shards=[ListedShard("b", closed=False)], metrics_seen=False).all_at_tip
     assert not SourceStatus(shards=[], lag_ms={"b": 0}, metrics_seen=True).all_at_tip
 
@@ -125,3 +136,10 @@ def test_at_timestamp_on_a_local_endpoint_goes_out_as_seconds_in_the_sdks_millis
                                              initial_position="AT_TIMESTAMP",
                                              initial_timestamp=settings.initial_timestamp))
     assert aws["flink.stream.initpos.timestamp"] == "2026-12-07T11:29:39.114+00:00"  # real Kinesis: as given
+
+
+def test_gauges_are_still_from_when_they_last_changed():
+    first = track_stillness({}, {"a": ("0", "812"), "b": ("5", "900")}, now=10.0)
+    second = track_stillness(first, {"a": ("0", "812"), "b": ("0", "950")}, now=12.0)
+    assert second == {"a": (("0", "812"), 10.0), "b": (("0", "950"), 12.0)}
+    assert track_stillness(second, {"b": ("0", "950")}, now=20.0) == {"b": (("0", "950"), 12.0)}
