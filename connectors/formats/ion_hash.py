@@ -24,6 +24,7 @@ import datetime as _dt
 import decimal
 import hashlib
 import math
+import re
 import struct
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -57,15 +58,15 @@ def serialize(value: Any, h: HashFunction = sha256) -> bytes:
         + bytes([END])
 
 
+_SPECIAL = re.compile(rb"[\x0b\x0c\x0e]")
+
+
 def escape(data: bytes) -> bytes:
-    if not any(b in (BEGIN, END, ESCAPE) for b in data):
+    # Searched and substituted in C: a loop over each byte in Python spent 90% of the time
+    # hashing an export of large documents (about 0.5 s a MB).
+    if b"\x0b" not in data and b"\x0c" not in data and b"\x0e" not in data:
         return data
-    out = bytearray()
-    for b in data:
-        if b in (BEGIN, END, ESCAPE):
-            out.append(ESCAPE)
-        out.append(b)
-    return bytes(out)
+    return _SPECIAL.sub(b"\x0c\\g<0>", data)
 
 
 def _scalar(tq: int, representation: bytes = b"") -> bytes:

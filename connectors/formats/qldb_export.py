@@ -348,11 +348,54 @@ class ObjectStats:
     dead_letters: int = 0
 
 
-def read_object(export_id: str, key: str, data: bytes, output_format: str, *,
+class ObjectStream(io.RawIOBase):
+    """A data object read as a stream (objects can be hundreds of MB; only the block being
+    read is in memory): counts the bytes read, keeps the first ``MAX_DEAD_LETTER_RAW`` of
+    them for a dead letter, and remembers an error of the stream under it (a connection
+    lost part-way is not a fault of the export and must not turn into a parse error)."""
+
+    def __init__(self, source: Union[bytes, bytearray, BinaryIO]):
+        self._source = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+        self.bytes_read = 0
+        self.error: Optional[BaseException] = None
+        self._head = bytearray()
+
+    @property
+    def head(self) -> bytes:
+        return bytes(self._head)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self._source.read(size)
+        except Exception as exc:
+            self.error = exc
+            raise
+        self.bytes_read += len(data)
+        if len(self._head) < MAX_DEAD_LETTER_RAW:
+            self._head += data[:MAX_DEAD_LETTER_RAW - len(self._head)]
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._source.close()
+        finally:
+            super().close()
+
+
+def read_object(export_id: str, key: str, data: Union[bytes, BinaryIO], output_format: str, *,
                 max_document_bytes: int = MAX_DOCUMENT_BYTES,
                 stats: Optional[ObjectStats] = None) -> Iterator[Union[Revision, DeadLetter]]:
-    """Every document revision in one data object, in order, or a dead letter saying
-    where (object key, block address or line / value number) and why.
+    """Every document revision in one data object (its bytes, or a stream read block by
+    block), in order, or a dead letter saying where (object key, block address or line /
+    value number) and why.
 
     A bad block or revision costs only itself. Ion that stops parsing part-way costs the
     rest of the object (Ion has no point to resume at): one dead letter after the last
@@ -360,10 +403,11 @@ def read_object(export_id: str, key: str, data: bytes, output_format: str, *,
     """
     stats = stats if stats is not None else ObjectStats()
     position = _Position(export_id, key)
+    stream = data if isinstance(data, ObjectStream) else ObjectStream(data)
     if output_format == JSON:
-        values = _json_lines(data, position)
+        values = _json_lines(stream, position)
     elif output_format in (ION_TEXT, ION_BINARY):
-        values = _ion_values(data, output_format, position)
+        values = ion_values(stream, output_format, position)
     else:
         raise ExportError(f"unknown export output format {output_format!r}")
     for item in values:
@@ -388,9 +432,10 @@ class _Position:
         self.stream = _fit(f"export:{export_id}")
         self.shard = _fit(key)
 
-    def dead(self, where: str, reason: str, raw: bytes, sub_sequence: int = NO_SUB_SEQUENCE) -> DeadLetter:
+    def dead(self, where: str, reason: str, raw: bytes, sub_sequence: int = NO_SUB_SEQUENCE,
+             stage: str = DEAD_LETTER_STAGE) -> DeadLetter:
         return DeadLetter(stream=self.stream, shard_id=self.shard, sequence_number=where[:255],
-                          stage=DEAD_LETTER_STAGE, reason=reason, raw=bytes(raw[:MAX_DEAD_LETTER_RAW]),
+                          stage=stage, reason=reason, raw=bytes(raw[:MAX_DEAD_LETTER_RAW]),
                           sub_sequence=sub_sequence)
 
 
@@ -404,32 +449,67 @@ def object_dead_letter(export_id: str, key: str, reason: str, raw: bytes = b"") 
     return _Position(export_id, key).dead("object", reason, raw)
 
 
-def _ion_values(data: bytes, output_format: str, position: _Position):
-    if not data:
-        yield position.dead("object", "empty data object (no bytes)", b"")
-        return
-    # The Ion reader takes text and binary alike; the format only matters for the message.
-    binary = data[:4] == b"\xe0\x01\x00\xea"
+def dead_letter_at(export_id: str, key: str, where: str, reason: str, raw: bytes = b"",
+                   stage: str = DEAD_LETTER_STAGE) -> DeadLetter:
+    """A dead letter at ``where`` in the object (``block <strandId>/<sequenceNo>``, ...)."""
+    return _Position(export_id, key).dead(where, reason, raw, stage=stage)
+
+
+def block_text(block: Any) -> bytes:
+    """A block as Ion text, for a dead letter's raw column (b"" if it cannot be written)."""
+    try:
+        return simpleion.dumps(block, binary=False, omit_version_marker=True).encode("utf-8")
+    except Exception:  # noqa: BLE001 - the dead letter still names the place
+        return b""
+
+
+def ion_values(stream: ObjectStream, output_format: str, position: "_Position"):
+    """(where, value) for each top-level value, read lazily from the stream; then a dead
+    letter if the Ion stops parsing (or the object is empty). An error of the stream under
+    it is raised, not turned into a dead letter."""
     index = -1
     last = "the start"
     try:
-        for index, value in enumerate(simpleion.load(io.BytesIO(data), single_value=False, parse_eagerly=False)):
+        # The Ion reader takes text and binary alike; the format only matters for the message.
+        for index, value in enumerate(simpleion.load(stream, single_value=False, parse_eagerly=False)):
             where = _block_where(value, f"value {index}")
             last = where
             yield where, value
     except Exception as exc:
+        if stream.error is not None:
+            raise stream.error from None
+        if stream.bytes_read == 0:
+            yield position.dead("object", "empty data object (no bytes)", b"")
+            return
+        binary = stream.head[:4] == b"\xe0\x01\x00\xea"
         kind = "binary Ion" if binary else "Ion text"
         hint = "" if binary == (output_format == ION_BINARY) else f" (the export says {output_format})"
         yield position.dead(f"after {last}" if index >= 0 else "value 0",
                             f"cannot parse {kind}{hint} after {last} of the object ({index + 1} values read): "
                             f"{ion_error_text(exc)}; the rest of the object is not replicated"
-                            + (f" (raw: the first {MAX_DEAD_LETTER_RAW} bytes)" if len(data) > MAX_DEAD_LETTER_RAW
-                               else ""), data)
+                            + (f" (raw: the first {MAX_DEAD_LETTER_RAW} bytes)"
+                               if stream.bytes_read > MAX_DEAD_LETTER_RAW else ""), stream.head)
+        return
+    if stream.bytes_read == 0:
+        yield position.dead("object", "empty data object (no bytes)", b"")
 
 
-def _json_lines(data: bytes, position: _Position):
+def _lines(stream: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The stream's lines (without the newline), one chunk in memory at a time."""
+    pending = b""
+    while True:
+        data = stream.read(chunk)
+        if not data:
+            break
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        yield from lines
+    yield pending
+
+
+def _json_lines(stream: ObjectStream, position: _Position):
     offset = 0
-    for number, line in enumerate(data.split(b"\n"), start=1):
+    for number, line in enumerate(_lines(stream), start=1):
         start = offset
         offset += len(line) + 1
         if not line.strip():
@@ -474,10 +554,7 @@ def _block_revisions(block: Any, where: str, position: _Position, from_json: boo
     def block_bytes() -> bytes:
         nonlocal raw
         if raw is None:
-            try:
-                raw = simpleion.dumps(block, binary=False, omit_version_marker=True).encode("utf-8")
-            except Exception:  # noqa: BLE001 - the dead letter still names the place
-                raw = b""
+            raw = block_text(block)
         return raw
 
     if not isinstance(block, Mapping):

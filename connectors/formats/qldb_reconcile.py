@@ -47,12 +47,14 @@ class DocumentState:
 
 @dataclass(frozen=True)
 class CurrentRow:
-    """One current-view row, under its QLDB table name."""
+    """One current-view row, under its QLDB table name; or, ``deleted``, the tombstone the
+    writer keeps of a document it deleted (the version of the delete)."""
 
     table: str
     document_id: str
     version: int
     document_json: Optional[str]
+    deleted: bool = False
 
 
 def _canonical(value: Any) -> Any:
@@ -123,8 +125,16 @@ def compare_states(states: Mapping, rows: Iterable) -> dict:
 
     for row in rows:
         key = (row.table, row.document_id)
-        seen.add(key)
         export = states.get(key)
+        if row.deleted:
+            # Only a delete after the export's last version says anything: the stream went on
+            # past the export and deleted the document (not an error). An older tombstone
+            # leaves the document to the rules below (missing if it has no row).
+            if export is not None and not export.deleted and row.version > export.version and key not in seen:
+                seen.add(key)
+                note(NEWER_IN_MYSQL, row.table, row.document_id, export, row)
+            continue
+        seen.add(key)
         if export is None:
             note(ONLY_IN_MYSQL, row.table, row.document_id, None, row)
         elif row.version > export.version:

@@ -441,60 +441,144 @@ def _blocks(stream: BinaryIO) -> Iterator[Any]:
 
 def _verify_object(store: ExportStore, export: Export, strand: str, key: str, summary: Summary,
                    visit_block, progress) -> None:
-    span = block_range(key)
     try:
         stream = store.open_key(key, export.prefix)
     except MissingObject as exc:
         summary.fail(Failure(key, None, OBJECT, f"the object is missing: {exc}"))
         return
-    last: Optional[Address] = None
+    counting = _Counting(stream, summary)
     try:
-        try:
-            for block in _blocks(_Counting(stream, summary)):
-                last = _verify_one(block, strand, key, span, summary, visit_block) or last
-                if progress:
-                    progress(summary)
-        except Exception as exc:  # Ion that stops parsing: the rest of the object is lost
-            after = f"after block {last}" if last else "before its first block"
-            summary.fail(Failure(key, last, OBJECT, f"cannot parse the object's Ion {after}: {ion_error_text(exc)}; "
-                                                    "the rest of the object is not verified"))
-            return
+        for item in check_object(_blocks(counting), strand, key, summary.strands):
+            if isinstance(item, Failure):
+                summary.fail(item)
+                continue
+            summary.blocks += 1
+            for failure in item.failures:
+                summary.fail(failure)
+            if item.address is None:
+                continue
+            if summary.first_block is None:
+                summary.first_block = item.address
+            _count(item.block, summary)
+            summary.last_block = item.address
+            summary.final_block_hash = _optional_blob(item.block, "blockHash")
+            if visit_block:
+                visit_block(key, item.block, f"block {item.address}")
+            if progress:
+                progress(summary)
     finally:
         stream.close()
-    if last is None:
-        summary.fail(Failure(key, None, OBJECT, "the object holds no blocks"))
-    elif span and last.sequence_no < span[1]:
-        summary.fail(Failure(key, last, OBJECT, f"the object's name says blocks {span[0]}-{span[1]} but it ends with "
-                                                f"block {last.sequence_no}"))
 
 
-def _verify_one(block: Any, strand: str, key: str, span, summary: Summary, visit_block) -> Optional[Address]:
+@dataclass
+class CheckedBlock:
+    """One block of an object and every check it fails (``failures`` empty: sound)."""
+
+    key: str
+    index: int  # the block's place in its object, from 0
+    block: Any
+    address: Optional[Address]  # None: the block names none (then it fails SHAPE)
+    failures: list
+
+    @property
+    def where(self) -> str:
+        return f"block {self.address}" if self.address else f"value {self.index} of the object"
+
+    def checks(self) -> list:
+        """The checks it fails, each once, in the order they failed."""
+        return list(dict.fromkeys(f.check for f in self.failures))
+
+
+def check_object(blocks: Iterator[Any], strand: str, key: str, links: dict) -> Iterator[Any]:
+    """Each block of one object (``blocks``: its top-level values, read lazily) as a
+    ``CheckedBlock`` with every failure of its own; then ``Failure``s of the object itself
+    (it stops parsing, it holds no blocks). ``links`` (strandId -> the ``Link`` of the
+    block read before in that strand) carries the chain from object to object: ``verify``
+    passes one for the whole export, ``backfill --verify`` the link to the object before.
+
+    A block is handed out only once the next is read (or the object ends), so a block the
+    object ends with short of its name's range already carries that failure: whoever
+    writes blocks can refuse exactly the ones ``verify`` names."""
+    span = block_range(key)
+    held: Optional[CheckedBlock] = None
+    last: Optional[Address] = None
+    index = -1
+    failure: Optional[Failure] = None
+    try:
+        for index, block in enumerate(blocks):
+            checked = _check_one(block, index, strand, key, span, links)
+            if held is not None:
+                yield held
+            held = checked
+            last = checked.address or last
+    except Exception as exc:  # Ion that stops parsing: the rest of the object is lost
+        after = f"after block {last}" if last else "before its first block"
+        failure = Failure(key, last, OBJECT, f"cannot parse the object's Ion {after}: {ion_error_text(exc)}; "
+                                             "the rest of the object is not verified")
+    if failure is None and index < 0:
+        failure = Failure(key, None, OBJECT, "the object holds no blocks")
+    elif failure is None and span and last is not None and last.sequence_no < span[1] and held is not None:
+        held.failures.append(Failure(key, last, OBJECT, f"the object's name says blocks {span[0]}-{span[1]} but "
+                                                        f"it ends with block {last.sequence_no}"))
+    if held is not None:
+        yield held
+    if failure is not None:
+        yield failure
+
+
+def _check_one(block: Any, index: int, strand: str, key: str, span, links: dict) -> CheckedBlock:
     address = block_address(block)
-    summary.blocks += 1
     if address is None:
-        summary.fail(Failure(key, None, SHAPE, f"block {summary.blocks} of the export has no blockAddress "
-                                               "(strandId, sequenceNo)"))
-        return None
-    if summary.first_block is None:
-        summary.first_block = address
-    _count(block, summary)
-    for check, why in verify_block(block):
-        summary.fail(Failure(key, address, check, why))
+        return CheckedBlock(key, index, block, None, [Failure(key, None, SHAPE, f"value {index} of the object has "
+                                                                                "no blockAddress (strandId, "
+                                                                                "sequenceNo)")])
+    failures = [Failure(key, address, check, why) for check, why in verify_block(block)]
     if address.strand != strand:
-        summary.fail(Failure(key, address, OBJECT, f"the block is of strand {address.strand}, the manifest's "
-                                                   f"strand is {strand}"))
+        failures.append(Failure(key, address, OBJECT, f"the block is of strand {address.strand}, the manifest's "
+                                                      f"strand is {strand}"))
     elif span and not span[0] <= address.sequence_no <= span[1]:
-        summary.fail(Failure(key, address, OBJECT, f"the object's name says blocks {span[0]}-{span[1]}"))
-    block_hash = _optional_blob(block, "blockHash")
-    why = check_chain(summary.strands.get(address.strand), address, _optional_blob(block, "previousBlockHash"))
+        failures.append(Failure(key, address, OBJECT, f"the object's name says blocks {span[0]}-{span[1]}"))
+    why = check_chain(links.get(address.strand), address, _optional_blob(block, "previousBlockHash"))
     if why:
-        summary.fail(Failure(key, address, CHAIN, why))
-    summary.strands[address.strand] = Link(address, block_hash, key)
-    summary.last_block = address
-    summary.final_block_hash = block_hash
-    if visit_block:
-        visit_block(key, block, f"block {address}")
-    return address
+        failures.append(Failure(key, address, CHAIN, why))
+    links[address.strand] = Link(address, _optional_blob(block, "blockHash"), key)
+    return CheckedBlock(key, index, block, address, failures)
+
+
+def link_before(store: ExportStore, export: Export, strand: str, key: str) -> Optional[Link]:
+    """The ``Link`` ``verify`` checks the first block of object ``key`` against: the last
+    block of the strand read before it, in the nearest object before it in the manifest
+    that has one. ``backfill --verify`` reads objects in parallel, so each reader finds it
+    by reading the object before its own (parsing only, no hashing: about twice as fast
+    as verifying). None for the strand's first object or when none before it holds a block."""
+    keys = export.strands.get(strand, [])
+    if key not in keys:
+        return None
+    for previous in reversed(keys[:keys.index(key)]):
+        link = last_link(store, export, previous, strand)
+        if link is not None:
+            return link
+    return None
+
+
+def last_link(store: ExportStore, export: Export, key: str, strand: str) -> Optional[Link]:
+    """The last block of ``strand`` in object ``key`` as a ``Link`` (None if it holds none
+    that can be read)."""
+    try:
+        stream = store.open_key(key, export.prefix)
+    except MissingObject:
+        return None
+    link = None
+    try:
+        for block in _blocks(stream):
+            address = block_address(block)
+            if address is not None and address.strand == strand:
+                link = Link(address, _optional_blob(block, "blockHash"), key)
+    except Exception:  # noqa: BLE001 - as verify: the blocks before the Ion stopped parsing count
+        pass
+    finally:
+        stream.close()
+    return link
 
 
 def _count(block: Mapping, summary: Summary) -> None:

@@ -16,7 +16,8 @@ NO_SUCH_TABLE = 1146
 
 def read_current_rows(settings: MySqlSettings, qldb_tables: list) -> Iterator[CurrentRow]:
     """Every row of each QLDB table's current view, streamed (a table can be large); a table
-    not created yet has no rows."""
+    not created yet has no rows. Then the tombstones of those tables (``deleted`` rows): a
+    document the stream deleted after the export is newer in MySQL, not missing."""
     conn = connect(settings)
     try:
         conn.autocommit(True)  # reads only
@@ -37,5 +38,24 @@ def read_current_rows(settings: MySqlSettings, qldb_tables: list) -> Iterator[Cu
                     yield CurrentRow(qldb_table, str(document_id), int(version), document)
             finally:
                 cursor.close()
+        yield from _tombstones(conn, qldb_tables)
     finally:
         conn.close()
+
+
+def _tombstones(conn, qldb_tables: list) -> Iterator[CurrentRow]:
+    by_identifier = {sql.table_identifier(t): t for t in qldb_tables}
+    cursor = conn.cursor(pymysql.cursors.SSCursor)
+    try:
+        try:
+            cursor.execute(f"SELECT `table_name`, `document_id`, `version` FROM "
+                           f"{sql.quote_identifier(sql.TOMBSTONES_TABLE)}")
+        except pymysql.err.ProgrammingError as exc:
+            if error_code(exc) == NO_SUCH_TABLE:  # nothing deleted yet
+                return
+            raise
+        for table, document_id, version in cursor:
+            if table in by_identifier:
+                yield CurrentRow(by_identifier[table], str(document_id), int(version), None, deleted=True)
+    finally:
+        cursor.close()

@@ -1,26 +1,40 @@
 """Flink wrapper: one QLDB journal export data object (its key) in, its revisions out.
 
-The logic is ``connectors.formats.qldb_export.read_object``; this function fetches the object
-(S3 or a local directory), counts, filters by ``replication.tables.include`` and emits
-the same ``ITEM_ROW``s the stream decoder emits (job/pipeline/item_rows.py), so everything after
-it is the stream's own path. Progress goes to the status board (job/functions/status_board.py).
+The logic is ``connectors.formats.qldb_export.read_object``; this function opens the object
+(S3 or a local directory) as a stream (objects can be hundreds of MB: only the block being
+read is in memory), counts, filters by ``replication.tables.include`` and emits the same
+``ITEM_ROW``s the stream decoder emits (job/pipeline/item_rows.py), so everything after it
+is the stream's own path. Progress goes to the status board (job/functions/status_board.py).
+
+With ``verify`` (``backfill --verify``) every block goes through ``verify``'s own checks
+(``connectors.formats.qldb_verify.check_object``) before its revisions are decoded; a block
+that fails one is not written but becomes one dead letter (stage ``verify``) naming the
+checks, so the blocks a verified backfill refuses are the blocks ``verify`` names. Objects
+are read in parallel, so the chain into an object's first block is checked against the
+last block of the object before it, which this function reads (parsing, no hashing) to
+find it.
 """
 from __future__ import annotations
 
 import logging
 from typing import Optional
 
+from amazon.ion import simpleion
 from pyflink.datastream import FlatMapFunction, RuntimeContext
 
 from connectors.dead_letters import DeadLetter
-from connectors.formats.qldb_export import MissingObject, ObjectStats, object_dead_letter, open_store, \
-    read_object
+from connectors.formats.qldb_export import (Export, MissingObject, ObjectStats, ObjectStream, block_revisions,
+                                            block_text, dead_letter_at, object_dead_letter, open_store,
+                                            read_object)
+from connectors.formats.qldb_verify import CheckedBlock, check_object, link_before
 from job.config.settings import DecodeSettings
 from job.functions import names
 from job.pipeline.item_rows import dead_letter_row, revision_row
 from job.functions.status_board import StatusBoard
 
 log = logging.getLogger(__name__)
+
+VERIFY_STAGE = "verify"  # the dead-letter stage of a block backfill --verify refuses
 
 
 class ExportReadError(RuntimeError):
@@ -31,12 +45,23 @@ class ExportReadError(RuntimeError):
 # progress total -> its metric
 _METRICS = {"objects": names.OBJECTS_READ, "bytes": names.BYTES_READ, "blocks": names.BLOCKS_READ,
             "revisions": names.REVISIONS_DECODED, "system_revisions": names.SYSTEM_REVISIONS,
-            "skipped": names.REVISIONS_SKIPPED, "dead_letters": names.DEAD_LETTERS}
+            "skipped": names.REVISIONS_SKIPPED, "dead_letters": names.DEAD_LETTERS,
+            "refused": names.BLOCKS_REFUSED, "objects_failed": names.OBJECTS_FAILED}
+
+
+def refusal(checked: CheckedBlock) -> str:
+    """Why a block is not written: the checks it fails and the first one's detail."""
+    first = checked.failures[0]
+    more = len(checked.failures) - 1
+    return (f"{checked.where} fails verification ({', '.join(checked.checks())}): {first.detail}"
+            + (f" (and {more} more failure{'s' if more > 1 else ''})" if more else "")
+            + "; its revisions are not written")
 
 
 class ReadExportObjectFunction(FlatMapFunction):
     def __init__(self, *, uri: str, region: str, endpoint: Optional[str], export_id: str, export_prefix: str,
-                 output_format: str, decode: DecodeSettings, status_dir: Optional[str] = None):
+                 output_format: str, decode: DecodeSettings, status_dir: Optional[str] = None,
+                 verify: bool = False, strands: Optional[dict] = None):
         self._uri = uri
         self._region = region
         self._endpoint = endpoint
@@ -47,53 +72,115 @@ class ReadExportObjectFunction(FlatMapFunction):
         self._include = decode.tables_include
         self._status_dir = status_dir
         self._max_document_bytes = decode.max_document_bytes
+        self._verify = verify
+        self._strands = dict(strands or {})  # strandId -> keys in manifest order (verify: the chain)
 
     def open(self, ctx: RuntimeContext):
         self._store = open_store(self._uri, self._region, self._endpoint)
+        self._export = Export(export_id=self._export_id, uri=self._uri, output_format=self._format,
+                              prefix=self._prefix, strands=self._strands)
+        self._strand_of = {key: strand for strand, keys in self._strands.items() for key in keys}
         self._board = StatusBoard(self._status_dir)
         self._name = f"export-{ctx.get_index_of_this_subtask()}"
         metrics = ctx.get_metrics_group()
         self._metric = {name: metrics.counter(name) for name in _METRICS.values()}
-        self._totals = {"objects": 0, "bytes": 0, "blocks": 0, "revisions": 0, "system_revisions": 0,
-                        "skipped": 0, "dead_letters": 0}
+        self._totals = {name: 0 for name in _METRICS}
 
     def flat_map(self, key: str):
         stats = ObjectStats()
         skipped = 0
+        refused = [0, 0]  # --verify: blocks refused, failures of the object itself
         try:
-            data = self._store.read_key(key, self._prefix)
+            stream = ObjectStream(self._store.open_key(key, self._prefix))
         except MissingObject as exc:
-            data = None
+            stream = None
             stats.dead_letters += 1
+            refused[1] += self._verify
             yield dead_letter_row(object_dead_letter(self._export_id, key, f"data object listed in the completed "
                                                                            f"manifest cannot be read: {exc}"),
                                   self._slots)
         except Exception as exc:
-            raise ExportReadError(f"cannot read data object {key} of export {self._export_id} under {self._uri}: "
-                                  f"{type(exc).__name__}: {exc}") from exc
-        if data is not None:
-            for item in read_object(self._export_id, key, data, self._format,
-                                    max_document_bytes=self._max_document_bytes, stats=stats):
-                self._publish(stats, skipped)  # progress within a big object (at most every 0.5 s)
-                if isinstance(item, DeadLetter):
-                    log.warning("dead letter from export %s object %s %s: %s", self._export_id, key,
-                                item.sequence_number, item.reason[:300])
-                    yield dead_letter_row(item, self._slots)
-                elif self._include and item.table not in self._include:
-                    skipped += 1
-                else:
-                    yield revision_row(item, self._slots)
-        self._count(len(data or b""), stats, skipped)
+            raise self._read_error(key, exc) from exc
+        if stream is not None:
+            try:
+                items = self._verified(key, stream, stats, refused) if self._verify else \
+                    read_object(self._export_id, key, stream, self._format,
+                                max_document_bytes=self._max_document_bytes, stats=stats)
+                for item in items:
+                    self._publish(stats, skipped, refused)  # progress within a big object (at most every 0.5 s)
+                    if isinstance(item, DeadLetter):
+                        log.warning("dead letter from export %s object %s %s: %s", self._export_id, key,
+                                    item.sequence_number, item.reason[:300])
+                        yield dead_letter_row(item, self._slots)
+                    elif self._include and item.table not in self._include:
+                        skipped += 1
+                    else:
+                        yield revision_row(item, self._slots)
+            except ExportReadError:
+                raise
+            except Exception as exc:
+                if stream.error is None:
+                    raise
+                raise self._read_error(key, stream.error) from exc
+            finally:
+                stream.close()
+        self._count(stream.bytes_read if stream is not None else 0, stats, skipped, refused)
 
-    def _publish(self, stats: ObjectStats, skipped: int) -> None:
+    def _read_error(self, key: str, exc: BaseException) -> ExportReadError:
+        return ExportReadError(f"cannot read data object {key} of export {self._export_id} under {self._uri}: "
+                               f"{type(exc).__name__}: {exc}")
+
+    def _verified(self, key: str, stream: ObjectStream, stats: ObjectStats, refused: list):
+        """The object's revisions, block by block, each block only if it passes verify's
+        checks; a dead letter per block that fails, and per failure of the object itself."""
+        strand = self._strand_of.get(key, "")
+        links = {}
+        try:
+            link = link_before(self._store, self._export, strand, key)
+        except Exception as exc:
+            raise ExportReadError(f"cannot read the data object before {key} of export {self._export_id} under "
+                                  f"{self._uri} (backfill --verify checks the chain into {key} against its last "
+                                  f"block): {type(exc).__name__}: {exc}") from exc
+        if link is not None:
+            links[strand] = link
+        blocks = simpleion.load(stream, single_value=False, parse_eagerly=False)
+        for item in check_object(blocks, strand, key, links):
+            if not isinstance(item, CheckedBlock):  # the object itself: stops parsing, holds no blocks
+                if stream.error is not None:
+                    raise self._read_error(key, stream.error)
+                stats.dead_letters += 1
+                refused[1] += 1
+                where = f"after {item.block}" if item.address else "object"
+                yield dead_letter_at(self._export_id, key, where, f"{where}: {item.check}: {item.detail}",
+                                     stream.head, stage=VERIFY_STAGE)
+                continue
+            stats.blocks += 1
+            if item.failures:
+                refused[0] += 1
+                stats.dead_letters += 1
+                yield dead_letter_at(self._export_id, key, item.where, refusal(item), block_text(item.block),
+                                     stage=VERIFY_STAGE)
+                continue
+            for out in block_revisions(self._export_id, key, item.block, item.where, self._format,
+                                       max_document_bytes=self._max_document_bytes, stats=stats):
+                if isinstance(out, DeadLetter):
+                    stats.dead_letters += 1
+                else:
+                    stats.revisions += 1
+                yield out
+
+    def _publish(self, stats: ObjectStats, skipped: int, refused: list) -> None:
         self._board.publish(self._name, {
             "kind": "export", **self._totals, "blocks": self._totals["blocks"] + stats.blocks,
             "revisions": self._totals["revisions"] + stats.revisions - skipped,
-            "dead_letters": self._totals["dead_letters"] + stats.dead_letters})
+            "dead_letters": self._totals["dead_letters"] + stats.dead_letters,
+            "refused": self._totals["refused"] + refused[0],
+            "objects_failed": self._totals["objects_failed"] + refused[1]})
 
-    def _count(self, size: int, stats: ObjectStats, skipped: int) -> None:
+    def _count(self, size: int, stats: ObjectStats, skipped: int, refused: list) -> None:
         done = {"objects": 1, "bytes": size, "blocks": stats.blocks, "revisions": stats.revisions - skipped,
-                "system_revisions": stats.system_revisions, "skipped": skipped, "dead_letters": stats.dead_letters}
+                "system_revisions": stats.system_revisions, "skipped": skipped, "dead_letters": stats.dead_letters,
+                "refused": refused[0], "objects_failed": refused[1]}
         for name, metric in _METRICS.items():
             self._totals[name] += done[name]
             self._metric[metric].inc(done[name])

@@ -26,6 +26,7 @@ AUDIT_EVENTS_RECORDED = "auditEventsRecorded"
 BAD_RECORDS = "badRecords"
 BATCHES_WRITTEN = "batchesWritten"
 BLOCKS_READ = "blocksRead"
+BLOCKS_REFUSED = "blocksRefused"  # backfill --verify: blocks failing a check, not written
 BLOCK_SUMMARIES = "blockSummaries"
 BYTES_READ = "bytesRead"
 CONTROL_MESSAGES_SKIPPED = "controlMessagesSkipped"
@@ -36,6 +37,7 @@ GAPS = "gaps"
 LATE_EVENTS = "lateEvents"
 # The Kinesis connector's per-shard gauge (KinesisConsumerMetricConstants), read back by the runner.
 MILLIS_BEHIND_LATEST = "millisBehindLatest"
+OBJECTS_FAILED = "objectsFailed"  # backfill --verify: objects missing, unparseable or empty
 OBJECTS_READ = "objectsRead"
 REDACTIONS_DECODED = "redactionsDecoded"
 RETRIES = "retries"

@@ -33,6 +33,9 @@ class BackfillProgress:
     bytes_read: int = 0
     rows_written: int = 0
     writers_pending: int = 0
+    verify: bool = False  # backfill --verify: say what verification refused
+    refused: int = 0  # blocks failing a check, not written
+    objects_failed: int = 0  # objects missing, unparseable or holding no blocks
     elapsed_s: float = 0.0
     # (elapsed_s, done) when the first work was seen: the rate leaves Flink's start-up out.
     first_seen: Optional[tuple] = None
@@ -59,11 +62,27 @@ class BackfillProgress:
                 f"({rate:.0f}/s), rows written {self.rows_written}, dead letters {self.dead_letters}, "
                 f"system revisions skipped {self.system_revisions}"
                 + (f", other tables skipped {self.skipped}" if self.skipped else "")
+                + (f", blocks refused by verification {self.refused}" if self.verify else "")
+                + (f", objects failing verification {self.objects_failed}" if self.objects_failed else "")
                 + (f", eta {eta:.0f}s" if eta is not None and self.objects < self.objects_total else ""))
 
 
-def summarize(board: dict, export: Export, elapsed_s: float) -> BackfillProgress:
-    progress = BackfillProgress(objects_total=len(export.keys), blocks_total=export.blocks_total, elapsed_s=elapsed_s)
+    @property
+    def verified(self) -> bool:
+        return self.verify and not self.refused and not self.objects_failed
+
+    def verdict(self) -> str:
+        """The closing line's word on verification (backfill --verify)."""
+        if self.verified:
+            return "verified: every block passed every check ledgersync verify makes, and was written"
+        return (f"verification FAILED: {self.refused} block(s) refused and {self.objects_failed} object(s) failed; "
+                "each is a dead letter (stage verify) naming the block and the check, and `ledgersync verify "
+                "--export URI` names the same ones")
+
+
+def summarize(board: dict, export: Export, elapsed_s: float, verify: bool = False) -> BackfillProgress:
+    progress = BackfillProgress(objects_total=len(export.keys), blocks_total=export.blocks_total, elapsed_s=elapsed_s,
+                                verify=verify)
     for status in board.values():
         if status.get("kind") == "export":
             progress.objects += int(status.get("objects", 0))
@@ -73,6 +92,8 @@ def summarize(board: dict, export: Export, elapsed_s: float) -> BackfillProgress
             progress.skipped += int(status.get("skipped", 0))
             progress.dead_letters += int(status.get("dead_letters", 0))
             progress.bytes_read += int(status.get("bytes", 0))
+            progress.refused += int(status.get("refused", 0))
+            progress.objects_failed += int(status.get("objects_failed", 0))
         elif status.get("kind") == "writer":
             progress.rows_written += int(status.get("written", 0))
             progress.writers_pending += bool(status.get("pending"))
@@ -86,7 +107,11 @@ def locate_export(props: Properties, uri: str, export_id: Optional[str] = None) 
 
 def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *, parallelism: Optional[int] = None,
                  flink_conf: str = DEFAULT_FLINK_CONF, local_dir: str = DEFAULT_LOCAL_DIR,
-                 progress_every_s: float = 5.0, timeout_s: Optional[float] = None, out=sys.stdout) -> BackfillProgress:
+                 progress_every_s: float = 5.0, timeout_s: Optional[float] = None, verify: bool = False,
+                 out=sys.stdout) -> BackfillProgress:
+    """Run the backfill to its end. ``verify``: check every block as ``ledgersync verify``
+    does and write only those that pass; an export that cannot be verified (JSON) raises
+    ``Unverifiable`` before Flink starts."""
     from pyflink.datastream import StreamExecutionEnvironment  # not at the top: `backfill --help` stays quick
 
     from job.pipeline.backfill import build_backfill
@@ -100,11 +125,16 @@ def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *
         export = locate_export(props, uri, export_id)
     except ExportError as exc:
         raise JobFailed(str(exc)) from None
+    if verify:
+        from connectors.formats.qldb_verify import check_refusal
+
+        check_refusal(export)
     blocks = export.blocks_total
     say(f"export {export.export_id} of ledger {export.ledger_name or '?'} ({export.output_format}, "
         f"{export.inclusive_start or '?'} to {export.exclusive_end or '?'}) under {export.uri}: "
         f"{len(export.keys)} data objects in {len(export.strands)} strand(s)"
-        + (f", {blocks} blocks" if blocks is not None else ""))
+        + (f", {blocks} blocks" if blocks is not None else "")
+        + ("; verifying every block before it is written" if verify else ""))
     empty = BackfillProgress(objects_total=0, blocks_total=0)
     if not export.keys:
         say("nothing to backfill: the completed manifests list no data objects")
@@ -119,7 +149,7 @@ def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *
     if parallelism:
         extra["parallelism.default"] = str(parallelism)
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(flink_conf, checkpoint_dir, extra))
-    build_backfill(env, props, export, status_dir)
+    build_backfill(env, props, export, status_dir, verify=verify)
     started = time.monotonic()
     client = env.execute_async(f"ledgersync-backfill-{export.export_id}")
     say(f"job {client.get_job_id()} running; status in {status_dir}; Flink REST/web UI http://127.0.0.1:{rest_port}")
@@ -130,7 +160,7 @@ def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *
         try:
             while True:
                 now = time.monotonic()
-                progress = summarize(read_board(status_dir), export, now - started)
+                progress = summarize(read_board(status_dir), export, now - started, verify)
                 if first_seen is None and progress.done_and_total()[0] > 0:
                     first_seen = (progress.elapsed_s, progress.done_and_total()[0])
                 progress.first_seen = first_seen
@@ -138,8 +168,10 @@ def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *
                 if state in ("FINISHED", "ENDED"):
                     _raise_unless_finished(client)
                     finished = True
-                    progress = summarize(read_board(status_dir), export, time.monotonic() - started)
+                    progress = summarize(read_board(status_dir), export, time.monotonic() - started, verify)
                     say(f"backfill done after {progress.elapsed_s:.1f}s: {progress.line()}")
+                    if verify:
+                        say(progress.verdict())
                     return progress
                 if state in ("FAILED", "CANCELED", "SUSPENDED"):
                     _raise_if_ended(client)

@@ -7,6 +7,10 @@ from there the path is the stream's (``job.pipeline.assembly.write_items``): per
 state (Top-1 or the ordered function), the writer, the same tables. The job FINISHES when
 every object is read and every row written (the writer and the ordered function settle
 what waits on the final watermark).
+
+With ``verify`` (``backfill --verify``) the reader checks every block as ``ledgersync
+verify`` does and writes only the blocks that pass; the manifests' key lists go with it,
+since the chain into each object's first block is checked against the object before it.
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ from job.pipeline.item_rows import ITEM_ROW
 from job.functions import names
 
 
-def build_backfill(env, props: Properties, export: Export, status_dir: Optional[str] = None) -> None:
+def build_backfill(env, props: Properties, export: Export, status_dir: Optional[str] = None, *,
+                   verify: bool = False) -> None:
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.exec.uid.generation", "ALWAYS")  # as the stream job does
     keys = env.from_collection(export.keys, type_info=Types.STRING()).name(names.EXPORT_OBJECTS)
@@ -33,5 +38,6 @@ def build_backfill(env, props: Properties, export: Export, status_dir: Optional[
         uri=export.uri, region=props["source.aws.region"], endpoint=props["source.aws.endpoint"],
         export_id=export.export_id, export_prefix=export.prefix, output_format=export.output_format,
         decode=DecodeSettings.from_properties(props), status_dir=status_dir,
+        verify=verify, strands=export.strands if verify else None,
     ), output_type=ITEM_ROW).name(names.READ_EXPORT).uid(names.READ_EXPORT)
     write_items(t_env, items, props, status_dir, bounded=True)

@@ -2,9 +2,14 @@
 format, from moto's S3 and from a local directory, ends in MySQL exactly as the oracle
 says (history included); a stream overlapping the export's last blocks and going beyond
 then ends equal to the oracle of both; a corrupt data object costs only its own blocks.
-Kept to five Flink runs; the reader alone covers every format from both places."""
+The Ion text one from S3 runs with --verify, and `verify --against-mysql` then finds MySQL
+equal to the export (documents the stream changed after it reported as newer), and after
+one row is deleted reports exactly that row (tests/integration/test_verify.py has the
+rest of verify). Kept to five Flink runs; the reader alone covers every format from both
+places."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -12,6 +17,7 @@ import uuid
 import pytest
 
 from connectors.formats.qldb_export import FORMATS, DeadLetter, find_export, open_store, read_object
+from connectors.mysql import sql
 from job.tools.simulate.export import ExportSpec, generate_ledger, put_stream, write_export
 from tests.conftest import ROOT, run_job, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables
@@ -54,7 +60,9 @@ def test_backfill_equals_oracle(tmp_path, services, kinesis, stream_name, mysql_
     props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
                              replication={"history": "true", "order": order, "order.timeout.ms": "600000"})
 
-    output = run_backfill(props, uri, extra_args=["--parallelism", "2"])
+    verify = output_format == "ION_TEXT"  # JSON cannot be verified; ION_BINARY shows a backfill without it
+    output = run_backfill(props, uri, extra_args=["--parallelism", "2"] + (["--verify"] if verify else []))
+    assert ("verified: every block passed every check" in output) == verify, output
 
     revisions = written.revisions()
     assert any(r.deleted for r in revisions) and any(r.redacted for r in revisions)
@@ -89,6 +97,48 @@ def test_backfill_equals_oracle(tmp_path, services, kinesis, stream_name, mysql_
     run_job(props)
     expected = expected_tables(revisions + stream_revisions, history=True)
     assert diff(expected, actual_tables(mysql_conn, expected)) == []
+    if verify:
+        _reconcile_then_delete_one_row(tmp_path, props, uri, revisions, stream_revisions, mysql_conn)
+
+
+def _reconcile(tmp_path, props: str, uri: str) -> tuple:
+    report = tmp_path / f"reconcile-{uuid.uuid4().hex[:6]}.json"
+    result = subprocess.run([sys.executable, "-m", "job", "verify", "--export", uri, "--properties", props,
+                             "--against-mysql", "--report", str(report)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert "verified, every check holds" in result.stdout, result.stdout + result.stderr
+    return result.returncode, json.loads(report.read_text())["mysql"]
+
+
+def _reconcile_then_delete_one_row(tmp_path, props, uri, revisions, stream_revisions, mysql_conn) -> None:
+    """MySQL equals the export's final state, except documents the stream took further
+    (newer in MySQL: allowed); once one row is deleted, exactly that row is missing."""
+    def final(revs) -> dict:  # (table, id) -> (version, deleted) of the newest revision, redactions aside
+        out = {}
+        for r in sorted((r for r in revs if not r.redacted), key=lambda r: r.version):
+            out[(r.table, r.document_id)] = (r.version, r.deleted)
+        return out
+
+    exported, streamed = final(revisions), final(revisions + stream_revisions)
+    live = {key for key, (_version, deleted) in exported.items() if not deleted}
+    # Taken further by the stream (deleted by it too: its tombstone says so).
+    newer = {key for key in live if streamed[key][0] > exported[key][0]}
+    untouched = sorted(key for key in live if streamed[key] == exported[key])
+    code, report = _reconcile(tmp_path, props, uri)
+    assert code == 0 and report["ok"], report
+    assert {m["outcome"] for m in report["mismatches"]} <= {"newer_in_mysql", "only_in_mysql"}, report
+    assert report["counts"]["newer_in_mysql"] == len(newer) > 0 and report["counts"]["match"] == len(untouched)
+
+    table, document_id = untouched[0]
+    with mysql_conn.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {sql.quote_identifier(sql.table_identifier(table))} WHERE document_id = %s",
+                       (document_id,))
+        assert cursor.rowcount == 1
+    code, report = _reconcile(tmp_path, props, uri)
+    assert code == 1 and not report["ok"] and report["counts"]["match"] == len(untouched) - 1
+    errors = [m for m in report["mismatches"] if m["outcome"] not in ("newer_in_mysql", "only_in_mysql")]
+    assert [(m["outcome"], m["table"], m["documentId"]) for m in errors] == [("missing", table, document_id)]
+    assert sum(report["counts"][k] for k in ("missing", "deleted_but_present", "stale", "data_differs")) == 1
 
 
 @pytest.mark.parametrize("output_format", FORMATS)

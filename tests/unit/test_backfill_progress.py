@@ -25,3 +25,16 @@ def test_without_block_ranges_in_the_names_progress_counts_objects():
     progress = BackfillProgress(objects_total=4, blocks_total=None, objects=2, blocks=70, elapsed_s=10.0,
                                 first_seen=(5.0, 1))
     assert progress.eta_s() == 10.0 and "blocks 70," in progress.line()
+
+
+def test_with_verify_the_line_and_the_verdict_say_what_verification_refused():
+    export = Export("e", "s3://b/p", ION_TEXT, strands={"s": ["p/x/s.1-100.ion"]})
+    board = {"export-0": {"kind": "export", "objects": 1, "blocks": 100, "revisions": 250, "refused": 2,
+                          "objects_failed": 0, "dead_letters": 2}}
+    progress = summarize(board, export, elapsed_s=10.0, verify=True)
+    assert "blocks refused by verification 2" in progress.line() and not progress.verified
+    assert progress.verdict().startswith("verification FAILED: 2 block(s) refused and 0 object(s) failed")
+    board["export-0"].update(refused=0, dead_letters=0)
+    progress = summarize(board, export, elapsed_s=10.0, verify=True)
+    assert progress.verified and progress.verdict().startswith("verified: every block passed")
+    assert "refused" not in summarize(board, export, elapsed_s=10.0).line()  # without --verify: not mentioned

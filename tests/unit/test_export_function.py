@@ -83,10 +83,120 @@ def test_other_read_errors_stop_the_backfill_naming_the_object(tmp_path):
     _ledger, written, export, function, _context = _function(tmp_path)
 
     class Refusing:
-        def read_key(self, key, prefix):
+        def open_key(self, key, prefix):
             raise PermissionError("Access Denied")
 
     function._store = Refusing()
     with pytest.raises(ExportReadError, match=f"cannot read data object {written.keys[0]} of export "
                                               f"{export.export_id} under .*: PermissionError: Access Denied"):
         list(function.flat_map(written.keys[0]))
+
+
+def test_a_connection_lost_part_way_stops_the_backfill_not_a_dead_letter(tmp_path):
+    import io
+
+    import pytest
+
+    from job.functions.export import ExportReadError
+
+    _ledger, written, export, function, _context = _function(tmp_path)
+    store = function._store
+
+    class Breaking(io.RawIOBase):
+        def __init__(self, data):
+            self._data = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def read(self, size=-1):
+            if self._data.tell() > 2000:
+                raise ConnectionResetError("Connection reset by peer")
+            return self._data.read(min(size, 1000) if size and size > 0 else 1000)
+
+    class Store:
+        def open_key(self, key, prefix):
+            return Breaking(store.read_key(key, prefix))
+
+    function._store = Store()
+    with pytest.raises(ExportReadError, match="ConnectionResetError: Connection reset by peer"):
+        list(function.flat_map(written.keys[0]))
+
+
+# --- backfill --verify ---------------------------------------------------------------------------------
+
+def _verifying(tmp_path, written, include=()):
+    export = find_export(open_store(written.uri))
+    function = ReadExportObjectFunction(uri=export.uri, region="us-east-1", endpoint=None, export_id=export.export_id,
+                                        export_prefix=export.prefix, output_format=export.output_format,
+                                        decode=_decode(include), status_dir=str(tmp_path / "status"), verify=True,
+                                        strands=export.strands)
+    function.open(_Context())
+    return export, function
+
+
+def _rows(function, keys) -> list:
+    # Objects in the reverse of their order, each by a fresh look at the one before it:
+    # as parallel readers meet them.
+    return [row for key in reversed(keys) for row in function.flat_map(key)]
+
+
+def test_verify_passes_an_intact_export_whole(tmp_path):
+    from job.pipeline.item_rows import DOCUMENT_ID as DOC_ID, VERSION
+
+    ledger = generate_ledger(ExportSpec(tables=2, documents=10, blocks_per_object=10))
+    written = write_export(ledger, str(tmp_path / "export"), out=lambda *_: None)
+    export, function = _verifying(tmp_path, written)
+    rows = _rows(function, export.keys)
+    assert all(row[KIND] == REVISION for row in rows)
+    assert sorted((r[TBL], r[DOC_ID], r[VERSION]) for r in rows) == sorted(
+        (r.table, r.document_id, r.version) for r in ledger.revisions())
+    (status,) = read_board(str(tmp_path / "status")).values()
+    assert status["refused"] == 0 and status["blocks"] == len(ledger.blocks)
+
+
+def test_verify_refuses_exactly_the_blocks_verify_names(tmp_path):
+    """A tampered revision, a dropped block, a changed transactionInfo and two objects
+    swapped in the manifest: the blocks refused (one dead letter each, naming the checks)
+    are the blocks `verify` reports, and every other block's revisions are written."""
+    import os
+
+    from amazon.ion import simpleion
+
+    from connectors.formats.qldb_export import COMPLETED_SUFFIX
+    from connectors.formats.qldb_verify import verify_export
+    from job.pipeline.item_rows import DOCUMENT_ID as DOC_ID, REASON, STAGE, VERSION
+    from job.tools.simulate.export import STRAND
+
+    ledger = generate_ledger(ExportSpec(tables=2, documents=15, blocks_per_object=10))
+    written = write_export(ledger, str(tmp_path / "export"), tamper=12, drop_block=25, out=lambda *_: None)
+    path = os.path.join(written.uri, written.keys[3][len(written.prefix) + 1:])
+    values = simpleion.loads(open(path, "rb").read(), single_value=False)
+    values[4]["transactionInfo"]["statements"][0]["statement"] = "UPDATE nothing"
+    with open(path, "wb") as handle:
+        handle.write(simpleion.dumps(values, binary=False, sequence_as_stream=True).encode())
+    keys = list(written.keys)
+    keys[4], keys[5] = keys[5], keys[4]
+    with open(os.path.join(written.uri, f"{ledger.spec.export_id}.{STRAND}{COMPLETED_SUFFIX}"), "w") as handle:
+        handle.write(simpleion.dumps({"keys": keys}, binary=False, omit_version_marker=True))
+
+    store = open_store(written.uri)
+    summary = verify_export(store, find_export(store))
+    named = {}
+    for failure in summary.failures:
+        named.setdefault((failure.key, f"block {failure.address}"), []).append(failure.check)
+    assert {check for checks in named.values() for check in checks} >= {"revision-hash", "transaction-info", "chain"}
+
+    export, function = _verifying(tmp_path, written)
+    rows = _rows(function, export.keys)
+    dead = [row for row in rows if row[KIND] == DEAD]
+    assert {(row[SHARD_ID], row[SEQUENCE_NUMBER]) for row in dead} == set(named)
+    for row in dead:
+        assert row[STAGE] == "verify" and "fails verification (" in row[REASON]
+        assert all(check in row[REASON] for check in named[(row[SHARD_ID], row[SEQUENCE_NUMBER])])
+    refused = {int(where.split("/")[1]) for _key, where in named}
+    expected = sorted((c.table, c.document_id, c.version) for b in ledger.blocks if b.sequence_no not in refused
+                      and b.sequence_no != 25 for c in b.changes)
+    assert sorted((r[TBL], r[DOC_ID], r[VERSION]) for r in rows if r[KIND] == REVISION) == expected
+    (status,) = read_board(str(tmp_path / "status")).values()
+    assert status["refused"] == len(named) == summary.failure_count - sum(len(c) - 1 for c in named.values())

@@ -71,6 +71,17 @@ def test_newer_rows_and_documents_only_in_mysql_are_not_errors():
     assert report["ok"] and report["counts"][NEWER_IN_MYSQL] == 1 and report["counts"][ONLY_IN_MYSQL] == 1
 
 
+def test_a_delete_after_the_export_is_newer_not_missing():
+    states = {("T", "a"): state("a", 1, {"x": 1}), ("T", "b"): state("b", 2, {"x": 2})}
+    # a: the stream deleted it at version 3; b: a tombstone older than the export says nothing
+    rows = [CurrentRow("T", "a", 3, None, deleted=True), CurrentRow("T", "b", 1, None, deleted=True),
+            CurrentRow("T", "z", 5, None, deleted=True)]
+    report = compare_states(states, rows)
+    assert not report["ok"] and report["counts"][NEWER_IN_MYSQL] == 1 and report["counts"][MISSING] == 1
+    assert {m["documentId"]: m["outcome"] for m in report["mismatches"]} == {"a": NEWER_IN_MYSQL, "b": MISSING}
+    assert report["counts"][ONLY_IN_MYSQL] == 0  # a tombstone of a document the export does not have
+
+
 def test_verify_against_mysql_asks_for_the_export_tables_and_compares(tmp_path):
     # The export's own final state read back as MySQL would hold it: everything matches.
     written = write_export(generate_ledger(ExportSpec(tables=2, documents=6, output_format=ION_BINARY)),

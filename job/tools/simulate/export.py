@@ -65,6 +65,10 @@ class ExportSpec:
     # The stream part: revisions of the export's last N blocks again, then L later transactions.
     overlap_blocks: int = 0
     later: int = 0
+    # Pad each document's data with a string of this many bytes (0: none): a large export
+    # made of few large documents, quick to generate (the 300 MB test). QLDB's own limit
+    # is 128 KB a revision.
+    document_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,13 @@ class SimLedger:
 
 def _symbol(text: str):
     return IonPySymbol.from_value(IonType.SYMBOL, text)
+
+
+def _padding(doc: str, version: int, size: int) -> str:
+    # Text that differs per revision without costing the random generator anything (the
+    # ledger stays the same function of the seed whatever the size).
+    unit = f"{doc}/{version};"
+    return (unit * (size // len(unit) + 1))[:size]
 
 
 def _data(rng: random.Random, table: str, doc: str, version: int, when: _dt.datetime) -> dict:
@@ -171,6 +182,8 @@ def generate_ledger(spec: ExportSpec) -> SimLedger:
                 doc = document_id(rng)
                 inserted[table] += 1
                 change = SimChange(table, doc, 0, _data(rng, table, doc, 0, block.time))
+                if spec.document_bytes:
+                    change.data["notes"] = _padding(doc, 0, spec.document_bytes)
             elif live:
                 table, doc = rng.choice(sorted(live))
                 if (table, doc) in touched:
@@ -180,6 +193,8 @@ def generate_ledger(spec: ExportSpec) -> SimLedger:
                     change = SimChange(table, doc, version, None)
                 else:
                     change = SimChange(table, doc, version, _data(rng, table, doc, version, block.time))
+                    if spec.document_bytes:
+                        change.data["notes"] = _padding(doc, version, spec.document_bytes)
             else:
                 continue
             touched.add((change.table, change.document_id))

@@ -1,0 +1,126 @@
+"""A 300 MB journal export: `backfill --verify` and `verify` read its data objects as
+streams, so the job's whole process tree (the driver, Flink's JVM and the Python workers)
+stays under 1.5 GiB of RSS, sampled from /proc while it runs.
+
+The export is a few hundred documents of about 100 KB each (QLDB's limit is 128 KB a
+revision), in two data objects of about 150 MB: quick to generate and to hash, and each
+object far larger than any block. It is written to a directory (S3 streaming is
+tested on small exports in test_verify.py) and printed timings say where the time goes.
+
+It takes 3 to 4 minutes on a shared 2-core machine, which `make test` on CI cannot afford,
+so it runs only with LEDGERSYNC_TEST_LARGE_EXPORT=1. Measured 2026-12-07 (load 7-8 on 2
+cores): 315 MB, 1,767 blocks, 3,495 revisions; generated in 14-26 s; backfill --verify
+139-169 s with peak RSS 2.9-3.5 GiB over 8 processes (the JVM about 1.75 GiB, the driver
+750 MiB, each Python worker 171 MiB); verify 7-10 s with peak RSS 53 MiB. verify streams
+as it should; the backfill's memory is Flink's (the JVM's heap left to its default of a
+quarter of the machine's memory, records of 100 KB in flight) and the driver's, so the
+test is a known failure until that is bounded, and reports XPASS once it is."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from connectors.formats.qldb_export import ION_BINARY
+from job.tools.bench.job_run import process_tree_rss
+from job.tools.simulate.export import STRAND, ExportSpec, generate_ledger, write_export
+from tests.conftest import ROOT, write_properties
+from tests.support.oracle import actual_tables, diff, expected_tables
+
+EXPORT_BYTES = 300 * 10 ** 6
+RSS_LIMIT = int(1.5 * 2 ** 30)
+SPEC = ExportSpec(tables=2, documents=440, document_bytes=100_000, output_format=ION_BINARY,
+                  blocks_per_object=900, seed=11)
+
+
+class TreeRss:
+    """The peak of the summed RSS of a process and all its descendants, every 0.2 s."""
+
+    def __init__(self, pid: int):
+        self.peak = 0
+        self.peak_processes = 0
+        self.at_peak: list = []  # (MiB, command) of each process at the peak
+        self.names: set = set()
+        self._pid = pid
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss, processes = process_tree_rss(self._pid)
+            if rss > self.peak:
+                self.peak, self.peak_processes = rss, len(processes)
+                self.at_peak = [_describe(p) for p in processes]
+            for process in processes:
+                try:
+                    self.names.add(process.name())
+                except Exception:  # noqa: BLE001 - gone between the listing and the name
+                    pass
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _describe(process) -> tuple:
+    try:
+        return round(process.memory_info().rss / 2 ** 20), " ".join(process.cmdline())[:90]
+    except Exception:  # noqa: BLE001 - gone since
+        return 0, "(gone)"
+
+
+def _watched(command: list, timeout_s: float) -> tuple:
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "job", *command], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    rss = TreeRss(process.pid)
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    finally:
+        rss.stop()
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, output, rss, time.monotonic() - started
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("LEDGERSYNC_TEST_LARGE_EXPORT") != "1",
+                    reason="3-4 minutes: set LEDGERSYNC_TEST_LARGE_EXPORT=1 to run it")
+@pytest.mark.xfail(strict=False, reason="backfill peak RSS measured 2.9-3.5 GiB (JVM ~1.75 GiB at its default heap, "
+                                        "driver 750 MiB); verify alone 53 MiB")
+def test_a_300_mb_export_backfills_and_verifies_within_1_5_gib(tmp_path, services, mysql_database, mysql_conn):
+    started = time.monotonic()
+    ledger = generate_ledger(SPEC)
+    written = write_export(ledger, str(tmp_path / "export"), out=lambda *_: None)
+    sizes = [(tmp_path / "export" / key[len(written.prefix) + 1:]).stat().st_size for key in written.keys]
+    generated_s = time.monotonic() - started
+    assert sum(sizes) >= EXPORT_BYTES and len(sizes) >= 2 and max(sizes) >= 100 * 10 ** 6, sizes
+    props = write_properties(tmp_path, stream="unused", database=mysql_database)
+
+    code, output, rss, backfill_s = _watched(["backfill", "--verify", "--export", written.uri, "--properties", props,
+                                              "--parallelism", "2", "--timeout", "900"], 1000)
+    assert code == 0, output[-6000:]
+    assert "verified: every block passed every check" in output, output[-3000:]
+    # The whole tree was seen: the driver, Flink's JVM and the Python workers.
+    assert "java" in rss.names and rss.peak_processes >= 4, (rss.names, rss.peak_processes)
+    expected = expected_tables(written.revisions(), history=False)
+    assert diff(expected, actual_tables(mysql_conn, expected)) == []
+
+    code, verify_output, verify_rss, verify_s = _watched(["verify", "--export", written.uri, "--properties", props],
+                                                         600)
+    assert code == 0, verify_output[-3000:]
+    blocks = len(ledger.blocks)
+    assert f"last block {STRAND}/{blocks}" in verify_output
+
+    print(f"\n300 MB export: {sum(sizes) / 1e6:.0f} MB in {len(sizes)} objects, {blocks} blocks, "
+          f"{len(written.revisions())} revisions; generated in {generated_s:.0f}s; backfill --verify "
+          f"{backfill_s:.0f}s, peak RSS {rss.peak / 2 ** 20:.0f} MiB over {rss.peak_processes} processes; "
+          f"verify {verify_s:.0f}s, peak RSS {verify_rss.peak / 2 ** 20:.0f} MiB")
+    assert rss.peak < RSS_LIMIT, f"backfill peak RSS {rss.peak / 2 ** 20:.0f} MiB: {rss.at_peak}"
+    assert verify_rss.peak < RSS_LIMIT, f"verify peak RSS {verify_rss.peak / 2 ** 20:.0f} MiB"
