@@ -56,6 +56,9 @@ class RowChange:
     extra: dict = field(default_factory=dict, compare=False)  # what the format keeps for tests and logs
     # ``data`` as the writer's JSON text, made once by the decoder while checking its size.
     data_json: Optional[str] = field(default=None, compare=False, repr=False)
+    # The source types of top-level values whose JSON is text standing for another type
+    # (connectors/mysql/column_types.py), as JSON text; None when there are none.
+    data_types: Optional[str] = field(default=None, compare=False, repr=False)
 
     @property
     def document_id(self) -> str:

@@ -20,7 +20,9 @@ Rules taken from that page:
   ``before`` null is a dead letter saying why; nothing is guessed.
 - NULL is JSON null; a column may also be absent (records from before an ADD COLUMN do
   not have it): the row image is what arrived, either way NULL in MySQL. NUMERIC and
-  DECIMAL arrive as text and stay text (exact).
+  DECIMAL arrive as text and stay text (exact) in the JSON; the record has no column
+  types, so text in numeric's or timestamp's PostgreSQL form gets a DECIMAL or DATETIME(6)
+  column (connectors/mysql/column_types.py, ``dsql_tags``).
 - Order: ``version`` is ``source.ts_ns`` (the commit time in ns), ``tie`` is
   ``source.txId``. DSQL uses optimistic concurrency: two transactions that write the same
   row cannot both commit, so the commits touching one row are ordered by commit time;
@@ -52,6 +54,7 @@ from typing import Union
 from connectors.formats.changes import BadChange, NotConfigured, Piece, RowChange, check_key
 # One copy of each limit: the same ones the QLDB decoder uses.
 from connectors.formats.qldb import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
+from connectors.mysql.column_types import dsql_tags, tags_json
 
 MAX_INT64 = 2 ** 63 - 1
 KEYS_PROPERTY = "source.dsql.keys"
@@ -272,4 +275,5 @@ def decode(data: bytes, settings: DsqlSettings) -> Union[RowChange, Piece]:
     tx_time = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(microseconds=ts_ns // 1000)
     row = dict(zip(columns, key)) if deleted else image
     return RowChange(table=table, key_columns=columns, key=key, version=ts_ns, tie=tx_id, tx_time=tx_time,
-                     data=row, deleted=deleted, extra={"op": op})
+                     data=row, deleted=deleted, extra={"op": op},
+                     data_types=None if deleted else tags_json(dsql_tags(row)))

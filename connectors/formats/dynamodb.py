@@ -32,8 +32,8 @@ Rules (the README's DynamoDB section says the same for users):
   within one tick the winner is not necessarily the later write. Microsecond precision
   makes such ties far rarer: use it.
 - Types: S -> text; N -> the number as exact decimal text, never a float (MySQL 8's JSON
-  type keeps numbers as doubles, and one attribute holds 3 and 3.5 alike, so text keeps
-  one exact column type); B -> base64 text; BOOL -> true/false; NULL -> null; M -> object;
+  type keeps numbers as doubles), and a DECIMAL column; B -> base64 text, and a LONGBLOB
+  column (the tags of connectors/mysql/column_types.py); BOOL -> true/false; NULL -> null; M -> object;
   L -> array; SS -> sorted texts; NS -> number texts in numeric order; BS -> sorted
   base64 texts (sets have no order in DynamoDB; sorting makes equal sets equal JSON).
 
@@ -50,6 +50,7 @@ from dataclasses import dataclass
 
 from connectors.formats.changes import BadChange, RowChange, check_image, check_key, check_text, parse_json_object
 from connectors.formats.qldb import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
+from connectors.mysql.column_types import BLOB_TAG, DECIMAL_TAG, tags_json
 
 INSERT, MODIFY, REMOVE = "INSERT", "MODIFY", "REMOVE"
 EVENT_NAMES = (INSERT, MODIFY, REMOVE)
@@ -156,6 +157,14 @@ def image(value, path: str) -> dict:
     return {name: attribute(item, f"{path}.{name}") for name, item in value.items()}
 
 
+_TAG_OF = {"N": DECIMAL_TAG, "B": BLOB_TAG}
+
+
+def image_tags(value: dict) -> dict:
+    """Top-level N and B attributes (checked by ``image`` already): their column-type tags."""
+    return {name: _TAG_OF[next(iter(typed))] for name, typed in value.items() if next(iter(typed)) in _TAG_OF}
+
+
 def version_us(stream: dict) -> int:
     """ApproximateCreationDateTime in microseconds (see the module's doc)."""
     value = stream.get("ApproximateCreationDateTime")
@@ -227,6 +236,7 @@ def decode(data: bytes, settings: DynamoDbSettings) -> RowChange:
     key = tuple(keys[c] for c in key_columns)
     check_key(table, key_columns, key)
     deleted = event == REMOVE
+    tags = {}
     if deleted:
         data_image = dict(zip(key_columns, key))
     else:
@@ -234,6 +244,7 @@ def decode(data: bytes, settings: DynamoDbSettings) -> RowChange:
             raise BadChange(f"{event} without NewImage: the stream's view type must include new images "
                             "(NEW_IMAGE or NEW_AND_OLD_IMAGES) to be replicated")
         data_image = image(stream["NewImage"], "NewImage")
+        tags = image_tags(stream["NewImage"])
         for column, value in zip(key_columns, key):
             if data_image.get(column) != value:
                 raise BadChange(f"NewImage violates its own key schema: {column} is {data_image.get(column)!r}, "
@@ -244,4 +255,5 @@ def decode(data: bytes, settings: DynamoDbSettings) -> RowChange:
     text = check_image(data_image, MAX_JSON_DEPTH, settings.max_document_bytes, "the item image")
     tx_time = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(microseconds=version)
     return RowChange(table=table, key_columns=key_columns, key=key, version=version, tie=tie, tx_time=tx_time,
-                     data=data_image, deleted=deleted, ttl=ttl, data_json=text, extra={"event": event})
+                     data=data_image, deleted=deleted, ttl=ttl, data_json=text, extra={"event": event},
+                     data_types=tags_json(tags))

@@ -37,6 +37,8 @@ from amazon.ion import simpleion
 from amazon.ion.core import IonType
 from amazon.ion.simple_types import IonPyNull
 
+from connectors.mysql.column_types import BLOB_TAG, DECIMAL_TAG, TIMESTAMP_TAG
+
 INT64_MIN = -(2 ** 63)
 INT64_MAX = 2 ** 63 - 1
 # Decimals whose exponent is within this are written out in full ("0.000001", "1000");
@@ -136,6 +138,33 @@ def _map(value: Any, max_depth: Optional[int], depth: int) -> Any:
     if ion_type in (IonType.BLOB, IonType.CLOB) or isinstance(value, (bytes, bytearray)):
         return base64.b64encode(bytes(value)).decode("ascii")
     raise _Unmappable(f"unsupported Ion value of type {ion_type.name if ion_type else type(value).__name__}")
+
+
+def top_level_tags(value: Any) -> dict:
+    """Field -> column-type tag (connectors/mysql/column_types.py) of a struct's top-level
+    values whose JSON form above is text standing for another type: decimals and ints
+    beyond 64 bits ("decimal"), timestamps ("timestamp"), blobs and clobs ("blob"). A
+    repeated field name: the last value decides, as in the JSON."""
+    tags: dict = {}
+    for key, item in value.items():
+        name = key if type(key) is str else str(getattr(key, "text", key))
+        ion_type = getattr(item, "ion_type", None)
+        tag = None
+        if isinstance(item, IonPyNull) or item is None:
+            tag = None
+        elif ion_type is IonType.DECIMAL or (ion_type is None and isinstance(item, decimal.Decimal)):
+            tag = DECIMAL_TAG
+        elif ion_type is IonType.INT or (ion_type is None and type(item) is int):
+            tag = DECIMAL_TAG if not INT64_MIN <= int(item) <= INT64_MAX else None
+        elif ion_type is IonType.TIMESTAMP or (ion_type is None and isinstance(item, _dt.datetime)):
+            tag = TIMESTAMP_TAG
+        elif ion_type in (IonType.BLOB, IonType.CLOB) or (ion_type is None and isinstance(item, (bytes, bytearray))):
+            tag = BLOB_TAG
+        if tag is None:
+            tags.pop(name, None)
+        else:
+            tags[name] = tag
+    return tags
 
 
 def _deeper(depth: int, max_depth: Optional[int]) -> int:

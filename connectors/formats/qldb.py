@@ -33,7 +33,8 @@ from amazon.ion.core import IonType
 
 from connectors.formats import ion_framing, kpl
 from connectors.dead_letters import NO_SUB_SEQUENCE, DeadLetter, payload_position
-from connectors.formats.ion_json import INT64_MAX, IonMappingError, ion_to_json, is_ion_null
+from connectors.formats.ion_json import INT64_MAX, IonMappingError, ion_to_json, is_ion_null, top_level_tags
+from connectors.mysql.column_types import tags_json
 from connectors.mysql.row_images import document_json
 
 REVISION_DETAILS = "REVISION_DETAILS"
@@ -96,6 +97,9 @@ class Revision:
     # ``data`` as the writer's JSON text, made once while checking the size (not compared:
     # it follows from ``data``).
     data_json: Optional[str] = field(default=None, compare=False, repr=False)
+    # The Ion types of top-level fields whose JSON is text standing for another type, as
+    # JSON text (connectors/mysql/column_types.py): decimal, timestamp, blob. None: none.
+    data_types: Optional[str] = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,7 @@ def _revision(payload: Mapping, stream_arn: str, max_document_bytes: int) -> Rev
     block = block if isinstance(block, Mapping) else {}
     seq_no = block.get("sequenceNo")
     document, document_text = (None, None) if data is None else _document(data, max_document_bytes)
+    data_types = None if data is None else tags_json(top_level_tags(data))
     return Revision(
         table=table,
         table_id=_optional_text(table_info.get("tableId"), "tableInfo.tableId"),
@@ -260,6 +265,7 @@ def _revision(payload: Mapping, stream_arn: str, max_document_bytes: int) -> Rev
         tx_time=_utc(tx_time),
         data=document,
         data_json=document_text,
+        data_types=data_types,
         deleted=data is None and data_hash is None,
         redacted=data_hash is not None,
         stream_arn=stream_arn,

@@ -43,6 +43,8 @@ class MySqlSettings:
     ssl_ca: Optional[str] = None
     ssl_mode: str = "DISABLED"  # one of SSL_MODES, resolved (never AUTO here)
     history: bool = False
+    # sink.column.types (connectors/mysql/column_types.py, ColumnOverride): the writer's only.
+    column_types: tuple = ()
 
     def describe(self) -> str:
         return f"{self.user}@{self.host}:{self.port}/{self.database}"

@@ -32,6 +32,10 @@ class RowImage:
     key_columns: tuple = ()
     # A keyed source's delete made by its time-to-live (DynamoDB); marked in history.
     expired: bool = False
+    # The source types of top-level fields whose JSON form is text standing for another
+    # type (decimals, timestamps, bytes), as JSON text; None when there are none
+    # (connectors/mysql/column_types.py): what the typed columns are made from.
+    types: Optional[str] = None
 
 
 def document_json(data: Optional[dict]) -> Optional[str]:
@@ -62,4 +66,4 @@ def image_of(revision, kind: str) -> RowImage:
     return RowImage(kind=kind, table=revision.table, document_id=revision.document_id,
                     version=revision.version, tx_id=revision.tx_id, tx_time_us=epoch_us(revision.tx_time),
                     document=revision_json(revision), deleted=revision.deleted,
-                    redacted=getattr(revision, "redacted", False))
+                    redacted=getattr(revision, "redacted", False), types=getattr(revision, "data_types", None))

@@ -136,9 +136,28 @@ def add_column(table: str, column: str, column_type: str) -> str:
     return f"ALTER TABLE {quote_identifier(table)} ADD COLUMN {quote_identifier(column)} {column_type} NULL"
 
 
+def modify_column(table: str, column: str, column_type: str) -> str:
+    """Give a typed column a wider type (a DECIMAL with more digits): the same statement on
+    MariaDB and MySQL 8; both rebuild the table for it (a DECIMAL's storage changes)."""
+    return f"ALTER TABLE {quote_identifier(table)} MODIFY COLUMN {quote_identifier(column)} {column_type} NULL"
+
+
 def table_columns() -> str:
-    return ("SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+    # DATA_TYPE names the kind; COLUMN_TYPE has the digits (decimal(20,2), datetime(6)).
+    return ("SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION")
+
+
+def column_type_of() -> str:
+    return ("SELECT DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND COLUMN_NAME = %s")
+
+
+def ddl_lock_name(database: str, table: str) -> str:
+    """A named lock (GET_LOCK) per table for widening its columns, so two writers never
+    read the same old type and the second narrow what the first widened. MySQL 8 refuses
+    names over 64 characters (MariaDB has no limit): a hash keeps it short."""
+    return "ledgersync.ddl." + hashlib.sha1(f"{database}.{table}".encode("utf-8")).hexdigest()[:40]
 
 
 def _values(columns: int, rows: int) -> str:

@@ -22,12 +22,15 @@ import pymysql
 from connectors.mysql import sql
 from connectors.mysql.client import MySqlClient, MySqlSettings, connect, describe_error, error_code, is_transient
 from connectors.dead_letters import DeadLetter
+from connectors.mysql import column_types
 from connectors.mysql.schema import TableColumns, from_information_schema, key_column_types
 from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, utc_naive
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_COLUMN = 1060
+LOCK_WAIT_TIMEOUT = 1205  # transient (connectors/mysql/client.py): the batch is retried
+DDL_LOCK_TIMEOUT_S = 60
 
 
 def newest_per_document(images: Iterable[RowImage]) -> dict:
@@ -88,6 +91,9 @@ class MySqlWriter:
         self._dialect: Optional[sql.Dialect] = None
         self._bookkeeping = False
         self._schemas: dict = {}  # MySQL table -> TableColumns
+        self._overrides: dict = {}  # MySQL table -> {lower-case column: type} (sink.column.types)
+        for override in settings.column_types:
+            self._overrides.setdefault(override.table, {})[override.column.lower()] = override.column_type
         self.stats = WriteStats()
 
     @property
@@ -224,7 +230,7 @@ class MySqlWriter:
                     cursor.execute(statement(table, len(chunk), tuple(schema.columns), keyed=schema.keyed), params)
 
     def _typed_values(self, table: str, schema: TableColumns, image: RowImage) -> list:
-        values, notes = schema.values(_document(image))
+        values, notes = schema.values(_document(image), column_types.parse_tags(image.types))
         _report(table, notes)
         return list(values)
 
@@ -251,14 +257,19 @@ class MySqlWriter:
                     if self._settings.history:
                         cursor.execute(sql.create_history_table(table, key_columns))
                     self._schemas[table] = self._load_columns(cursor, table, keyed is not None)
+                    _report(table, self._schemas[table].override_notes())
                     if self._settings.history:
                         self._complete_history_columns(cursor, table, self._schemas[table])
                 schema = self._schemas[table]
-                documents = [d for d in (_document(i) for i in current_images + history_images) if d]
-                new, notes = schema.plan(documents)
-                _report(table, notes)
+                typed = [(d, column_types.parse_tags(i.types)) for i, d in
+                         ((i, _document(i)) for i in current_images + history_images) if d]
+                documents, tags = [d for d, _ in typed], [t for _, t in typed]
+                new, notes = schema.plan(documents, tags)
+                _report(table, notes + schema.kept_as_text(documents, tags))
                 raced = False
                 for column, column_type in new.items():
+                    if column in schema.columns:
+                        continue  # a widening: below, under the table's lock
                     targets = [table] + ([sql.history_table(table)] if self._settings.history else [])
                     added = [_add_column(cursor, target, column, column_type) for target in targets]
                     if not added[0]:
@@ -266,8 +277,42 @@ class MySqlWriter:
                         continue
                     schema.columns[column] = column_type
                 if raced:
-                    self._schemas[table] = self._reload_columns(cursor, table, schema)
+                    schema = self._schemas[table] = self._reload_columns(cursor, table, schema)
+                    new, notes = schema.plan(documents, tags)  # the other writer's column may be narrower
+                    _report(table, notes)
+                widen = {c: t for c, t in new.items() if c in schema.columns}
+                if widen:
+                    self._widen_columns(cursor, table, schema, widen)
         conn.commit()
+
+    def _widen_columns(self, cursor, table: str, schema: TableColumns, widen: dict) -> None:
+        """Widen DECIMAL columns (name -> the type this batch needs) under the table's named
+        lock, from the type MySQL has now: another writer may have widened it further
+        since we read it, and an ALTER from our older picture would narrow it again."""
+        lock = sql.ddl_lock_name(self._settings.database, table)
+        cursor.execute("SELECT GET_LOCK(%s, %s)", (lock, DDL_LOCK_TIMEOUT_S))
+        if cursor.fetchone()[0] != 1:
+            raise pymysql.err.OperationalError(LOCK_WAIT_TIMEOUT, f"waited {DDL_LOCK_TIMEOUT_S}s for lock {lock} "
+                                                                  f"to widen columns of {table}")
+        try:
+            targets = [table] + ([sql.history_table(table)] if self._settings.history else [])
+            for column, needed in widen.items():
+                final = needed
+                for target in targets:
+                    held = _column_type(cursor, target, column)
+                    if held is None or not held.startswith(column_types.DECIMAL):
+                        continue  # gone, or made another type by someone else: left alone
+                    wider = _wider_decimal(held, needed)
+                    if wider != held:
+                        log.warning("table %s: widening column %r from %s to %s for a value with more digits",
+                                    target, column, held, wider)
+                        cursor.execute(sql.modify_column(target, column, wider))
+                    if target == table:
+                        final = wider
+                schema.columns[column] = final
+        finally:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+            cursor.fetchall()
 
     def _key_columns(self, table: str, image: Optional[RowImage]) -> tuple:
         """A keyed source's key columns with their types, from the first row seen (a table
@@ -294,12 +339,12 @@ class MySqlWriter:
 
     def _load_columns(self, cursor, table: str, keyed: bool = False) -> TableColumns:
         cursor.execute(sql.table_columns(), (table,))
-        schema = TableColumns(keyed=keyed)
+        schema = TableColumns(keyed=keyed, overrides=self._overrides.get(table, {}))
         fixed = sql.HISTORY_COLUMNS + ((sql.EXPIRED_COLUMN,) if keyed else ())
-        for name, data_type in cursor.fetchall():
+        for name, data_type, full_type in cursor.fetchall():
             if name in fixed:
                 continue
-            kind = from_information_schema(data_type)
+            kind = from_information_schema(data_type, full_type)
             if kind:
                 schema.columns[name] = kind
         # Only key columns are VARCHAR (connectors/mysql/sql.py, KEY_COLUMN_TYPES).
@@ -317,6 +362,12 @@ class MySqlWriter:
         history = sql.history_table(table)
         have = self._load_columns(cursor, history, schema.keyed).columns
         for column, column_type in schema.columns.items():
+            held = have.get(column)
+            if held is not None and held != column_type and held.startswith(column_types.DECIMAL) \
+                    and column_type.startswith(column_types.DECIMAL) and _wider_decimal(held, column_type) != held:
+                # A widening the current view got and history did not (a connection lost between them).
+                self._widen_columns(cursor, table, schema, {column: column_type})
+                continue
             if column in have:
                 continue
             log.warning("table %s: adding column %r, which %s lacks", table, column, history)
@@ -351,6 +402,24 @@ def _add_column(cursor, table: str, column: str, column_type: str) -> bool:
         return False
 
 
+def _column_type(cursor, table: str, column: str) -> Optional[str]:
+    cursor.execute(sql.column_type_of(), (table, column))
+    row = cursor.fetchone()
+    return None if row is None else from_information_schema(row[0], row[1])
+
+
+def _wider_decimal(held: str, needed: str) -> str:
+    """The narrowest DECIMAL at least as wide as both, on each side of the point."""
+    held_precision, held_scale = column_types.decimal_args(held)
+    precision, needed_scale = column_types.decimal_args(needed)
+    scale = max(needed_scale, held_scale)
+    integer = max(precision - needed_scale, held_precision - held_scale)
+    if (integer, scale) == (held_precision - held_scale, held_scale) \
+            or integer + scale > column_types.MAX_DECIMAL_DIGITS:
+        return held  # as wide already; or too wide for any DECIMAL: its values are reported
+    return column_types.decimal_type(integer, scale)
+
+
 def _document(image: RowImage) -> Optional[dict]:
     return None if image.document is None else _parsed(image.document)
 
@@ -365,8 +434,8 @@ def _parsed(text: str) -> Optional[dict]:
 
 
 def _report(table: str, notes: list) -> None:
-    for name, reason in notes:
-        log.warning("table %s: field %r stays in the document JSON only: %s", table, name, reason)
+    for name, text in notes:
+        log.warning("table %s: field %r %s", table, name, text)
 
 
 def write_dead_letter(image: RowImage, reason: str) -> DeadLetter:

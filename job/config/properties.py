@@ -101,6 +101,12 @@ def _dsql_keys(text: str) -> str:
     return text
 
 
+def _column_types(text: str) -> tuple:
+    from connectors.mysql.column_types import parse_overrides
+
+    return parse_overrides(text)  # its ValueError names the bad entry
+
+
 def _replay_ddl(text: str) -> frozenset:
     from connectors.formats.audit_statements import parse_ddl_setting
 
@@ -162,6 +168,10 @@ SPEC: dict = {
         "writer.slots": Key(_positive_int, 4, "writer slots (keys of the writer); a document always goes to the same one"),
         "retry.deadline.ms": Key(_positive_int, 300_000,
                                  "how long a batch is retried on transient MySQL errors before the job fails"),
+        "column.types": Key(_column_types, (),
+                            "typed columns' types instead of the ones the data asks for, e.g. "
+                            "Orders.price=DECIMAL(12,2); Orders.placed=DATETIME(3) (BOOLEAN, BIGINT, DOUBLE, "
+                            "LONGTEXT, LONGBLOB, DECIMAL(p,s), DATETIME(n)); for new columns only, never widened"),
     },
     "replication": {
         "history": Key(_bool, False, "also keep every revision, deletes included, once, in <table>_history"),

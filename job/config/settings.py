@@ -45,6 +45,7 @@ def mysql_settings(props: Properties) -> MySqlSettings:
         ssl_ca=code_relative(props["sink.mysql.ssl.ca"]),
         ssl_mode=resolve_ssl_mode(props["sink.mysql.ssl.mode"], props["sink.mysql.host"], props["sink.mysql.ssl.ca"]),
         history=props["replication.history"],
+        column_types=props["sink.column.types"],
     )
 
 

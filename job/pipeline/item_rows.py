@@ -52,12 +52,15 @@ ITEM_FIELDS = [
     ("raw", Types.PRIMITIVE_ARRAY(Types.BYTE())),  # a piece: its bytes
     ("key_columns", Types.STRING()),  # keyed sources: the key's column names as a JSON list
     ("expired", Types.BOOLEAN()),  # keyed sources: a delete by the source's time-to-live
+    # revisions and row images: the source types of text-valued fields (decimals,
+    # timestamps, bytes) as JSON, for the typed columns (connectors/mysql/column_types.py)
+    ("types", Types.STRING()),
 ]
 ITEM_NAMES = [name for name, _ in ITEM_FIELDS]
 ITEM_ROW = Types.ROW_NAMED(ITEM_NAMES, [t for _, t in ITEM_FIELDS])
 _WIDTH = len(ITEM_FIELDS)
 (SLOT, KIND, TBL, DOCUMENT_ID, VERSION, TX_ID, TX_TIME_US, DOCUMENT, DELETED, REDACTED, TO_VERSION, ACTION,
- STREAM, SHARD_ID, SEQUENCE_NUMBER, SUB_SEQUENCE, STAGE, REASON, RAW, KEY_COLUMNS, EXPIRED) = range(_WIDTH)
+ STREAM, SHARD_ID, SEQUENCE_NUMBER, SUB_SEQUENCE, STAGE, REASON, RAW, KEY_COLUMNS, EXPIRED, TYPES) = range(_WIDTH)
 
 
 def writer_slot(table: str, document_id: str, slots: int) -> int:
@@ -76,9 +79,11 @@ def _row(*values) -> Row:
 
 def revision_row(revision, slots: int) -> Row:
     """A decoded revision (``connectors.formats.qldb.Revision``)."""
-    return _row(writer_slot(revision.table, revision.document_id, slots), REVISION, revision.table,
-                revision.document_id, revision.version, revision.tx_id, epoch_us(revision.tx_time),
-                revision_json(revision), bool(revision.deleted), bool(revision.redacted))
+    row = _row(writer_slot(revision.table, revision.document_id, slots), REVISION, revision.table,
+               revision.document_id, revision.version, revision.tx_id, epoch_us(revision.tx_time),
+               revision_json(revision), bool(revision.deleted), bool(revision.redacted))
+    row[TYPES] = getattr(revision, "data_types", None)
+    return row
 
 
 def change_row(change: RowChange, slots: int, document: str) -> Row:
@@ -87,6 +92,7 @@ def change_row(change: RowChange, slots: int, document: str) -> Row:
     row = _row(writer_slot(change.table, change.document_id, slots), REVISION, change.table, change.document_id,
                change.version, change.tie, epoch_us(change.tx_time), document, change.deleted, False)
     row[KEY_COLUMNS], row[EXPIRED] = json.dumps(list(change.key_columns)), change.ttl
+    row[TYPES] = change.data_types
     return row
 
 
@@ -108,6 +114,7 @@ def image_row(image: RowImage, slots: int) -> Row:
                image.version, image.tx_id, image.tx_time_us, image.document, image.deleted, image.redacted)
     if image.key_columns:
         row[KEY_COLUMNS], row[EXPIRED] = json.dumps(list(image.key_columns)), image.expired
+    row[TYPES] = image.types
     return row
 
 
@@ -129,7 +136,8 @@ def as_image(row, kind: Optional[str] = None) -> RowImage:
     """A revision or row image row as the writer's ``RowImage`` (``kind`` overrides the row's)."""
     key_columns = tuple(json.loads(row[KEY_COLUMNS])) if row[KEY_COLUMNS] else ()
     return RowImage(kind or row[KIND], row[TBL], row[DOCUMENT_ID], row[VERSION], row[TX_ID], row[TX_TIME_US],
-                    row[DOCUMENT], bool(row[DELETED]), bool(row[REDACTED]), key_columns, bool(row[EXPIRED]))
+                    row[DOCUMENT], bool(row[DELETED]), bool(row[REDACTED]), key_columns, bool(row[EXPIRED]),
+                    row[TYPES])
 
 
 def as_dead_letter(row) -> DeadLetter:

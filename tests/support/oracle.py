@@ -87,6 +87,9 @@ def actual_keyed_tables(conn, tables) -> dict:
     with conn.cursor() as cursor:
         for table in tables:
             history = table.endswith(sql.HISTORY_SUFFIX)
+            cursor.execute("SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+                           "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,))
+            kinds = {name: kind.lower() for name, kind in cursor.fetchall()}
             cursor.execute(f"SELECT * FROM {sql.quote_identifier(table)}")
             names = [d[0] for d in cursor.description]
             rows = {}
@@ -96,10 +99,7 @@ def actual_keyed_tables(conn, tables) -> dict:
                 for column, value in row.items():
                     if column in sql.HISTORY_COLUMNS or column == sql.EXPIRED_COLUMN:
                         continue
-                    want = data.get(column)
-                    want = int(want) if isinstance(want, bool) else want
-                    if isinstance(want, (dict, list)):
-                        want = None  # containers live in the JSON only
+                    want = _typed(data.get(column), kinds[column])
                     assert value == want, f"{table} {row['document_id']}: column {column} is {value!r}, " \
                                           f"the document says {want!r}"
                 entry = (int(row["version"]), row["tx_id"], bool(row.get("deleted", False)),
@@ -108,3 +108,42 @@ def actual_keyed_tables(conn, tables) -> dict:
                 rows[key] = entry
             out[table] = rows
     return out
+
+
+def _typed(want, column_type: str):
+    """What a typed column must hold for the document's value ``want``, worked out here
+    on its own (not by the writer's code): DECIMAL(p,s) the exact number when it has at
+    most p-s digits before the point and s after (else NULL: never rounded), LONGBLOB the
+    base64's bytes, DATETIME the instant in UTC; others the JSON value itself."""
+    import base64
+    import datetime as _dt
+    import decimal
+    import re
+
+    if isinstance(want, (dict, list)) or want is None:
+        return None  # containers live in the JSON only
+    if isinstance(want, bool):
+        return int(want)
+    if column_type.startswith("decimal") and isinstance(want, (str, int)):
+        precision, scale = map(int, re.findall(r"\d+", column_type))
+        try:
+            number = decimal.Decimal(want)
+        except decimal.InvalidOperation:
+            return None  # text where a number was first seen: JSON only
+        after = max(0, -number.as_tuple().exponent)
+        before = max(0, number.adjusted() + 1) if number else 0
+        return number if after <= scale and before <= precision - scale else None
+    if column_type == "longblob" and isinstance(want, str):
+        return base64.b64decode(want)
+    if column_type.startswith("datetime") and isinstance(want, str):
+        moment = _dt.datetime.fromisoformat(want.replace("Z", "+00:00"))
+        return moment.astimezone(_dt.timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    if column_type in ("longtext",) or column_type.startswith("varchar"):
+        return want if isinstance(want, str) else None
+    if column_type.startswith("bigint"):
+        return want if type(want) is int else None
+    if column_type == "double":
+        return want if type(want) is float else None
+    if column_type.startswith("tinyint"):
+        return None  # a bool was handled above: another type
+    return want
