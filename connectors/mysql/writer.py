@@ -85,8 +85,12 @@ class WriteStats:
 
 class MySqlWriter:
     def __init__(self, settings: MySqlSettings, sleep: Callable[[float], None] = time.sleep,
-                 on_trouble: Optional[Callable[[Optional[str], float], None]] = None):
+                 on_trouble: Optional[Callable[[Optional[str], float], None]] = None,
+                 on_notice: Optional[Callable[[str], None]] = None):
         self._settings = settings
+        # Told each schema note once (a field kept as LONGTEXT, a value that fits no column,
+        # an override): the log has them too, but the local runner shows a user these lines.
+        self._on_notice = on_notice
         self._mysql = MySqlClient(settings, what="the batch", opener=self._open, sleep=sleep, on_trouble=on_trouble)
         self._dialect: Optional[sql.Dialect] = None
         self._bookkeeping = False
@@ -231,7 +235,7 @@ class MySqlWriter:
 
     def _typed_values(self, table: str, schema: TableColumns, image: RowImage) -> list:
         values, notes = schema.values(_document(image), column_types.parse_tags(image.types))
-        _report(table, notes)
+        self._report(table, notes)
         return list(values)
 
     # --- schema ---------------------------------------------------------------------
@@ -257,7 +261,7 @@ class MySqlWriter:
                     if self._settings.history:
                         cursor.execute(sql.create_history_table(table, key_columns))
                     self._schemas[table] = self._load_columns(cursor, table, keyed is not None)
-                    _report(table, self._schemas[table].override_notes())
+                    self._report(table, self._schemas[table].override_notes())
                     if self._settings.history:
                         self._complete_history_columns(cursor, table, self._schemas[table])
                 schema = self._schemas[table]
@@ -265,7 +269,7 @@ class MySqlWriter:
                          ((i, _document(i)) for i in current_images + history_images) if d]
                 documents, tags = [d for d, _ in typed], [t for _, t in typed]
                 new, notes = schema.plan(documents, tags)
-                _report(table, notes + schema.kept_as_text(documents, tags))
+                self._report(table, notes + schema.kept_as_text(documents, tags))
                 raced = False
                 for column, column_type in new.items():
                     if column in schema.columns:
@@ -279,11 +283,18 @@ class MySqlWriter:
                 if raced:
                     schema = self._schemas[table] = self._reload_columns(cursor, table, schema)
                     new, notes = schema.plan(documents, tags)  # the other writer's column may be narrower
-                    _report(table, notes)
+                    self._report(table, notes)
                 widen = {c: t for c, t in new.items() if c in schema.columns}
                 if widen:
                     self._widen_columns(cursor, table, schema, widen)
         conn.commit()
+
+    def _report(self, table: str, notes: list) -> None:
+        for name, text in notes:
+            line = f"table {table}: field {name!r} {text}"
+            log.warning("%s", line)
+            if self._on_notice is not None:
+                self._on_notice(line)
 
     def _widen_columns(self, cursor, table: str, schema: TableColumns, widen: dict) -> None:
         """Widen DECIMAL columns (name -> the type this batch needs) under the table's named
@@ -304,8 +315,7 @@ class MySqlWriter:
                         continue  # gone, or made another type by someone else: left alone
                     wider = _wider_decimal(held, needed)
                     if wider != held:
-                        log.warning("table %s: widening column %r from %s to %s for a value with more digits",
-                                    target, column, held, wider)
+                        self._report(target, [(column, f"widened from {held} to {wider} for a value with more digits")])
                         cursor.execute(sql.modify_column(target, column, wider))
                     if target == table:
                         final = wider
@@ -431,11 +441,6 @@ def _parsed(text: str) -> Optional[dict]:
     are shared, so nothing here or in connectors/mysql/schema.py changes them."""
     value = json.loads(text)
     return value if isinstance(value, dict) else None
-
-
-def _report(table: str, notes: list) -> None:
-    for name, text in notes:
-        log.warning("table %s: field %r %s", table, name, text)
 
 
 def write_dead_letter(image: RowImage, reason: str) -> DeadLetter:

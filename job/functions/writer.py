@@ -21,6 +21,8 @@ from job.functions import names
 # processing-time timers at the end of input: an event-time timer this late fires only
 # then, so the last rows waiting in a slot are still written.
 END_OF_INPUT = 2 ** 63 - 2
+# Schema notes a writer subtask puts on the status board (the log keeps all of them).
+MAX_NOTICES = 200
 
 
 def slot_of(row) -> int:
@@ -41,7 +43,9 @@ class MySqlWriterFunction(KeyedProcessFunction):
 
     def open(self, ctx: RuntimeContext):
         self._pending = ctx.get_list_state(ListStateDescriptor("pending-rows", ITEM_ROW))
-        self._writer = MySqlWriter(self._settings, on_trouble=self._on_trouble)
+        self._writer = MySqlWriter(self._settings, on_trouble=self._on_trouble, on_notice=self._on_notice)
+        self._subtask = ctx.get_index_of_this_subtask()
+        self._notices: list = []  # schema notes, each once (MySqlWriter), for the runner to show
         self._flushing: Optional[int] = None
         self._trouble: tuple = (None, 0.0)  # (what is wrong, since when) while a batch is retried
         self._board = StatusBoard(self._status_dir)
@@ -115,6 +119,11 @@ class MySqlWriterFunction(KeyedProcessFunction):
         self._trouble = (text, since)
         if self._flushing is not None:
             self._publish(self._flushing, pending=True)
+
+    def _on_notice(self, text: str) -> None:
+        if len(self._notices) < MAX_NOTICES:
+            self._notices.append(text)
+            self._board.publish(f"notices-{self._subtask}", {"kind": "notices", "notices": self._notices}, force=True)
 
     def _publish(self, slot: int, pending: bool) -> None:
         trouble, since = self._trouble

@@ -155,6 +155,7 @@ class Progress:
     source_database: Optional[str] = None
     # What a writer or the source is retrying (text, since: wall-clock seconds), if anything.
     troubles: list = field(default_factory=list)
+    notices: list = field(default_factory=list)  # the writers' schema notes (connectors/mysql/writer.py)
     # Split records held incomplete (dsql-cdc), and the soonest of their timeouts (epoch ms).
     split_held: int = 0
     split_deadline_ms: Optional[int] = None
@@ -202,6 +203,8 @@ def summarize(board: dict, source: Optional[SourceStatus] = None) -> Progress:
             deadline = status.get("next_deadline_ms")
             if deadline is not None:
                 progress.split_deadline_ms = min(deadline, progress.split_deadline_ms or deadline)
+        if status.get("kind") == "notices":
+            progress.notices += [text for text in status.get("notices", []) if text not in progress.notices]
         if status.get("kind") == "writer":
             progress.rows_written += int(status.get("written", 0))
             progress.current_rows += int(status.get("current", 0))
@@ -350,6 +353,7 @@ def run_local(props: Properties, *, until_caught_up: bool,
     tip_seen_at = 0.0
     last_print = 0.0
     stopped_with_savepoint = False
+    shown_notices: set = set()
     outcome = "stopped"
     with _StopRequests() as stop:
         try:
@@ -360,6 +364,10 @@ def run_local(props: Properties, *, until_caught_up: bool,
                 source_board.publish("reader", source_entry(watcher.status))
                 if watcher.trouble:
                     progress.troubles.append(watcher.trouble)
+                for text in progress.notices:
+                    if text not in shown_notices:
+                        shown_notices.add(text)
+                        say(text)
                 triggered, progress.checkpoint = checkpoint_numbers(job_checkpoints)
                 if now - last_print >= progress_every_s:
                     say(f"[{now - started:6.1f}s] {progress.line()}")

@@ -147,7 +147,8 @@ def test_an_existing_longtext_column_is_kept_and_said_so_once(services, mysql_da
                        "`price` LONGTEXT NULL, PRIMARY KEY (`document_id`)) DEFAULT CHARSET=utf8mb4 "
                        "COLLATE=utf8mb4_bin")
     mysql_conn.commit()
-    writer = MySqlWriter(settings_for(services, mysql_database, history=False))
+    notices = []
+    writer = MySqlWriter(settings_for(services, mysql_database, history=False), on_notice=notices.append)
     with caplog.at_level(logging.WARNING):
         for n in range(3):
             writer.write(qldb_images("Old", f"d{n}", 0, {"price": decimal.Decimal(f"{n}.10")}, history=False))
@@ -157,6 +158,9 @@ def test_an_existing_longtext_column_is_kept_and_said_so_once(services, mysql_da
                                                                             "d2": "2.10"}
     assert caplog.text.count("field 'price' keeps its LONGTEXT column") == 1
     assert "DECIMAL(20,2)" in caplog.text
+    # ... and the same line, once, to whoever shows it to the user (the runner's output).
+    assert [n for n in notices if "keeps its LONGTEXT column" in n] == [
+        next(n for n in notices if n.startswith("table Old: field 'price' keeps its LONGTEXT column"))]
 
 
 def test_sink_column_types_overrides_are_used_and_never_widened(services, mysql_database, mysql_conn, caplog):

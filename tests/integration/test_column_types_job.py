@@ -52,6 +52,9 @@ def test_qldb_ion_types_become_decimal_datetime_and_longblob(tmp_path, kinesis, 
         kinds = column_types_of(mysql_conn, table)
         assert (kinds["Price"], kinds["Huge"], kinds["Registered"], kinds["Photo"], kinds["Name"]) == (
             "decimal(24,6)", "decimal(27,0)", "datetime(6)", "longblob", "longtext"), kinds
+    # The writers' schema notes are in the run's own output, each once (job/local/runner.py).
+    assert output.count("table Orders: field 'Price' widened from DECIMAL(20,2) to") == 1, output[-3000:]
+    assert output.count("table Orders: field 'Price'") >= 2, output[-3000:]  # and 1E+200 fits no DECIMAL
     got = rows(mysql_conn, "SELECT document_id, Price, Huge, Registered, Photo, document FROM Orders")
     assert got["doc0"][:4] == (decimal.Decimal("123456789.42"), 2 ** 70, _dt.datetime(2024, 1, 2, 11, 4, 5, 123000),
                                b"\x00\xff")

@@ -53,3 +53,11 @@ def test_the_progress_line_adds_the_skipped_statements_of_every_server():
     assert progress.line().endswith(
         "; 516 write statements for database shop skipped: audit.source.database is shop_replica")
     assert "skipped" not in summarize({"writer-0": {"kind": "writer", "written": 3}}).line()
+
+
+def test_writer_notices_are_gathered_once_from_every_subtask():
+    board = {"notices-0": {"kind": "notices", "notices": ["table A: field 'x' keeps its LONGTEXT column"]},
+             "notices-1": {"kind": "notices", "notices": ["table A: field 'x' keeps its LONGTEXT column",
+                                                          "table B: field 'y' widened from decimal(20,2) to decimal(24,6)"]}}
+    assert summarize(board).notices == ["table A: field 'x' keeps its LONGTEXT column",
+                                        "table B: field 'y' widened from decimal(20,2) to decimal(24,6)"]
