@@ -42,10 +42,6 @@ class Statement:
     name: str = ""  # savepoint name
     autocommit: Optional[bool] = None
 
-    @property
-    def replayable_dml(self) -> bool:
-        return self.kind == DML
-
 
 def _tokens(sql: str, limit: int = 400):
     """(word-or-symbol, paren depth) for the code in ``sql``, comments and literals skipped."""

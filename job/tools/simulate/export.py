@@ -89,9 +89,6 @@ class SimBlock:
     changes: list = field(default_factory=list)  # SimChange, in revision order
     system_revisions: int = 0
 
-    def revision_changes(self) -> list:
-        return list(self.changes)
-
 
 @dataclass
 class SimLedger:
