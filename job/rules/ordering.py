@@ -1,4 +1,5 @@
-"""Replication rules as pure Python: the oracle for tests, and the logic of `order` mode.
+"""Replication rules as pure Python: the model of `order=false` and the logic of `order` mode
+(the tests' oracle of what MySQL must hold is tests/support/oracle.py).
 
 Kinesis delivers at least once and in no order; the result must be as if every revision
 were applied once, in version order. Two modes:
@@ -28,31 +29,6 @@ GAP_ACTIONS = (GAP_SKIP, GAP_WAIT)
 
 def document_key(revision) -> tuple:
     return (revision.table, revision.document_id)
-
-
-# --- the oracle ------------------------------------------------------------------------
-
-def expected_current(revisions: Iterable) -> dict:
-    """(table, document_id) -> the revision the current view must hold (deleted: absent)."""
-    newest: dict = {}
-    for r in revisions:
-        if getattr(r, "redacted", False):
-            continue
-        key = document_key(r)
-        if key not in newest or r.version > newest[key].version:
-            newest[key] = r
-    return {key: r for key, r in newest.items() if not r.deleted}
-
-
-def expected_history(revisions: Iterable) -> dict:
-    """(table, document_id, version) -> revision: every revision once, deletes included;
-    a redacted version is the redaction (its data gone) whatever arrived first."""
-    history: dict = {}
-    for r in revisions:
-        key = (r.table, r.document_id, r.version)
-        if key not in history or (getattr(r, "redacted", False) and not getattr(history[key], "redacted", False)):
-            history[key] = r
-    return history
 
 
 # --- order=false: newest wins ------------------------------------------------------

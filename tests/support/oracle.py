@@ -1,17 +1,28 @@
 """What MySQL must hold after replicating some revisions, and what it does hold.
 
-The expectation comes from ``job.rules.ordering`` (the pure model of the replication rules)
-applied to the revisions as the decoder sees them; rows are compared column by column
+The expectation is the replication rules applied to the revisions as the decoder sees
+them (``expected_current``, shared with the simulators, and ``expected_history``); rows are compared column by column
 with the JSON document compared as the exact text stored.
 """
 from __future__ import annotations
 
 from connectors.mysql import sql
 from connectors.mysql.row_images import CURRENT, HISTORY, image_of, utc_naive
-from job.rules import ordering
+from job.tools.simulate.qldb import expected_current
 def _row(image, history: bool) -> tuple:
     row = (image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us), image.document)
     return row + (int(image.deleted), int(image.redacted)) if history else row
+
+
+def expected_history(revisions) -> dict:
+    """(table, document_id, version) -> revision: every revision once, deletes included;
+    a redacted version is the redaction (its data gone) whatever arrived first."""
+    history: dict = {}
+    for r in revisions:
+        key = (r.table, r.document_id, r.version)
+        if key not in history or (getattr(r, "redacted", False) and not getattr(history[key], "redacted", False)):
+            history[key] = r
+    return history
 
 
 def expected_tables(revisions: list, history: bool) -> dict:
@@ -21,10 +32,10 @@ def expected_tables(revisions: list, history: bool) -> dict:
         tables.setdefault(sql.table_identifier(r.table), {})
         if history:
             tables.setdefault(sql.history_table(sql.table_identifier(r.table)), {})
-    for (table, document_id), r in ordering.expected_current(revisions).items():
+    for (table, document_id), r in expected_current(revisions).items():
         tables[sql.table_identifier(table)][document_id] = _row(image_of(r, CURRENT), False)
     if history:
-        for (table, document_id, version), r in ordering.expected_history(revisions).items():
+        for (table, document_id, version), r in expected_history(revisions).items():
             tables[sql.history_table(sql.table_identifier(table))][(document_id, version)] = \
                 _row(image_of(r, HISTORY), True)
     return tables

@@ -18,7 +18,7 @@ import hashlib
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Iterable, Callable, Optional
 
 from amazon.ion import simpleion
 
@@ -128,14 +128,15 @@ def delivery(spec: WorkloadSpec, revisions: list) -> list:
     return out
 
 
-def expected_current(revisions: list) -> dict:
-    """(table, document_id) -> newest SimRevision: what the current view must hold.
+def expected_current(revisions: Iterable) -> dict:
+    """(table, document_id) -> the newest revision: what the current view must hold (the
+    simulators' summary and the tests' oracle, tests/support/oracle.py, use this one copy).
 
     A redaction changes nothing; a document whose newest revision is a delete is absent.
     """
     newest: dict = {}
     for r in revisions:
-        if r.redacted:
+        if getattr(r, "redacted", False):
             continue
         key = (r.table, r.document_id)
         if key not in newest or r.version > newest[key].version:
