@@ -11,7 +11,7 @@ import json
 import logging
 import re
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import example, HealthCheck, given, settings, strategies as st
 
 from amazon.ion import simpleion
 
@@ -84,7 +84,7 @@ def test_a_wider_decimal_widens_the_column_and_keeps_every_earlier_value(service
         for document_id, amount in later:
             assert writer.write(qldb_images("Ledger", document_id, 0, {"amount": amount})).dead_letters == 0
     writer.close()
-    assert "widening column 'amount'" in caplog.text
+    assert "field 'amount' widened from" in caplog.text
     for table in ("Ledger", "Ledger_history"):
         assert column_types_of(mysql_conn, table)["amount"] == "decimal(30,3)"  # 27 integer digits, 3 after
     stored = dict(fetch(mysql_conn, "SELECT document_id, amount FROM Ledger"))
@@ -199,6 +199,9 @@ def _ion_timestamp(moment: _dt.datetime, offset_minutes: int):
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(batch=st.lists(st.tuples(_decimals, _big_ints, _instants, _offsets, st.binary(max_size=40)),
                       min_size=1, max_size=8))
+# Found by hypothesis: a lone value with 31 digits after the point fits no DECIMAL, so the
+# field never gets a column.
+@example(batch=[(decimal.Decimal("9.999999999999990E-16"), 2 ** 63, _dt.datetime(2000, 1, 1), 0, b"")])
 def test_stored_values_equal_the_ion_source_exactly(services, mysql_database, mysql_conn, batch):
     """Decimals compare equal as Decimal (a wider column pads zeros, never rounds), big
     integers as integers, timestamps to the microsecond in UTC, blobs byte for byte; a value
@@ -212,8 +215,12 @@ def test_stored_values_equal_the_ion_source_exactly(services, mysql_database, my
     for start in range(0, len(images), 3):  # several batches: later ones may widen the columns
         assert writer.write(images[start:start + 3]).dead_letters == 0
     writer.close()
-    rows = {r[0]: r[1:] for r in fetch(mysql_conn, f"SELECT document_id, d, h, t, b, document FROM `{table}`")}
-    precision, scale = map(int, re.findall(r"\d+", column_types_of(mysql_conn, table)["d"]))
+    kinds = column_types_of(mysql_conn, table)
+    # No value of the batch fitted any DECIMAL (more than 30 digits after the point): then
+    # the field has no column at all, and lives in the JSON only.
+    d_column = "d" if "d" in kinds else "NULL AS d"
+    rows = {r[0]: r[1:] for r in fetch(mysql_conn, f"SELECT document_id, {d_column}, h, t, b, document FROM `{table}`")}
+    precision, scale = map(int, re.findall(r"\d+", kinds["d"])) if "d" in kinds else (0, 0)
     for n, (number, huge, moment, offset, raw) in enumerate(batch):
         d, h, t, b, document = rows[f"d{n}"]
         utc = moment - _dt.timedelta(minutes=offset)
@@ -221,7 +228,9 @@ def test_stored_values_equal_the_ion_source_exactly(services, mysql_database, my
         # such a value fitted when it was written); else NULL there, and exact in the JSON.
         digits_after = max(0, -number.as_tuple().exponent)
         digits_before = max(0, number.adjusted() + 1) if number else 0
-        if digits_after <= scale and digits_before <= precision - scale:
+        if "d" not in kinds:
+            assert d is None and digits_after > 30, (number, kinds)
+        elif digits_after <= scale and digits_before <= precision - scale:
             assert d == number, (number, d)
         else:
             assert d is None, (number, d, precision, scale)
