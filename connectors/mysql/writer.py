@@ -274,8 +274,7 @@ class MySqlWriter:
                 for column, column_type in new.items():
                     if column in schema.columns:
                         continue  # a widening: below, under the table's lock
-                    targets = [table] + ([sql.history_table(table)] if self._settings.history else [])
-                    added = [_add_column(cursor, target, column, column_type) for target in targets]
+                    added = [_add_column(cursor, target, column, column_type) for target in self._tables_of(table)]
                     if not added[0]:
                         raced = True  # another writer added it (maybe as another type or spelling)
                         continue
@@ -288,6 +287,11 @@ class MySqlWriter:
                 if widen:
                     self._widen_columns(cursor, table, schema, widen)
         conn.commit()
+
+    def _tables_of(self, table: str) -> list:
+        """The MySQL tables a source table's typed columns live in: its current view, and its
+        history table when history is on (a column is added to or widened in both)."""
+        return [table] + ([sql.history_table(table)] if self._settings.history else [])
 
     def _report(self, table: str, notes: list) -> None:
         for name, text in notes:
@@ -306,10 +310,9 @@ class MySqlWriter:
             raise pymysql.err.OperationalError(LOCK_WAIT_TIMEOUT, f"waited {DDL_LOCK_TIMEOUT_S}s for lock {lock} "
                                                                   f"to widen columns of {table}")
         try:
-            targets = [table] + ([sql.history_table(table)] if self._settings.history else [])
             for column, needed in widen.items():
                 final = needed
-                for target in targets:
+                for target in self._tables_of(table):
                     held = _column_type(cursor, target, column)
                     if held is None or not held.startswith(column_types.DECIMAL):
                         continue  # gone, or made another type by someone else: left alone
