@@ -39,7 +39,7 @@ def services():
 
     Never stopped here: other test sessions may share them. `make test` stops what it
     started once pytest is done."""
-    from job.local import services as local_services
+    from job.cli.local import services as local_services
     if TEST_AWS_ENDPOINT:
         # Another AWS stand-in (LocalStack: `make test-localstack`) instead of moto: every
         # fixture and helper asks local_services.aws_endpoint(); MariaDB is the local one.
@@ -99,7 +99,7 @@ def stream_name(kinesis):
 
 
 def write_properties(path, *, stream: str, database: str, source=None, sink=None, replication=None) -> str:
-    from job.local import services as s
+    from job.cli.local import services as s
     groups = [
         {"PropertyGroupId": "source", "PropertyMap": {
             "stream.name": stream, "aws.region": "us-east-1", "aws.endpoint": s.aws_endpoint(),
@@ -119,7 +119,7 @@ def write_properties(path, *, stream: str, database: str, source=None, sink=None
 def write_audit_properties(path, *, stream: str, database: str, replica: str, source_database: str = "sim",
                            timeout: str = "2000") -> str:
     """Properties of an audit-log sync test: cloudwatch-audit from ``stream``, replayed on ``replica``."""
-    from job.local import services as s
+    from job.cli.local import services as s
     groups = [
         {"PropertyGroupId": "source", "PropertyMap": {
             "stream.name": stream, "aws.region": "us-east-1", "aws.endpoint": s.aws_endpoint(),
@@ -140,7 +140,7 @@ def write_audit_properties(path, *, stream: str, database: str, replica: str, so
 
 def run_job(properties: str, timeout_s: int = 240, extra_args=()) -> str:
     """`ledgersync run --until-caught-up` in its own process, as a user runs it; returns its output."""
-    command = [sys.executable, "-m", "job", "run", "--properties", properties, "--until-caught-up",
+    command = [sys.executable, "-m", "job.cli", "run", "--properties", properties, "--until-caught-up",
                "--timeout", str(timeout_s), *extra_args]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s + 120)
     output = result.stdout + result.stderr

@@ -182,7 +182,7 @@ def add_kinesis_source(env, settings: SourceSettings, uid: str):
     jvm = get_gateway().jvm
     if is_local_endpoint(settings.endpoint):
         # A mini-cluster runs in this JVM: the system properties reach the consumer's SDK
-        # clients (a separate cluster gets them with env.java.opts, job/local/cluster.py).
+        # clients (a separate cluster gets them with env.java.opts, job/cli/local/cluster.py).
         for option in LOCAL_ENDPOINT_JAVA_OPTS.split():
             name, _, value = option[len("-D"):].partition("=")
             jvm.java.lang.System.setProperty(name, value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from job.project import PROJECT_ROOT
+from job.cli.project import PROJECT_ROOT
 
 DEFAULT_PROPERTIES = os.path.join(PROJECT_ROOT, "flink-conf", "application_properties.json")
 

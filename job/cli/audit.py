@@ -59,8 +59,8 @@ def _ship_audit(args) -> int:
     region, endpoint = props["source.aws.region"], props["source.aws.endpoint"]
     kinesis = aws_client("kinesis", region, endpoint)
     stream = args.stream or props["source.stream.name"]
-    from job.local import audit_source
-    from job.tools.ship_audit import LOCAL_ROLE_ARN, ship_audit
+    from job.cli.local import audit_source
+    from job.cli.tools.ship_audit import LOCAL_ROLE_ARN, ship_audit
 
     log_path = args.log or audit_source.default_paths().audit_log
     role_arn = args.role_arn
@@ -81,7 +81,7 @@ def _ship_audit(args) -> int:
 
 
 def _audit_source(args) -> int:
-    from job.local import audit_source
+    from job.cli.local import audit_source
     if args.action == "up":
         audit_source.up()
         return 0

@@ -33,7 +33,7 @@ def add_parser(commands) -> None:
 
 def run_backfill_command(args) -> int:
     from connectors.formats.qldb_verify import Unverifiable
-    from job.local.backfill import DEFAULT_FLINK_CONF, run_backfill  # PyFlink and the runner: only when it runs
+    from job.cli.local.backfill import DEFAULT_FLINK_CONF, run_backfill  # PyFlink and the runner: only when it runs
 
     props = load_properties(args.properties)
     try:

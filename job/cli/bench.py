@@ -1,11 +1,11 @@
-"""`ledgersync bench`: its arguments; the benchmark itself is job/tools/bench/."""
+"""`ledgersync bench`: its arguments; the benchmark itself is job/cli/tools/bench/."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from job.cli.args import positive
-from job.tools.bench.main import DEFAULT_PARTS, PARTS, BenchFailed, BenchOptions, run_bench
+from job.cli.tools.bench.main import DEFAULT_PARTS, PARTS, BenchFailed, BenchOptions, run_bench
 
 
 def add_parser(commands) -> None:

@@ -15,6 +15,6 @@ def add_parser(commands) -> None:
 
 
 def cluster_command(args) -> int:
-    from job.local.cluster import cluster_command as run
+    from job.cli.local.cluster import cluster_command as run
 
     return run(args)

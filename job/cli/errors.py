@@ -17,7 +17,7 @@ import sys
 import traceback
 from typing import Iterator, Optional
 
-from job.project import PROJECT_ROOT
+from job.cli.project import PROJECT_ROOT
 
 CONFIG_ERROR = 2  # the setting or the service it points at is wrong: fix and run again
 OTHER_ERROR = 1

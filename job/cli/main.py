@@ -1,4 +1,4 @@
-"""`ledgersync` command line (also `python -m job`): one module per command in job/cli/,
+"""`ledgersync` command line (also `python -m job.cli`): one module per command in job/cli/,
 each adding its parser and naming its handler (``set_defaults(handler=...)``)."""
 from __future__ import annotations
 
@@ -46,9 +46,9 @@ def main(argv=None) -> int:
         print(f"ledgersync: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        from job.local.cluster import ClusterError
-        from job.local.runner import JobFailed
-        from job.local.services import ServiceError
+        from job.cli.local.cluster import ClusterError
+        from job.cli.local.runner import JobFailed
+        from job.cli.local.services import ServiceError
 
         if isinstance(exc, (ServiceError, JobFailed, ClusterError)):
             print(f"ledgersync: {exc}", file=sys.stderr)

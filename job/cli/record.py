@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from connectors.formats.registry import FORMATS
-from job.tools.record import DEFAULT_PARTITION_KEY, run_record
+from job.cli.tools.record import DEFAULT_PARTITION_KEY, run_record
 
 
 def add_parser(commands) -> None:

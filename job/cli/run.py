@@ -8,7 +8,7 @@ import time
 from job.cli.args import DEFAULT_PROPERTIES, positive
 from job.cli.errors import report_error
 from job.config.properties import load_properties
-from job.project import PROJECT_ROOT
+from job.cli.project import PROJECT_ROOT
 
 
 def add_parser(commands) -> None:
@@ -39,14 +39,14 @@ def add_parser(commands) -> None:
 
 
 def run_command(args) -> int:
-    from job.local.preflight import preflight
+    from job.cli.local.preflight import preflight
 
     props = load_properties(args.properties)
     # Before PyFlink starts (about 20 s): a closed port, a refused login or a missing stream
     # is one or two lines and exit 2 (job/cli/errors.py reports what this raises).
     preflight(props, lambda text: print(f"ledgersync: {text}", flush=True))
 
-    from job.local.runner import DEFAULT_FLINK_CONF, JobFailed, run_local  # PyFlink: only when it runs
+    from job.cli.local.runner import DEFAULT_FLINK_CONF, JobFailed, run_local  # PyFlink: only when it runs
 
     debug = getattr(args, "debug", False)
     log_path, user_stderr = (None, sys.stderr) if debug else _stderr_to_log()

@@ -15,7 +15,7 @@ def add_parser(commands) -> None:
         "package", help="build the zip for Amazon Managed Service for Apache Flink (dependencies for Python 3.11)")
     package.add_argument("--output", default=None, metavar="ZIP", help="where to write it (default: dist/ledgersync-msf.zip)")
     package.add_argument("--update-lock", action="store_true",
-                         help="resolve the dependencies afresh and write job/tools/msf-requirements.lock "
+                         help="resolve the dependencies afresh and write job/cli/tools/msf-requirements.lock "
                               "(without it, the zip bundles exactly the versions the lock names)")
     package.add_argument("--add", action="append", default=[], metavar="FILE[:PATH]",
                          help="put FILE in the zip at PATH (default certs/<name>), e.g. the RDS CA bundle that "
@@ -24,7 +24,7 @@ def add_parser(commands) -> None:
 
 
 def services_command(args) -> int:
-    from job.local import services
+    from job.cli.local import services
 
     if args.action == "up":
         services.up()
@@ -43,6 +43,6 @@ def properties_command(args) -> int:
 
 
 def package_command(args) -> int:
-    from job.tools.package import main as package_main
+    from job.cli.tools.package import main as package_main
 
     return package_main(args.output, update_lock=args.update_lock, add=args.add)

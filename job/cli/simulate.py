@@ -1,12 +1,12 @@
 """`ledgersync simulate KIND`: put a simulated workload on a stream (or write an export).
-The simulators themselves are job/tools/simulate/."""
+The simulators themselves are job/cli/tools/simulate/."""
 from __future__ import annotations
 
 from job.cli.args import DEFAULT_PROPERTIES, fraction, non_negative, positive
 from job.cli.errors import using
 from connectors.formats.qldb_export import FORMATS, ION_TEXT
 from job.config.properties import load_properties
-from job.tools.simulate.export import ExportSpec
+from job.cli.tools.simulate.export import ExportSpec
 
 
 def add_parser(commands) -> None:
@@ -123,7 +123,7 @@ def _add_changes(kinds, name: str, text: str) -> None:
 
 def _simulate_changes(args) -> int:
     from connectors.aws_clients import aws_client
-    from job.tools.simulate import changes
+    from job.cli.tools.simulate import changes
 
     props = load_properties(args.properties)
     spec = changes.ChangesSpec(tables=min(args.tables, 3), rows=args.rows, changes=args.changes,
@@ -153,7 +153,7 @@ def _stream_target(props, stream: str) -> str:
 
 def _simulate_qldb(args) -> int:
     from connectors.aws_clients import aws_client
-    from job.tools.simulate.qldb import WorkloadSpec, simulate_qldb
+    from job.cli.tools.simulate.qldb import WorkloadSpec, simulate_qldb
 
     props = load_properties(args.properties)
     client = aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"])
@@ -169,7 +169,7 @@ def _simulate_qldb(args) -> int:
 
 def _simulate_export(args) -> int:
     from connectors.aws_clients import aws_client
-    from job.tools.simulate.export import generate_ledger, put_stream, write_export
+    from job.cli.tools.simulate.export import generate_ledger, put_stream, write_export
 
     props = load_properties(args.properties)
     spec = ExportSpec(tables=args.tables, documents=args.documents, transactions=args.transactions,
@@ -190,7 +190,7 @@ def _simulate_export(args) -> int:
 
 def _simulate_audit(args) -> int:
     from connectors.aws_clients import aws_client
-    from job.tools.simulate.audit import AuditSpec, simulate_audit
+    from job.cli.tools.simulate.audit import AuditSpec, simulate_audit
 
     props = load_properties(args.properties)
     spec = AuditSpec(database=args.database, servers=args.servers, connections=args.connections,

@@ -1,4 +1,4 @@
-"""A QLDB journal export into MySQL, as a bounded Flink job (run by job/local/backfill.py).
+"""A QLDB journal export into MySQL, as a bounded Flink job (run by job/cli/local/backfill.py).
 
 The data objects the export's completed manifests list become a bounded source
 (``from_collection`` of their keys, rebalanced over the job's parallelism); each is read

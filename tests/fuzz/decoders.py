@@ -162,7 +162,7 @@ def check_audit_statement(data: bytes) -> None:
 # --- seeds ----------------------------------------------------------------------------
 
 def _sim():
-    from job.tools.simulate.qldb import WorkloadSpec, generate
+    from job.cli.tools.simulate.qldb import WorkloadSpec, generate
     spec = WorkloadSpec(tables=2, documents=3, revisions=3, deletes=0.3, redactions=0.3, bad_records=11,
                         aggregate=4, block_summaries=True, control=True, seed=5)
     return spec, generate(spec)
@@ -172,7 +172,7 @@ def qldb_seeds() -> list:
     import datetime as _dt
 
     from connectors.formats.qldb_encode import encode_control, encode_revision
-    from job.tools.simulate.qldb import bad_samples, encode
+    from job.cli.tools.simulate.qldb import bad_samples, encode
     spec, revisions = _sim()
     hostile = {"document_id": 1, "redacted": True, "Name": "a", "name": 2, "x" * 70: 1.5, "select": None,
                "a b.c": [1, {"d": "e"}]}
@@ -185,7 +185,7 @@ def qldb_seeds() -> list:
 
 
 def kpl_seeds() -> list:
-    from job.tools.simulate.qldb import bad_samples, kinesis_records
+    from job.cli.tools.simulate.qldb import bad_samples, kinesis_records
     spec, revisions = _sim()
     out = [data for _key, data in kinesis_records(spec, revisions)[:8]]
     out += [b.payload for b in bad_samples(spec, revisions) if b.envelope]
@@ -267,7 +267,7 @@ def _changes_check(name: str) -> Callable[[bytes], None]:
 
 def _changes_settings(name: str):
     from connectors.formats import dsql_cdc
-    from job.tools.simulate.changes import DSQL_KEYS
+    from job.cli.tools.simulate.changes import DSQL_KEYS
 
     if name == "dsql-cdc":
         return dsql_cdc.DsqlSettings(keys=dsql_cdc.parse_keys(DSQL_KEYS))
@@ -277,7 +277,7 @@ def _changes_settings(name: str):
 
 
 def dynamodb_seeds() -> list:
-    from job.tools.simulate.changes import ChangesSpec, dynamodb_delivery, generate_dynamodb
+    from job.cli.tools.simulate.changes import ChangesSpec, dynamodb_delivery, generate_dynamodb
 
     spec = ChangesSpec(rows=3, changes=3, bad=5)
     records = [data for _, data in dynamodb_delivery(spec, generate_dynamodb(spec)).records]
@@ -285,7 +285,7 @@ def dynamodb_seeds() -> list:
 
 
 def dsql_seeds() -> list:
-    from job.tools.simulate.changes import ChangesSpec, dsql_delivery, generate_dsql
+    from job.cli.tools.simulate.changes import ChangesSpec, dsql_delivery, generate_dsql
 
     spec = ChangesSpec(rows=4, changes=3, split_bytes=300, bad=4, incomplete=1)
     records = [data for _, data in dsql_delivery(spec, generate_dsql(spec)).records]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from job.tools.simulate.audit import TABLE, AuditSpec, generate, simulate_audit
+from job.cli.tools.simulate.audit import TABLE, AuditSpec, generate, simulate_audit
 from tests.conftest import run_job, write_audit_properties
 
 

@@ -7,7 +7,7 @@ import re
 import uuid
 
 from connectors.formats.audit_lines import parse_audit_line
-from job.tools.simulate.audit import TABLE, AuditSpec, generate, simulate_audit
+from job.cli.tools.simulate.audit import TABLE, AuditSpec, generate, simulate_audit
 from tests.conftest import run_job, write_audit_properties
 
 

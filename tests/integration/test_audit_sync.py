@@ -22,9 +22,9 @@ import uuid
 import pymysql
 import pytest
 
-from job.local import audit_source
+from job.cli.local import audit_source
 from job.functions.status_board import read_board
-from job.local.runner import DEFAULT_LOCAL_DIR, checkpoint_numbers
+from job.cli.local.runner import DEFAULT_LOCAL_DIR, checkpoint_numbers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -56,7 +56,7 @@ def _properties(path, *, stream, sink_db, replica_db, source_db, services) -> st
 
 def _start(args, log_path):
     log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "job", *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([sys.executable, "-m", "job.cli", *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     return proc, log
 

@@ -18,14 +18,14 @@ import pytest
 
 from connectors.formats.qldb_export import FORMATS, DeadLetter, find_export, open_store, read_object
 from connectors.mysql import sql
-from job.tools.simulate.export import ExportSpec, generate_ledger, put_stream, write_export
+from job.cli.tools.simulate.export import ExportSpec, generate_ledger, put_stream, write_export
 from tests.conftest import ROOT, run_job, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables
 
 
 def run_backfill(properties: str, export_uri: str, timeout_s: int = 300, extra_args=()) -> str:
     """`ledgersync backfill` in its own process, as a user runs it; returns its output."""
-    command = [sys.executable, "-m", "job", "backfill", "--properties", properties, "--export", export_uri,
+    command = [sys.executable, "-m", "job.cli", "backfill", "--properties", properties, "--export", export_uri,
                "--timeout", str(timeout_s), *extra_args]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s + 120)
     output = result.stdout + result.stderr
@@ -103,7 +103,7 @@ def test_backfill_equals_oracle(tmp_path, services, kinesis, stream_name, mysql_
 
 def _reconcile(tmp_path, props: str, uri: str) -> tuple:
     report = tmp_path / f"reconcile-{uuid.uuid4().hex[:6]}.json"
-    result = subprocess.run([sys.executable, "-m", "job", "verify", "--export", uri, "--properties", props,
+    result = subprocess.run([sys.executable, "-m", "job.cli", "verify", "--export", uri, "--properties", props,
                              "--against-mysql", "--report", str(report)], cwd=ROOT, capture_output=True, text=True,
                             timeout=300)
     assert "verified, every check holds" in result.stdout, result.stdout + result.stderr
@@ -174,7 +174,7 @@ def test_unfinished_export_is_an_error_that_says_so(tmp_path, services, mysql_da
     s3.delete_object(Bucket=bucket, Key=f"{written.prefix}/{ledger.spec.export_id}.JdxjkR9bSYB5jMHWcI464T"
                                         ".completed.manifest")
     props = write_properties(tmp_path, stream="unused", database=mysql_database)
-    result = subprocess.run([sys.executable, "-m", "job", "backfill", "--properties", props, "--export", uri],
+    result = subprocess.run([sys.executable, "-m", "job.cli", "backfill", "--properties", props, "--export", uri],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert (f"export {ledger.spec.export_id} under {uri} has a started manifest but no completed manifest: "

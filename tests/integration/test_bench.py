@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 
 def test_bench_runs_every_part_and_writes_every_figure(services, tmp_path):
     out = tmp_path / "bench.json"
-    command = [sys.executable, "-m", "job", "bench", "--revisions", "300", "--shards", "2", "--versions", "3",
+    command = [sys.executable, "-m", "job.cli", "bench", "--revisions", "300", "--shards", "2", "--versions", "3",
                "--latency-rate", "40", "--latency-seconds", "3", "--latency-warmup", "1", "--timeout", "300",
                "--json", str(out)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1500)

@@ -11,8 +11,8 @@ import json
 from amazon.ion import simpleion
 
 from connectors.formats.qldb_encode import encode_revision
-from job.tools.simulate.dsql_cdc import envelope, to_bytes
-from job.tools.simulate.qldb import ensure_stream, put_records
+from job.cli.tools.simulate.dsql_cdc import envelope, to_bytes
+from job.cli.tools.simulate.qldb import ensure_stream, put_records
 from tests.conftest import run_job, write_properties
 
 T0 = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc)
@@ -52,7 +52,7 @@ def test_qldb_ion_types_become_decimal_datetime_and_longblob(tmp_path, kinesis, 
         kinds = column_types_of(mysql_conn, table)
         assert (kinds["Price"], kinds["Huge"], kinds["Registered"], kinds["Photo"], kinds["Name"]) == (
             "decimal(24,6)", "decimal(27,0)", "datetime(6)", "longblob", "longtext"), kinds
-    # The writers' schema notes are in the run's own output, each once (job/local/runner.py).
+    # The writers' schema notes are in the run's own output, each once (job/cli/local/runner.py).
     assert output.count("table Orders: field 'Price' widened from DECIMAL(20,2) to") == 1, output[-3000:]
     assert output.count("table Orders: field 'Price'") >= 2, output[-3000:]  # and 1E+200 fits no DECIMAL
     got = rows(mysql_conn, "SELECT document_id, Price, Huge, Registered, Photo, document FROM Orders")

@@ -9,8 +9,8 @@ import pytest
 
 from connectors.formats.qldb import decode_kinesis_record
 from connectors.dead_letters import DeadLetter
-from job.local.runner import checkpoint_numbers
-from job.tools.simulate.qldb import BAD_KINDS, WorkloadSpec, bad_samples, simulate_qldb
+from job.cli.local.runner import checkpoint_numbers
+from job.cli.tools.simulate.qldb import BAD_KINDS, WorkloadSpec, bad_samples, simulate_qldb
 from tests.conftest import run_job, write_properties
 from tests.support.job_process import JobProcess
 from tests.support.oracle import actual_tables, diff, expected_tables

@@ -7,7 +7,7 @@ import json
 
 from connectors.formats.ion_json import ion_to_json
 from connectors.mysql.sql import table_identifier
-from job.tools.simulate.qldb import BAD_KINDS, WorkloadSpec, bad_samples, expected_current, kinesis_records, simulate_qldb
+from job.cli.tools.simulate.qldb import BAD_KINDS, WorkloadSpec, bad_samples, expected_current, kinesis_records, simulate_qldb
 from tests.conftest import run_job, write_properties
 
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from connectors.formats.qldb import decode_record
-from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
+from job.cli.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import TEST_AWS_ENDPOINT, write_properties
 from tests.support.job_process import JobProcess
 from tests.support.oracle import actual_tables, diff, expected_tables

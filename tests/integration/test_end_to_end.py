@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.formats.qldb import decode_record
-from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
+from job.cli.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import run_job, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables
 

@@ -10,10 +10,10 @@ import time
 import pytest
 
 from connectors.mysql import sql
-from job.local.runner import checkpoint_numbers
-from job.tools.simulate.changes import (DSQL_KEYS, DYNAMODB_BAD, ChangesSpec, dsql_delivery, dynamodb_delivery,
+from job.cli.local.runner import checkpoint_numbers
+from job.cli.tools.simulate.changes import (DSQL_KEYS, DYNAMODB_BAD, ChangesSpec, dsql_delivery, dynamodb_delivery,
                                        expected_tables, generate_dsql, generate_dynamodb)
-from job.tools.simulate.qldb import ensure_stream, put_records
+from job.cli.tools.simulate.qldb import ensure_stream, put_records
 from tests.conftest import run_job, write_properties
 from tests.support.job_process import JobProcess
 from tests.support.oracle import actual_keyed_tables, count_rows, diff

@@ -26,8 +26,8 @@ import time
 import pytest
 
 from connectors.formats.qldb_export import ION_BINARY
-from job.tools.bench.job_run import process_tree_rss
-from job.tools.simulate.export import STRAND, ExportSpec, generate_ledger, write_export
+from job.cli.tools.bench.job_run import process_tree_rss
+from job.cli.tools.simulate.export import STRAND, ExportSpec, generate_ledger, write_export
 from tests.conftest import ROOT, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables
 
@@ -77,7 +77,7 @@ def _describe(process) -> tuple:
 
 def _watched(command: list, timeout_s: float) -> tuple:
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "job", *command], cwd=ROOT, stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "job.cli", *command], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     rss = TreeRss(process.pid)
     try:

@@ -26,8 +26,8 @@ import zipfile
 import pytest
 
 from connectors.formats.qldb import decode_record
-from job.tools import package
-from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
+from job.cli.tools import package
+from job.cli.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables
 
@@ -81,7 +81,7 @@ def runtime_python():
 def msf_zip(tmp_path_factory):
     """`ledgersync package`, run as a user runs it."""
     out = tmp_path_factory.mktemp("dist") / "ledgersync-msf.zip"
-    result = subprocess.run([sys.executable, "-m", "job", "package", "--output", str(out)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "job.cli", "package", "--output", str(out)], cwd=ROOT,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"wrote {out}" in result.stdout
@@ -188,7 +188,7 @@ def _flink_conf_dir(tmp_path, runtime_python) -> str:
     defaults (JVM options included) with the local mini-cluster settings on top."""
     import yaml
 
-    from job.local.runner import read_flink_conf
+    from job.cli.local.runner import read_flink_conf
 
     conf = tmp_path / "flink-conf"
     conf.mkdir()

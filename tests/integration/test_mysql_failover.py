@@ -17,9 +17,9 @@ import time
 import pymysql
 
 from connectors.formats.qldb import decode_record
-from job.local import services as local_services
+from job.cli.local import services as local_services
 from job.functions.status_board import read_board
-from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
+from job.cli.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
 from tests.support.oracle import actual_tables, count_rows, diff, expected_tables
 
@@ -114,7 +114,7 @@ def test_read_only_failover_killed_connections_and_lock_waits_mid_stream(tmp_pat
                                  sink={"mysql.port": str(port), "mysql.user": USER, "mysql.password": PASSWORD,
                                        "batch.max.rows": "100", "batch.interval.ms": "100"},
                                  replication={"history": "true"})
-        job = subprocess.Popen([sys.executable, "-m", "job", "run", "--properties", props, "--until-caught-up",
+        job = subprocess.Popen([sys.executable, "-m", "job.cli", "run", "--properties", props, "--until-caught-up",
                                 "--timeout", "500"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
         deadline = time.monotonic() + 180

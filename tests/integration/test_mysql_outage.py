@@ -10,8 +10,8 @@ import time
 import pymysql
 
 from connectors.formats.qldb import decode_record
-from job.local import services as local_services
-from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
+from job.cli.local import services as local_services
+from job.cli.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables
 
@@ -66,7 +66,7 @@ def test_the_job_survives_mysql_stopped_for_20_seconds(tmp_path, kinesis, stream
                                  sink={"mysql.port": str(OUTAGE_PORT), "batch.max.rows": "100",
                                        "batch.interval.ms": "100"},
                                  replication={"history": "true"})
-        job = subprocess.Popen([sys.executable, "-m", "job", "run", "--properties", props, "--until-caught-up",
+        job = subprocess.Popen([sys.executable, "-m", "job.cli", "run", "--properties", props, "--until-caught-up",
                                 "--timeout", "400"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
         deadline = time.monotonic() + 120

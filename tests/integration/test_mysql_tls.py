@@ -14,8 +14,8 @@ import pytest
 
 from connectors.formats.qldb import decode_record
 from connectors.mysql.client import MySqlSettings, connect
-from job.local import services
-from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
+from job.cli.local import services
+from job.cli.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, run_job, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables
 
@@ -86,7 +86,7 @@ def test_the_job_writes_over_verified_tls_and_a_wrong_ca_is_refused(tmp_path, tl
     (tmp_path / "wrong").mkdir()
     wrong = write_properties(tmp_path / "wrong", stream=stream_name, database="replica",
                              sink={**tls, "mysql.ssl.ca": certs["other-ca"]})
-    refused = subprocess.run([sys.executable, "-m", "job", "run", "--properties", wrong, "--until-caught-up"],
+    refused = subprocess.run([sys.executable, "-m", "job.cli", "run", "--properties", wrong, "--until-caught-up"],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "certificate verify failed" in refused.stdout + refused.stderr

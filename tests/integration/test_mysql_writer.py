@@ -158,7 +158,7 @@ def secret_user(services, mysql_database):
     """A MySQL user with a distinctive password, dropped afterwards."""
     user = f"u{uuid.uuid4().hex[:8]}"
     password = f"Pw-{uuid.uuid4().hex}-x"
-    from job.local.runner import DEFAULT_LOCAL_DIR
+    from job.cli.local.runner import DEFAULT_LOCAL_DIR
 
     root = services.shared_mariadb(services.Paths(DEFAULT_LOCAL_DIR)).root()  # GRANT needs root
     with root.cursor() as cursor:

@@ -22,7 +22,7 @@ def _closed_port() -> int:
 
 def _run(props: str) -> tuple:
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "job", "run", "--properties", props, "--until-caught-up"],
+    result = subprocess.run([sys.executable, "-m", "job.cli", "run", "--properties", props, "--until-caught-up"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     return result.returncode, result.stdout + result.stderr, time.monotonic() - started
 

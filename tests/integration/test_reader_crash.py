@@ -10,8 +10,8 @@ import time
 import pytest
 
 from connectors.formats.qldb import decode_record
-from job.local.runner import checkpoint_numbers, latest_checkpoint
-from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
+from job.cli.local.runner import checkpoint_numbers, latest_checkpoint
+from job.cli.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import run_job, write_properties
 from tests.support.job_process import JobProcess
 from tests.support.oracle import actual_tables, count_rows, diff, expected_tables

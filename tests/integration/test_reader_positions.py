@@ -9,8 +9,8 @@ import time
 import pytest
 
 from connectors.formats.qldb import decode_record
-from job.local.runner import DEFAULT_FLINK_CONF
-from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
+from job.cli.local.runner import DEFAULT_FLINK_CONF
+from job.cli.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import run_job, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables
 

@@ -24,7 +24,7 @@ import pytest
 
 from connectors.aws_clients import aws_client
 from connectors.formats.qldb import decode_record
-from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
+from job.cli.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import write_properties
 from tests.support.job_process import JobProcess
 from tests.support.oracle import actual_tables, diff, expected_tables
@@ -139,7 +139,7 @@ def test_split_and_merge_while_running_reads_every_shard_to_its_end(
 
 def _all_done(board: dict, shards: dict) -> bool:
     """Every shard at its tip on the runner's board: the open one 0 ms behind, each closed one
-    read to its end (job/local/source_status.py: its gauges stopped moving)."""
+    read to its end (job/cli/local/source_status.py: its gauges stopped moving)."""
     seen = board.get("shards", {})
     return set(seen) == set(shards) and all(seen[shard_id]["at_tip"] for shard_id in shards)
 

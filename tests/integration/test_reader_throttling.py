@@ -14,7 +14,7 @@ import time
 import pytest
 
 from connectors.formats.qldb import decode_record
-from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
+from job.cli.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
 from tests.support.fault_proxy import FaultProxy
 from tests.support.oracle import actual_tables, diff, expected_tables
@@ -55,7 +55,7 @@ def test_throttled_and_failing_endpoint_still_ends_equal_to_the_oracle(
         # fails naming it, and, as a user does, the run is resumed from its newest checkpoint.
         for attempt in range(6):
             args = ["--checkpoint-dir", str(tmp_path / "checkpoints")] + (["--from-latest-checkpoint"] if runs else [])
-            result = subprocess.run([sys.executable, "-m", "job", "run", "--properties", props, "--until-caught-up",
+            result = subprocess.run([sys.executable, "-m", "job.cli", "run", "--properties", props, "--until-caught-up",
                                      "--timeout", "300", *args], cwd=ROOT, capture_output=True, text=True, timeout=420)
             runs.append(result)
             if result.returncode == 0:

@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from connectors.formats.qldb import decode_record
-from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate
+from job.cli.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate
 from tests.conftest import run_job, write_properties
 from tests.support.job_process import JobProcess
 from tests.support.oracle import actual_tables, diff, expected_tables

@@ -12,7 +12,7 @@ import uuid
 import pymysql
 
 from connectors.formats.qldb import decode_record
-from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
+from job.cli.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, run_job, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables
 
@@ -43,7 +43,7 @@ def test_a_second_job_never_restores_the_first_jobs_checkpoint(tmp_path, service
         root.select_db(other_database)
         assert diff(expected, actual_tables(root, expected)) == []
 
-        refused = subprocess.run([sys.executable, "-m", "job", "run", "--properties", second_props,
+        refused = subprocess.run([sys.executable, "-m", "job.cli", "run", "--properties", second_props,
                                   "--until-caught-up", "--from-savepoint", checkpoint],
                                  cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert refused.returncode != 0

@@ -21,8 +21,8 @@ import pytest
 from connectors.aws_clients import aws_client
 from connectors.formats.qldb import decode_record
 from job.functions.status_board import read_board
-from job.local.runner import DEFAULT_LOCAL_DIR
-from job.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
+from job.cli.local.runner import DEFAULT_LOCAL_DIR
+from job.cli.tools.simulate.qldb import WorkloadSpec, encode, simulate_qldb
 from tests.conftest import ROOT, write_properties
 from tests.support.oracle import actual_tables, count_rows, diff, expected_tables
 
@@ -70,7 +70,7 @@ def test_rotation_mid_run_reconnects_with_the_new_secret_and_loses_nothing(tmp_p
         json.dump(groups, handle)
 
     started = time.time()
-    job = subprocess.Popen([sys.executable, "-m", "job", "run", "--properties", props, "--until-caught-up",
+    job = subprocess.Popen([sys.executable, "-m", "job.cli", "run", "--properties", props, "--until-caught-up",
                             "--timeout", "400"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 180

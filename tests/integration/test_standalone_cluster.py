@@ -1,5 +1,5 @@
 """A real cluster, not the mini-cluster: a JobManager and two TaskManagers as separate
-processes (job/local/cluster.py), the job submitted at parallelism 4, one TaskManager
+processes (job/cli/local/cluster.py), the job submitted at parallelism 4, one TaskManager
 SIGKILLed mid-stream and a new one started only a minute later; Flink restores the job from
 its newest checkpoint on the slots it has again, and MySQL ends exactly equal to the oracle."""
 from __future__ import annotations
@@ -11,9 +11,9 @@ import urllib.request
 import pytest
 
 from connectors.formats.qldb import decode_record
-from job.local.cluster import LocalCluster, group_members
-from job.local.runner import checkpoint_numbers
-from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
+from job.cli.local.cluster import LocalCluster, group_members
+from job.cli.local.runner import checkpoint_numbers
+from job.cli.tools.simulate.qldb import WorkloadSpec, delivery, encode, ensure_stream, generate, put_records
 from tests.conftest import write_properties
 from tests.support.job_process import JobProcess
 from tests.support.oracle import actual_tables, count_rows, diff, expected_tables

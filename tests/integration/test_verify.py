@@ -19,13 +19,13 @@ from amazon.ion import simpleion
 
 from connectors.aws_clients import aws_client
 from connectors.formats.qldb_export import COMPLETED_SUFFIX, ION_BINARY, ION_TEXT, JSON
-from job.tools.simulate.export import STRAND, ExportSpec, generate_ledger, write_export
+from job.cli.tools.simulate.export import STRAND, ExportSpec, generate_ledger, write_export
 from tests.conftest import ROOT, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables
 
 
 def ledgersync(*args: str, timeout_s: int = 420) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "job", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "job.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout_s)
 
 

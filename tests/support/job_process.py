@@ -9,19 +9,19 @@ import sys
 import time
 from typing import Optional
 
-from job.local.processes import session_members
+from job.cli.local.processes import session_members
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class JobProcess:
-    """One ``python -m job run ...`` in its own session (the driver, the JVM it starts and
+    """One ``python -m job.cli run ...`` in its own session (the driver, the JVM it starts and
     the Python workers the JVM starts), its output in ``log_path``."""
 
     def __init__(self, args: list, log_path: str):
         self.log_path = str(log_path)
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "job", "run", *args], cwd=ROOT, stdout=self._log,
+        self.proc = subprocess.Popen([sys.executable, "-m", "job.cli", "run", *args], cwd=ROOT, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.started = time.time()
 

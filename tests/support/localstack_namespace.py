@@ -14,7 +14,7 @@ Why each namespace:
 - network: LocalStack's Kinesis backend listens on every interface whatever
   ``GATEWAY_LISTEN`` says; in its own namespace the only interface is a private loopback,
   and the host's shared MariaDB and moto server are out of reach, so nothing can mix up.
-- mount: ``job/local/services.py`` and the tests find services by pid files and unix
+- mount: ``job/cli/local/services.py`` and the tests find services by pid files and unix
   sockets under ``.local/`` (a unix socket crosses network namespaces); inside, ``.local``
   is the private ``.local/localstack-ns/local``, with the installs in ``SHARED`` bound back in.
 - pid: when the command ends, or this script is killed, the kernel ends everything
@@ -252,7 +252,7 @@ def inside(command: list) -> int:
     say(f"inside the namespace .local/ is {os.path.relpath(PRIVATE_LOCAL, ROOT)}/ (MariaDB on {HOST}:{MYSQL_PORT})")
     os.environ["LEDGERSYNC_MYSQL_PORT"] = str(MYSQL_PORT)
     sys.path.insert(0, ROOT)
-    from job.local import services as local_services  # reads LEDGERSYNC_MYSQL_PORT when imported
+    from job.cli.local import services as local_services  # reads LEDGERSYNC_MYSQL_PORT when imported
 
     paths = local_services.Paths(LOCAL)
     localstack = None

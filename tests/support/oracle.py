@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from connectors.mysql import sql
 from connectors.mysql.row_images import CURRENT, HISTORY, image_of, utc_naive
-from job.tools.simulate.qldb import expected_current
+from job.cli.tools.simulate.qldb import expected_current
 def _row(image, history: bool) -> tuple:
     row = (image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us), image.document)
     return row + (int(image.deleted), int(image.redacted)) if history else row
@@ -89,7 +89,7 @@ def count_rows(conn, tables=None, like: str = None, not_like: str = None) -> int
 
 def actual_keyed_tables(conn, tables) -> dict:
     """A keyed source's tables (DSQL CDC, DynamoDB) in the shape of
-    ``job.tools.simulate.changes.expected_tables``: (version, tie, deleted, expired, data),
+    ``job.cli.tools.simulate.changes.expected_tables``: (version, tie, deleted, expired, data),
     with ``data`` the stored document. Every typed column is checked against the document
     on the way (a column the document lacks is NULL), so "every column" is compared."""
     import json

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from job.tools.simulate.qldb import put_records
+from job.cli.tools.simulate.qldb import put_records
 
 
 class Producer:

@@ -40,7 +40,7 @@ def deliver(records: list, seed: int, duplicates: float = 0.2) -> list:
 
 
 def put(kinesis, stream: str, records: list, shards: int = 2) -> None:
-    from job.tools.simulate.qldb import ensure_stream, put_records
+    from job.cli.tools.simulate.qldb import ensure_stream, put_records
 
     ensure_stream(kinesis, stream, shards)
     put_records(kinesis, stream, [(decode_record(r).revision.document_id, r) for r in records])

@@ -3,7 +3,7 @@ skipped silently (README "Audit-log sync")."""
 from __future__ import annotations
 
 from job.rules.audit_order import OrderState, describe_skipped, plan
-from job.local.runner import summarize
+from job.cli.local.runner import summarize
 from tests.unit.test_audit_order import rec
 
 

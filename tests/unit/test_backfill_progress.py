@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from connectors.formats.qldb_export import ION_TEXT, Export
-from job.local.backfill import BackfillProgress, summarize
+from job.cli.local.backfill import BackfillProgress, summarize
 
 
 def test_progress_sums_readers_and_writers_and_estimates_from_the_rate_since_work_began():

@@ -10,7 +10,7 @@ from connectors.formats import kpl
 from connectors.dead_letters import NO_SUB_SEQUENCE, DeadLetter, payload_position
 from connectors.formats.qldb import (MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH, REVISION_DETAILS, decode_kinesis_record)
 from connectors.formats.qldb_encode import encode_revision
-from job.tools.simulate.qldb import BAD_KINDS, WorkloadSpec, bad_samples, generate
+from job.cli.tools.simulate.qldb import BAD_KINDS, WorkloadSpec, bad_samples, generate
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 

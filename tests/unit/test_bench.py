@@ -7,14 +7,14 @@ import time
 
 from connectors.formats.qldb import decode_record
 from connectors.mysql.row_images import CURRENT, HISTORY
-from job.tools import delay_proxy
-from job.tools.bench import consumers as bench_consumers
-from job.tools.bench import cpu as bench_cpu
-from job.tools.bench import main as bench
-from job.tools.bench import profile as bench_profile
-from job.tools.bench import report as bench_report
-from job.tools.bench import soak as bench_soak
-from job.tools.simulate.qldb import WorkloadSpec, delivery, encode, generate
+from job.cli.tools import delay_proxy
+from job.cli.tools.bench import consumers as bench_consumers
+from job.cli.tools.bench import cpu as bench_cpu
+from job.cli.tools.bench import main as bench
+from job.cli.tools.bench import profile as bench_profile
+from job.cli.tools.bench import report as bench_report
+from job.cli.tools.bench import soak as bench_soak
+from job.cli.tools.simulate.qldb import WorkloadSpec, delivery, encode, generate
 
 
 def test_percentile_is_nearest_rank():
@@ -265,7 +265,7 @@ class _FakeKinesis:
 
 
 def test_read_to_tip_is_a_plain_boto3_loop_that_stops_at_the_tip(monkeypatch):
-    from job.tools.bench import stream as bench_stream
+    from job.cli.tools.bench import stream as bench_stream
     monkeypatch.setattr(bench_stream, "RETRY_WAIT_S", 0.0)
     client = _FakeKinesis([[1, 2], [3]])
     batches = list(bench_stream.read_to_tip(client, "s", "shard-1", limit=10_000))
@@ -339,7 +339,7 @@ def test_a_failed_part_is_named_in_the_table():
 
 
 def test_putter_routes_partition_keys_like_kinesis():
-    from job.tools.bench.stream import shard_of
+    from job.cli.tools.bench.stream import shard_of
 
     half = 2 ** 127
     ranges = [("shard-0", 0, half - 1), ("shard-1", half, 2 ** 128 - 1)]

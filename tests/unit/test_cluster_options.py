@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from job.cli.main import build_parser
-from job.local.cluster import ClusterState, LocalCluster
-from job.local.runner import JobFailed, parse_jobmanager
+from job.cli.local.cluster import ClusterState, LocalCluster
+from job.cli.local.runner import JobFailed, parse_jobmanager
 
 
 def test_jobmanager_address_is_host_and_port():
@@ -76,7 +76,7 @@ def test_a_killed_taskmanager_takes_its_workers_with_it(tmp_path):
     import sys
     import time
 
-    from job.local.cluster import group_members
+    from job.cli.local.cluster import group_members
 
     # A stand-in TaskManager (its own process group, as _spawn starts them) with a worker
     # child; "pyflink" in their command lines marks them as Flink's.

@@ -16,7 +16,7 @@ from connectors.formats.qldb_encode import encode_revision
 from connectors.mysql import column_types as types
 from connectors.mysql.schema import TableColumns
 from job.config.properties import PropertiesError, parse_groups
-from job.tools.simulate.dsql_cdc import envelope, to_bytes
+from job.cli.tools.simulate.dsql_cdc import envelope, to_bytes
 
 T0 = _dt.datetime(2026, 1, 1, tzinfo=_dt.timezone.utc)
 

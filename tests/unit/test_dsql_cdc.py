@@ -11,7 +11,7 @@ from connectors.formats.qldb import MAX_DOCUMENT_BYTES
 from connectors.formats.registry import CHANGES, format_spec
 from job.config.properties import PropertiesError, parse_groups
 from job.rules.reassembly import Held, join
-from job.tools.simulate.dsql_cdc import envelope, split, to_bytes
+from job.cli.tools.simulate.dsql_cdc import envelope, split, to_bytes
 
 SETTINGS = DsqlSettings(keys=parse_keys("order_items=order_id+item_id; sales.orders=id; notes=id"))
 TS = 1705318200000000000
@@ -235,7 +235,7 @@ def test_any_permutation_with_duplicates_of_a_split_record_decodes_to_the_origin
 
 def test_the_simulated_stream_replayed_newest_wins_equals_the_oracle():
     from connectors.mysql import sql
-    from job.tools.simulate.changes import DSQL_KEYS, ChangesSpec, dsql_delivery, expected_tables, generate_dsql
+    from job.cli.tools.simulate.changes import DSQL_KEYS, ChangesSpec, dsql_delivery, expected_tables, generate_dsql
 
     spec = ChangesSpec(rows=6, changes=6, split_bytes=150, duplicates=0.3, bad=4, incomplete=1, seed=3)
     changes = generate_dsql(spec)
@@ -277,7 +277,7 @@ def test_record_decode_says_what_the_job_makes_of_dsql_records(tmp_path):
     import io
     from types import SimpleNamespace
 
-    from job.tools.record import run_record
+    from job.cli.tools.record import run_record
 
     props = tmp_path / "p.json"
     props.write_text(json.dumps([

@@ -7,7 +7,7 @@ from job.config.settings import DecodeSettings
 from job.functions.export import ReadExportObjectFunction
 from job.pipeline.item_rows import DEAD, KIND, REVISION, SEQUENCE_NUMBER, SHARD_ID, TBL
 from job.functions.status_board import read_board
-from job.tools.simulate.export import ExportSpec, generate_ledger, write_export
+from job.cli.tools.simulate.export import ExportSpec, generate_ledger, write_export
 
 
 class _Counter:
@@ -166,7 +166,7 @@ def test_verify_refuses_exactly_the_blocks_verify_names(tmp_path):
     from connectors.formats.qldb_export import COMPLETED_SUFFIX
     from connectors.formats.qldb_verify import verify_export
     from job.pipeline.item_rows import DOCUMENT_ID as DOC_ID, REASON, STAGE, VERSION
-    from job.tools.simulate.export import STRAND
+    from job.cli.tools.simulate.export import STRAND
 
     ledger = generate_ledger(ExportSpec(tables=2, documents=15, blocks_per_object=10))
     written = write_export(ledger, str(tmp_path / "export"), tamper=12, drop_block=25, out=lambda *_: None)

@@ -55,7 +55,7 @@ def test_each_of_them_is_the_decoders_own_error(name):
 
 
 def test_the_framing_check_lets_every_well_formed_record_through():
-    from job.tools.simulate.qldb import WorkloadSpec, encode, generate
+    from job.cli.tools.simulate.qldb import WorkloadSpec, encode, generate
     from connectors.formats.qldb_encode import encode_control
 
     for r in generate(WorkloadSpec(tables=2, documents=20, revisions=3, deletes=0.2, redactions=0.2, seed=9)):
@@ -116,7 +116,7 @@ def test_digits_that_are_not_ascii_are_a_bad_audit_line_not_a_crash(line):
 
 def test_a_kinesis_record_holding_a_hang_keeps_its_neighbours():
     from connectors.formats import kpl
-    from job.tools.simulate.qldb import WorkloadSpec, encode, generate
+    from job.cli.tools.simulate.qldb import WorkloadSpec, encode, generate
 
     good = [encode(r) for r in generate(WorkloadSpec(tables=1, documents=2, revisions=1, seed=2))]
     (_key, data), = kpl.aggregate([("a", good[0]), ("b", HANGS["binary length overflow"]), ("c", good[1])])

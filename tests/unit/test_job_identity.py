@@ -5,8 +5,8 @@ import os
 import pytest
 
 from job.config.properties import parse_groups
-from job.local.job_identity import ForeignRestore, check_restore, job_identity, write_identity
-from job.local.runner import latest_checkpoint, newest_checkpoint_of_job
+from job.cli.local.job_identity import ForeignRestore, check_restore, job_identity, write_identity
+from job.cli.local.runner import latest_checkpoint, newest_checkpoint_of_job
 
 
 def _props(stream="orders", database="replica", fmt="qldb"):

@@ -7,7 +7,7 @@ import pytest
 from connectors.kinesis.source import EFO, SourceSettings, consumer_properties, record_parts
 from job.config.properties import CONNECTOR_PROPERTIES, PropertiesError, parse_groups
 from job.config.settings import source_settings
-from job.local.source_status import (FINISHED_AFTER_S, ListedShard, SourceStatus, parse_source_metrics,
+from job.cli.local.source_status import (FINISHED_AFTER_S, ListedShard, SourceStatus, parse_source_metrics,
                                      track_stillness)
 
 

@@ -1,14 +1,15 @@
 """The house rules of the layout (README, "Layout"), checked on the code itself: no import
-circles (imports inside functions count), the MSF runtime (the import closure of
-job/msf_main.py) holds no tooling, and tooling is what lives in the tooling packages."""
+circles (imports inside functions count); the runtime is a folder rule (job/ without
+job/cli/, plus connectors/), it imports nothing from the tooling, and the MSF zip carries
+exactly it."""
 from __future__ import annotations
 
+import ast
 import os
 
-from job.tools.package import PROJECT_ROOT, imported_modules, module_file, runtime_modules
+from job.cli.tools.package import PROJECT_ROOT, TOOLING_FOLDER, imported_modules, module_file, runtime_modules
 
-TOOLING = ("job.cli", "job.local", "job.tools", "job.project", "job.__main__")
-RUNTIME = ("job.config", "job.pipeline", "job.functions", "job.rules", "job.msf_main", "connectors")
+TOOLING = TOOLING_FOLDER.replace("/", ".")
 
 
 def _modules() -> list:
@@ -56,13 +57,32 @@ def test_no_import_circles():
             visit(module)
 
 
-def test_the_msf_runtime_holds_no_tooling_and_only_runtime_packages():
-    runtime = [_dotted(p) for p in runtime_modules()]
-    assert "job.msf_main" in runtime and "job.pipeline.assembly" in runtime
-    assert [m for m in runtime if _within(m, TOOLING)] == []
-    assert [m for m in runtime if m not in ("job", "connectors") and not _within(m, RUNTIME)] == []
+def test_the_runtime_is_the_code_packages_without_the_tooling_folder():
+    every = {module_file(PROJECT_ROOT, m) for m in _modules()}
+    tooling = {f for f in every if os.path.relpath(f, PROJECT_ROOT).replace(os.sep, "/").startswith(TOOLING_FOLDER + "/")}
+    runtime = {os.path.join(PROJECT_ROOT, p) for p in runtime_modules()}
+    assert runtime == every - tooling
+    assert "job/msf_main.py" in runtime_modules() and "job/cli/main.py" not in runtime_modules()
 
 
-def test_every_module_is_in_a_runtime_or_a_tooling_package():
-    loose = [m for m in _modules() if m not in ("job", "connectors") and not _within(m, RUNTIME + TOOLING)]
-    assert loose == []
+def test_the_runtime_imports_nothing_from_the_tooling():
+    # So the zip (runtime_modules) can never lack a module the job imports.
+    runtime = {_dotted(p) for p in runtime_modules()}
+    reaches = {m: {i for i in imported_modules(PROJECT_ROOT, module_file(PROJECT_ROOT, m)) if not i == m}
+               for m in runtime}
+    outside = {m: sorted(i for i in imported if i not in runtime) for m, imported in reaches.items()}
+    assert {m: i for m, i in outside.items() if i} == {}
+    assert not [m for m in runtime if _within(m, (TOOLING,))]
+
+
+def test_no_module_imports_another_modules_private_names():
+    found = []
+    for module in _modules():
+        path = module_file(PROJECT_ROOT, module)
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("job", "connectors"):
+                found += [f"{module}: from {node.module} import {a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.startswith("__")]
+    assert found == []

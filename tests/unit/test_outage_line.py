@@ -5,7 +5,7 @@ import time
 import pymysql
 
 from connectors.mysql.client import MySqlClient, MySqlSettings, outage_text
-from job.local.runner import summarize
+from job.cli.local.runner import summarize
 
 
 def test_a_refused_connection_reads_as_unreachable_with_the_cause():

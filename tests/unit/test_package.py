@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from job import msf_main
-from job.tools import package
+from job.cli.tools import package
 from job.config.properties import MSF_PROPERTIES_PATH, parse_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -101,9 +101,9 @@ def test_zip_layout_main_file_and_packages_at_the_root_deps_under_pyfiles(small_
 
 
 # Tooling: what a local user or a developer runs, never the job on MSF.
-TOOLING = ("job/cli/main.py", "job/__main__.py", "job/local/runner.py", "job/local/services.py", "job/local/cluster.py",
-           "job/tools/package.py", "job/tools/bench/main.py", "job/tools/simulate/qldb.py", "job/tools/simulate/audit.py", "job/tools/record.py",
-           "job/cli/audit.py", "job/local/audit_source.py", "job/tools/ship_audit.py", "job/cli/show.py", "job/tools/delay_proxy.py")
+TOOLING = ("job/cli/main.py", "job/cli/__main__.py", "job/cli/local/runner.py", "job/cli/local/services.py", "job/cli/local/cluster.py",
+           "job/cli/tools/package.py", "job/cli/tools/bench/main.py", "job/cli/tools/simulate/qldb.py", "job/cli/tools/simulate/audit.py", "job/cli/tools/record.py",
+           "job/cli/audit.py", "job/cli/local/audit_source.py", "job/cli/tools/ship_audit.py", "job/cli/show.py", "job/cli/tools/delay_proxy.py")
 
 
 def test_the_zip_carries_the_runtime_and_no_tooling(small_zip):
@@ -116,16 +116,14 @@ def test_the_zip_carries_the_runtime_and_no_tooling(small_zip):
         assert needed in names, needed
 
 
-def test_runtime_modules_follow_imports_inside_functions_too(tmp_path):
-    (tmp_path / "job").mkdir()
-    (tmp_path / "connectors").mkdir()
-    for path, text in {"job/__init__.py": "", "connectors/__init__.py": "",
-                       "job/msf_main.py": "def main():\n    from job import a\n",
-                       "job/a.py": "import connectors.b\n", "connectors/b.py": "from connectors.c import x\n",
-                       "connectors/c.py": "x = 1\n", "job/tool.py": "import job.a\n"}.items():
-        (tmp_path / path).write_text(text)
+def test_runtime_modules_are_the_code_packages_without_the_tooling_folder(tmp_path):
+    for path in ("job/__init__.py", "job/msf_main.py", "job/a/__init__.py", "job/a/b.py", "connectors/__init__.py",
+                 "connectors/c.py", "job/cli/__init__.py", "job/cli/tool.py", "job/cli/x/y.py", "job/a/notes.txt"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("")
     assert package.runtime_modules(str(tmp_path)) == [
-        "connectors/__init__.py", "connectors/b.py", "connectors/c.py", "job/__init__.py", "job/a.py", "job/msf_main.py"]
+        "connectors/__init__.py", "connectors/c.py", "job/__init__.py", "job/a/__init__.py", "job/a/b.py",
+        "job/msf_main.py"]
 
 
 def test_the_main_file_starts_msf_main(small_zip):

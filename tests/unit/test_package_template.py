@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from job.tools import package
+from job.cli.tools import package
 from job.config.properties import parse_groups
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -14,7 +14,7 @@ from connectors.formats.qldb_export import (FORMATS, ION_BINARY, ION_TEXT, JSON,
                                     read_object)
 from connectors.formats.qldb import decode_record
 from connectors.formats.qldb_encode import encode_revision
-from job.tools.simulate.export import ExportSpec, block_value, downconvert, encode_block, generate_ledger, write_export
+from job.cli.tools.simulate.export import ExportSpec, block_value, downconvert, encode_block, generate_ledger, write_export
 
 STARTED = (b'{ ledgerName:"my-example-ledger", exportId:"8UyXulxccYLAsbN1aon7e4", '
            b'inclusiveStartTime:2019-04-15T00:00:00.000Z, exclusiveEndTime:2019-04-15T22:00:00.000Z, '

@@ -9,7 +9,7 @@ from connectors.formats.qldb_export import ION_BINARY, find_export, open_store, 
 from connectors.formats.qldb_reconcile import (DATA_DIFFERS, DELETED_PRESENT, MATCH, MISSING, NEWER_IN_MYSQL,
                                                ONLY_IN_MYSQL, STALE, CurrentRow, DocumentState, StateCollector,
                                                compare_states, document_digest, verify_against_mysql)
-from job.tools.simulate.export import ExportSpec, generate_ledger, write_export
+from job.cli.tools.simulate.export import ExportSpec, generate_ledger, write_export
 
 
 def rev(doc, version, data=None, deleted=False, redacted=False, table="T"):

@@ -17,7 +17,7 @@ from connectors.formats.qldb_verify import (BLOCK_HASH, CHAIN, ENTRIES_HASH, REV
                                             merkle_root, verify_block, verify_export)
 from job.cli.main import main
 from job.cli.verify import Progress
-from job.tools.simulate.export import STRAND, ExportSpec, chained_block_values, dot as sim_dot, generate_ledger, \
+from job.cli.tools.simulate.export import STRAND, ExportSpec, chained_block_values, dot as sim_dot, generate_ledger, \
     write_export
 
 SMALL = dict(tables=2, documents=8, blocks_per_object=10, redactions=3)

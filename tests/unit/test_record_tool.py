@@ -11,7 +11,7 @@ from connectors.formats import kpl
 from connectors.formats.qldb import decode_kinesis_record
 from connectors.formats.qldb_encode import encode_control, encode_revision
 from job.cli.main import build_parser, main as cli_main
-from job.tools.record import RecordToolError, decode_text, encode_records, read_input_records, run_record
+from job.cli.tools.record import RecordToolError, decode_text, encode_records, read_input_records, run_record
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from connectors.formats.qldb import Revision
 from job.rules.ordering import GAP_SKIP, GAP_WAIT, OrderedDocument, apply_newest
-from job.tools.simulate.qldb import expected_current
+from job.cli.tools.simulate.qldb import expected_current
 from tests.support.oracle import expected_history
 
 TIMEOUT = 1000

@@ -3,7 +3,7 @@ import json
 import os
 import time
 
-from job.tools.ship_audit import MAX_BATCH_BYTES, AuditLogTail, event_time_ms, log_batches
+from job.cli.tools.ship_audit import MAX_BATCH_BYTES, AuditLogTail, event_time_ms, log_batches
 
 LINE = "20261122 13:57:55,vm,u,127.0.0.1,9,{q},QUERY,db,'INSERT INTO t VALUES ({q}, ''a\\nb'')',0\n"
 

@@ -3,7 +3,7 @@ import hashlib
 
 from connectors.dead_letters import DeadLetter
 from connectors.formats.qldb import BLOCK_SUMMARY, CONTROL, REVISION_DETAILS, decode_kinesis_record
-from job.tools.simulate.qldb import (BAD_KINDS, SimRevision, WorkloadSpec, bad_samples, delivery, encode, expected_current,
+from job.cli.tools.simulate.qldb import (BAD_KINDS, SimRevision, WorkloadSpec, bad_samples, delivery, encode, expected_current,
                           generate, kinesis_records)
 
 

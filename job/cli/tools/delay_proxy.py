@@ -14,7 +14,7 @@ Each connection gets two threads per direction: one receives and stamps each chu
 with its due time, one sends it when due (in order, so a slow chunk never lets a
 later one overtake it).
 
-Run it in its own process (``python -m job.tools.delay_proxy``) so the benchmark's own
+Run it in its own process (``python -m job.cli.tools.delay_proxy``) so the benchmark's own
 Python threads never hold its GIL; ``--port 0`` picks a free port and prints it.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 
-from job.project import PROJECT_ROOT
+from job.cli.project import PROJECT_ROOT
 
 HOST = "127.0.0.1"
 CHUNK = 65536
@@ -145,11 +145,11 @@ def serve(listener: socket.socket, target_host: str, target_port: int, rtt_ms: f
 
 
 class DelayProxy:
-    """``python -m job.tools.delay_proxy`` in its own process, so it never waits for our GIL."""
+    """``python -m job.cli.tools.delay_proxy`` in its own process, so it never waits for our GIL."""
 
     def __init__(self, target_port: int, rtt_ms: float):
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "job.tools.delay_proxy", "--target-port", str(target_port), "--rtt-ms", str(rtt_ms)],
+            [sys.executable, "-m", "job.cli.tools.delay_proxy", "--target-port", str(target_port), "--rtt-ms", str(rtt_ms)],
             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
         line = self._process.stdout.readline()
         match = re.search(r"listening on [\d.]+:(\d+) ", line)
@@ -165,7 +165,7 @@ class DelayProxy:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m job.tools.delay_proxy",
+    parser = argparse.ArgumentParser(prog="python -m job.cli.tools.delay_proxy",
                                      description="TCP proxy on 127.0.0.1 adding a fixed round-trip delay")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
     parser.add_argument("--target-host", default=HOST)

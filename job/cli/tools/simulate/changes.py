@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 
 from connectors.formats.changes import canonical_key
-from job.tools.simulate.dsql_cdc import envelope, split, to_bytes
+from job.cli.tools.simulate.dsql_cdc import envelope, split, to_bytes
 from connectors.mysql import sql
 
 # source table (as named in MySQL before sanitising), key columns
@@ -210,7 +210,7 @@ def describe(changes: list, delivery: Delivery) -> str:
 
 
 def simulate(client, stream: str, records: list, shards: int = 2, out=print, what: str = "") -> None:
-    from job.tools.simulate.qldb import ensure_stream, put_records
+    from job.cli.tools.simulate.qldb import ensure_stream, put_records
 
     ensure_stream(client, stream, shards)
     put_records(client, stream, records)

@@ -1,7 +1,7 @@
 """The benchmark's MySQL side: the per-record and the batched consumer ledgersync is
 compared with, the database ceiling (the same rows as batched guarded upserts, no
 Flink), checks that every consumer wrote the right thing, and the latency read-out.
-No Kinesis here (job/tools/bench/stream.py is the Kinesis side; job/tools/bench/main.py puts them together).
+No Kinesis here (job/cli/tools/bench/stream.py is the Kinesis side; job/cli/tools/bench/main.py puts them together).
 """
 from __future__ import annotations
 

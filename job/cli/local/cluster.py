@@ -27,8 +27,8 @@ from typing import Optional
 import yaml
 
 from connectors.kinesis.source import LOCAL_ENDPOINT_JAVA_OPTS
-from job.local import processes
-from job.local.runner import DEFAULT_LOCAL_DIR, free_port
+from job.cli.local import processes
+from job.cli.local.runner import DEFAULT_LOCAL_DIR, free_port
 
 
 class ClusterError(RuntimeError):

@@ -43,7 +43,7 @@ from connectors.formats.qldb_export import (COMPLETED_SUFFIX, FORMATS, ION_BINAR
 from connectors.formats.qldb import decode_record
 from connectors.formats.qldb_encode import encode_revision
 from connectors.formats.qldb_verify import dot, merkle_root, revision_hash
-from job.tools.simulate.qldb import TABLE_NAMES, document_id
+from job.cli.tools.simulate.qldb import TABLE_NAMES, document_id
 
 STRAND = "JdxjkR9bSYB5jMHWcI464T"
 LEDGER = "ledgersync-demo"
@@ -523,7 +523,7 @@ def put_stream(ledger: SimLedger, kinesis, stream: str, *, shards: int = 2, dupl
     """Put the ledger's stream part (overlap + later, and ``late_deleted`` old revisions of
     documents the export deleted) on ``stream``, shuffled, some twice; returns the revisions
     put (decoded, for the oracle)."""
-    from job.tools.simulate.qldb import ensure_stream, put_records
+    from job.cli.tools.simulate.qldb import ensure_stream, put_records
 
     rng = random.Random(ledger.spec.seed + 17)
     pairs = [(b, c) for b in ledger.stream_blocks() for c in b.changes] + late_revisions_of_deleted(ledger,

@@ -16,7 +16,7 @@ from typing import Optional
 from connectors.formats.qldb_export import Export, ExportError, find_export, open_store
 from job.config.properties import Properties
 from job.functions.status_board import read_board
-from job.local.runner import (DEFAULT_FLINK_CONF, DEFAULT_LOCAL_DIR, JobFailed, _cancel_quietly, _raise_if_ended,
+from job.cli.local.runner import (DEFAULT_FLINK_CONF, DEFAULT_LOCAL_DIR, JobFailed, _cancel_quietly, _raise_if_ended,
                               _root_cause, _StopRequests, flink_configuration, free_port, job_state)
 
 

@@ -207,7 +207,7 @@ def log_batches(records: list, now_ms: int):
 def set_up_delivery(logs, kinesis, *, log_group: str, log_stream: str, stream: str, shards: int,
                     role_arn: Optional[str]) -> str:
     """Log group, log stream, Kinesis stream and the subscription filter between them; returns the stream ARN."""
-    from job.tools.simulate.qldb import ensure_stream
+    from job.cli.tools.simulate.qldb import ensure_stream
 
     for call, kwargs in ((logs.create_log_group, {"logGroupName": log_group}),
                          (logs.create_log_stream, {"logGroupName": log_group, "logStreamName": log_stream})):

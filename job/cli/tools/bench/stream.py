@@ -1,6 +1,6 @@
 """The benchmark's Kinesis side: reading shards to their tip with bare GetRecords calls,
 and putting revisions at a fixed rate that carry their put time. No MySQL here
-(job/tools/bench/consumers.py is the MySQL side; job/tools/bench/main.py puts them together).
+(job/cli/tools/bench/consumers.py is the MySQL side; job/cli/tools/bench/main.py puts them together).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from connectors.aws_clients import aws_client
 from connectors.formats.qldb import decode_kinesis_record
 from connectors.formats.qldb_encode import encode_revision
-from job.tools.simulate.qldb import document_id, ensure_stream, put_records
+from job.cli.tools.simulate.qldb import document_id, ensure_stream, put_records
 
 # The per-record consumer reads as the job does: up to this many records a call; the
 # batched consumer takes what one call can give (Kinesis' own maximum).

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from typing import Callable, Optional
 
-from job.project import PROJECT_ROOT
+from job.cli.project import PROJECT_ROOT
 
 JVM_DIR = os.path.join(PROJECT_ROOT, "connectors", "jvm")
 JAR_PATH = os.path.join(JVM_DIR, "target", "ledgersync-kinesis.jar")

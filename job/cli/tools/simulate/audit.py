@@ -22,7 +22,7 @@ from typing import Callable
 
 from connectors.formats.audit_lines import aurora_line
 from connectors.formats.cloudwatch_logs import LogEvent, control_message, encode_subscription_record
-from job.tools.simulate.qldb import ensure_stream, put_records
+from job.cli.tools.simulate.qldb import ensure_stream, put_records
 
 TABLE = "sim_accounts"
 CREATE_TABLE = (f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, owner VARCHAR(100) NOT NULL, "

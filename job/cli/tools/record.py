@@ -5,7 +5,7 @@ decode: raw bytes, base64 (one record per line), or the JSON that
 peeled (gzip, KPL aggregation) -> each user record as pretty Ion text (``//`` comments
 say where it came from), or as JSON lines with ``--json``. Each record's first line says
 what the job would make of it under the chosen format (revisions, changes, or dead
-letters and why: job/tools/record_verdict.py), with a hint naming ``--format X`` when
+letters and why: job/cli/tools/record_verdict.py), with a hint naming ``--format X`` when
 another registered format takes a record this one dead-letters; ``--json`` carries the
 same as ``verdict``, ``reason`` and ``hint``. Exit code 1 when any record is a dead letter.
 
@@ -30,7 +30,7 @@ from connectors.formats import kpl
 from connectors.formats.ion_json import ion_to_json
 from connectors.formats.qldb import ION_BVM, BadRecord, ion_error_text, parse_ion
 from connectors.formats.registry import AUDIT, CHANGES, FORMATS, REVISIONS, FormatSpec, format_spec
-from job.tools import record_verdict
+from job.cli.tools import record_verdict
 
 GZIP_MAGIC = b"\x1f\x8b"
 KNOWN_MAGIC = (GZIP_MAGIC, kpl.MAGIC, ION_BVM)

@@ -2,7 +2,7 @@
 (https://docs.aws.amazon.com/aurora-dsql/latest/userguide/cdc-record-format.html),
 including oversized records split into a ``chunked`` main record and ``fragment``s.
 Tooling: the runtime decoder is connectors/formats/dsql_cdc.py; the simulated workload
-and its oracle (for DSQL and DynamoDB alike) are in job/tools/simulate/changes.py."""
+and its oracle (for DSQL and DynamoDB alike) are in job/cli/tools/simulate/changes.py."""
 from __future__ import annotations
 
 import json

@@ -3,7 +3,7 @@
 Layout of the zip (MSF unpacks it and starts ``python`` with ``pyFiles`` on the path):
 
     ledgersync_main.py      the main file (``kinesis.analytics.flink.run.options.python``)
-    job/, connectors/       the job's runtime: the modules job/msf_main.py imports (runtime_modules)
+    job/, connectors/       the job's runtime: every module there except job/cli/ (runtime_modules)
     python-packages/        its dependencies for CPython 3.11 on manylinux x86_64
                             (``kinesis.analytics.flink.run.options.pyFiles``)
     lib/ledgersync-kinesis.jar  the Kinesis connector and our schema class (connectors/jvm),
@@ -29,14 +29,14 @@ import zipfile
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
-from job.project import PROJECT_ROOT
+from job.cli.project import PROJECT_ROOT
 from job.msf_main import CODE_PACKAGES
 from job.config.properties import MSF_RUN_OPTIONS_GROUP as RUN_OPTIONS_GROUP
 
 PYPROJECT = os.path.join(PROJECT_ROOT, "pyproject.toml")
 # The exact versions the zip bundles (``ledgersync package --update-lock`` writes it): the
 # same commit builds the same zip, whatever PyPI has published since.
-LOCK_FILE = os.path.join(PROJECT_ROOT, "job", "tools", "msf-requirements.lock")
+LOCK_FILE = os.path.join(PROJECT_ROOT, "job", "cli", "tools", "msf-requirements.lock")
 DEFAULT_OUTPUT = os.path.join(PROJECT_ROOT, "dist", "ledgersync-msf.zip")
 
 MAIN_FILE = "ledgersync_main.py"
@@ -219,7 +219,7 @@ def check_against_lock(bundle: list, pins: dict) -> None:
                 if pins.get(name) != version]
     problems += [f"{name}=={version} in the lock but not needed" for name, version in pins.items() if name not in bundled]
     if problems:
-        raise PackageError("the resolved dependencies differ from job/tools/msf-requirements.lock: "
+        raise PackageError("the resolved dependencies differ from job/cli/tools/msf-requirements.lock: "
                            + "; ".join(problems) + " (a changed requirement? run `ledgersync package --update-lock`)")
 
 
@@ -242,10 +242,6 @@ def resolve(requirements: list, provided: dict, workdir: str, out, pins: Optiona
 def install(bundle: list, target: str, out) -> None:
     _pip(["install", "--no-deps", "--no-compile", "--target", target, *_platform_args(),
           *[f"{r.name}=={r.version}" for r in bundle]], out)
-
-
-# What runs on MSF: the main file's module and everything it imports, at any depth.
-MSF_ENTRY_MODULE = "job.msf_main"
 
 
 def module_file(project_root: str, module: str) -> Optional[str]:
@@ -271,22 +267,25 @@ def imported_modules(project_root: str, path: str) -> set:
             if name.split(".")[0] in CODE_PACKAGES and module_file(project_root, name)}
 
 
-def runtime_modules(project_root: str = PROJECT_ROOT, entry: str = MSF_ENTRY_MODULE) -> list:
-    """The files of the job's runtime, as zip paths: the import closure of ``entry`` plus each
-    package's ``__init__.py``. Computed from the code, so that the zip can never lack a module
-    the job imports, nor carry the tooling (CLI, benchmark, simulators, local services) that it
-    never imports. A static walk: the job imports nothing by computed name."""
-    seen, todo = set(), [entry]
-    while todo:
-        module = todo.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        parts = module.split(".")
-        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # its packages' __init__
-        todo += sorted(imported_modules(project_root, module_file(project_root, module)))
-    return sorted(os.path.relpath(module_file(project_root, m), project_root).replace(os.sep, "/")
-                  for m in seen)
+# The folder rule (README, "Layout"): the runtime is every module of the code packages
+# except the tooling folder. job/cli/ holds all tooling (the CLI, local services and
+# cluster, simulators, bench, record tool, packaging, audit shipping); nothing else does.
+TOOLING_FOLDER = "job/cli"
+
+
+def runtime_modules(project_root: str = PROJECT_ROOT) -> list:
+    """The files of the job's runtime, as zip paths: every ``.py`` file under the code
+    packages (``job/`` and ``connectors/``) outside ``job/cli/``. A folder, not a computed
+    closure, so that where a module lives says whether it ships; tests/unit/test_layout.py
+    checks that the runtime imports nothing from the tooling and nothing outside itself."""
+    found = []
+    for top in CODE_PACKAGES:
+        for folder, dirs, files in os.walk(os.path.join(project_root, top)):
+            relative_folder = os.path.relpath(folder, project_root).replace(os.sep, "/")
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__"
+                             and f"{relative_folder}/{d}" != TOOLING_FOLDER)
+            found += [f"{relative_folder}/{name}" for name in files if name.endswith(".py")]
+    return sorted(found)
 
 
 def _code_files(project_root: str):
@@ -361,7 +360,7 @@ def _build(output: str, project_root: str, build_dir: str, out, jar: Optional[st
         print(f"package: [{time.monotonic() - started:5.1f}s] {text}", file=out, flush=True)
 
     if jar is None:
-        from job.local.connector_jar import JarError, ensure_connector_jar
+        from job.cli.local.connector_jar import JarError, ensure_connector_jar
 
         try:
             jar = ensure_connector_jar(step)
@@ -376,7 +375,7 @@ def _build(output: str, project_root: str, build_dir: str, out, jar: Optional[st
     provided = provided_by_runtime(pin)
     step(f"{RUNTIME_DIST}=={pin} and its {len(provided) - 1} dependencies come with the MSF runtime; not bundled")
     step(f"resolving {', '.join(requirements)} for CPython {TARGET_PYTHON} {TARGET_PLATFORM}")
-    lock = os.path.join(project_root, "job", "tools", "msf-requirements.lock")
+    lock = os.path.join(project_root, "job", "cli", "tools", "msf-requirements.lock")
     pins = None if update_lock or not os.path.isfile(lock) else read_lock(lock)
     if pins is None and not update_lock:
         raise PackageError(f"{lock} is missing: run `ledgersync package --update-lock` to write it")

@@ -47,15 +47,15 @@ from typing import Callable, Optional
 
 from connectors.mysql.client import MySqlSettings
 from connectors.formats.qldb import decode_record
-from job.tools.bench import consumers as db
-from job.tools.bench import stream as ks
-from job.tools.bench.cpu import cpu_between, own_cpu_seconds, us_per_revision
-from job.tools.bench.job_run import JobRun, process_tree_rss
-from job.tools.bench.profile import cpu_by_kind, service_cpu_seconds
-from job.tools.bench.report import format_table, ratios, targets
-from job.tools.delay_proxy import DelayProxy
-from job.local.runner import DEFAULT_LOCAL_DIR
-from job.tools.simulate.qldb import TABLE_NAMES, WorkloadSpec, delivery, encode, simulate_qldb
+from job.cli.tools.bench import consumers as db
+from job.cli.tools.bench import stream as ks
+from job.cli.tools.bench.cpu import cpu_between, own_cpu_seconds, us_per_revision
+from job.cli.tools.bench.job_run import JobRun, process_tree_rss
+from job.cli.tools.bench.profile import cpu_by_kind, service_cpu_seconds
+from job.cli.tools.bench.report import format_table, ratios, targets
+from job.cli.tools.delay_proxy import DelayProxy
+from job.cli.local.runner import DEFAULT_LOCAL_DIR
+from job.cli.tools.simulate.qldb import TABLE_NAMES, WorkloadSpec, delivery, encode, simulate_qldb
 
 PARTS = ("ceilings", "per-record", "batched", "ledgersync", "latency", "soak")
 # The soak takes 10 minutes by default: only when asked for (--parts soak).
@@ -110,7 +110,7 @@ class Services:
 
 
 def local_services(say: Callable[[str], None] = print) -> Services:
-    from job.local import services as s
+    from job.cli.local import services as s
     services = Services(s.HOST, s.MYSQL_PORT, s.MYSQL_USER, s.MYSQL_PASSWORD, s.aws_endpoint())
     try:
         s.up()
@@ -436,7 +436,7 @@ def part_ledgersync(ctx: Context, out: dict) -> None:
                                       batch_rows=options.batch_rows)
         profiler = None
         if options.py_spy_dir and label == "loopback":
-            from job.tools.bench.profile import Profiler
+            from job.cli.tools.bench.profile import Profiler
 
             profiler = Profiler(options.py_spy_dir)
         ctx.say(f"ledgersync, {label}: ledgersync run --until-caught-up --parallelism {parallelism} "
@@ -530,7 +530,7 @@ def part_latency(ctx: Context, out: dict) -> None:
 
 def part_soak(ctx: Context, out: dict) -> None:
     """A running job fed at ``soak_rate`` for ``soak_seconds``: RSS and lag every 10 s."""
-    from job.tools.bench import soak as bench_soak
+    from job.cli.tools.bench import soak as bench_soak
     options, services = ctx.options, ctx.services
     stream = f"{ctx.stream}-soak"
     client = ks.kinesis(services.aws_endpoint)
@@ -602,7 +602,7 @@ def _put_probe(client, stream: str, table: str) -> int:
     import random
 
     from connectors.formats.qldb_encode import encode_revision
-    from job.tools.simulate.qldb import document_id, put_records
+    from job.cli.tools.simulate.qldb import document_id, put_records
 
     doc = document_id(random.Random(99))
     now = _dt.datetime.now(_dt.timezone.utc)

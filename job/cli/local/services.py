@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from job.local.runner import DEFAULT_LOCAL_DIR
+from job.cli.local.runner import DEFAULT_LOCAL_DIR
 
 MYSQL_PORT = int(os.environ.get("LEDGERSYNC_MYSQL_PORT", "13306"))
 AWS_PORT = int(os.environ.get("LEDGERSYNC_AWS_PORT", "15000"))

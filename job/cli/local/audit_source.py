@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from job.local import services
-from job.local.runner import DEFAULT_LOCAL_DIR
+from job.cli.local import services
+from job.cli.local.runner import DEFAULT_LOCAL_DIR
 
 PORT = int(os.environ.get("LEDGERSYNC_AUDIT_SOURCE_PORT", "13307"))
 HOST = services.HOST

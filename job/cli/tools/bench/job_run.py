@@ -11,9 +11,9 @@ import threading
 import time
 from typing import Optional
 
-from job.tools.bench.profile import cpu_by_kind, process_kind
+from job.cli.tools.bench.profile import cpu_by_kind, process_kind
 from job.functions.status_board import read_board
-from job.local.runner import PROJECT_ROOT
+from job.cli.local.runner import PROJECT_ROOT
 
 SAMPLE_EVERY_S = 0.1
 
@@ -43,7 +43,7 @@ class JobRun:
     def __init__(self, properties: str, log_path: str, checkpoint_dir: str, *, until_caught_up: bool,
                  timeout_s: float, profiler=None,
                  python_worker_mode: Optional[str] = None, parallelism: Optional[int] = None):
-        command = [sys.executable, "-m", "job", "run", "--properties", properties,
+        command = [sys.executable, "-m", "job.cli", "run", "--properties", properties,
                    "--checkpoint-dir", checkpoint_dir]
         if parallelism:
             command += ["--parallelism", str(parallelism)]
@@ -61,7 +61,7 @@ class JobRun:
         self._written: dict = {}
         self.cpu: dict = {}  # pid -> (kind, CPU seconds so far)
         # (time, CPU seconds of the whole tree so far), one per sample: CPU between two
-        # moments (first and last row written) is read off it (job/tools/bench/cpu.py).
+        # moments (first and last row written) is read off it (job/cli/tools/bench/cpu.py).
         self.cpu_series: list = [(self.launched, 0.0)]
         self._kinds: dict = {}
         # Told (see job/bench_profile.Profiler) when the job runs, of every process that runs
@@ -161,7 +161,7 @@ class JobRun:
         return code
 
     def stop(self) -> int:
-        """SIGTERM: the run cancels its job and ends (see job/local/runner.py)."""
+        """SIGTERM: the run cancels its job and ends (see job/cli/local/runner.py)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

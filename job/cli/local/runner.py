@@ -9,7 +9,7 @@ split record waits for its missing parts (it is joined, or its timeout made it a
 
 Stopping: a caught-up run, Ctrl-C or SIGTERM cancels the job (its checkpoints are
 kept: ``--from-latest-checkpoint`` resumes from the newest of the same job, see
-job/local/job_identity.py), or, with ``--stop-with-savepoint DIR``, stops it with a
+job/cli/local/job_identity.py), or, with ``--stop-with-savepoint DIR``, stops it with a
 savepoint in DIR (``--from-savepoint`` resumes from it). The closing line says which:
 caught up, stopped or failed, and names this job's newest checkpoint.
 """
@@ -28,14 +28,14 @@ from job.rules.audit_order import describe_skipped
 from job.config.properties import Properties
 from job.functions import names
 from job.functions.status_board import StatusBoard, read_board
-from job.local.source_status import SourceStatus, SourceWatcher
-from job.local.connector_jar import JarError, ensure_connector_jar
-from job.local.job_identity import (ForeignRestore, check_restore, describe as describe_identity, differences,
+from job.cli.local.source_status import SourceStatus, SourceWatcher
+from job.cli.local.connector_jar import JarError, ensure_connector_jar
+from job.cli.local.job_identity import (ForeignRestore, check_restore, describe as describe_identity, differences,
                                     job_identity, read_identity, write_identity)
 from connectors.aws_clients import aws_client
 from connectors.kinesis.source import LOCAL_ENDPOINT_ENVIRONMENT, is_local_endpoint
 
-from job.project import PROJECT_ROOT
+from job.cli.project import PROJECT_ROOT
 DEFAULT_FLINK_CONF = os.path.join(PROJECT_ROOT, "flink-conf", "config.yaml")
 DEFAULT_LOCAL_DIR = os.path.join(PROJECT_ROOT, ".local")
 DEFAULT_CHECKPOINT_DIR = os.path.join(DEFAULT_LOCAL_DIR, "checkpoints")
@@ -108,7 +108,7 @@ def _complete(checkpoint: str) -> bool:
 
 def latest_checkpoint(checkpoint_dir: str, identity: Optional[dict] = None) -> Optional[str]:
     """The newest complete ``<job-id>/chk-N`` under ``checkpoint_dir``; with ``identity``, of
-    the jobs that wrote that identity beside their checkpoints only (job/local/job_identity.py)."""
+    the jobs that wrote that identity beside their checkpoints only (job/cli/local/job_identity.py)."""
     best = None
     if not os.path.isdir(checkpoint_dir):
         return None
