@@ -15,6 +15,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # LEDGERSYNC_MYSQL_PORT moves MariaDB. Unset: moto, as always.
 TEST_AWS_ENDPOINT = os.environ.get("LEDGERSYNC_TEST_AWS_ENDPOINT", "").strip()
 
+# The JVM options `ledgersync` gives a local run, also for jobs a test starts in this
+# process (the CLI sets them for the jobs tests run as `python -m job.cli`).
+from job.cli.local.jvm import apply_local_jvm_defaults  # noqa: E402
+
+apply_local_jvm_defaults()
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs_network(reason): needs a package registry; skipped where "

@@ -8,6 +8,7 @@ import sys
 from job.cli import audit, backfill, bench, cluster, record, run, services, show, simulate, verify
 from job.cli.args import DEFAULT_PROPERTIES  # noqa: F401 (where tests and tools find it)
 from job.cli.errors import report_error
+from job.cli.local.jvm import apply_local_jvm_defaults
 from job.config.properties import PropertiesError
 
 COMMANDS = (run, cluster, simulate, services, show, record, audit, bench, backfill, verify)  # in --help's order
@@ -40,6 +41,7 @@ def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    apply_local_jvm_defaults()  # before any command starts PyFlink's JVM (job/cli/local/jvm.py)
     try:
         return args.handler(args)
     except PropertiesError as exc:
