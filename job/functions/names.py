@@ -17,7 +17,6 @@ MYSQL_WRITER = "mysql-writer"
 ORDER_VERSIONS = "order-versions"
 READ_EXPORT = "read-export"
 REASSEMBLE_SPLIT_RECORDS = "reassemble-split-records"
-UPSERTS = "upserts"
 
 # Metrics, under each operator's metric group.
 AGGREGATED_RECORDS = "aggregatedRecords"

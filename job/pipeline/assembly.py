@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from pyflink.common import Types
-from pyflink.common.types import RowKind
-from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
 from pyflink.datastream.connectors import Sink
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StreamTableEnvironment
@@ -16,7 +15,7 @@ from connectors.kinesis.source import add_kinesis_source
 from connectors.mysql.row_images import CURRENT, HISTORY
 from job.functions.changes import PIECES, DecodeChangesFunction, ReassembleFunction, piece_group
 from job.functions.decode import DecodeQldbFunction
-from job.pipeline.item_rows import DEAD, ITEM_NAMES, ITEM_ROW, REVISION
+from job.pipeline.item_rows import DEAD, ITEM_NAMES, ITEM_ROW, REVISION, SLOT
 from job.functions.order import OrderedRevisionsFunction, bucket_of
 from job.functions.writer import MySqlWriterFunction, slot_of
 from job.config.properties import Properties
@@ -69,13 +68,13 @@ def write_items(t_env: StreamTableEnvironment, items, props: Properties, status_
     """Decoded ITEM_ROWs -> per-document state -> writer -> sink: the one path after
     decoding, for the stream (build_pipeline) and for backfills (job/pipeline/backfill.py)."""
     if props["replication.order"]:
-        to_write = items.key_by(bucket_of, key_type=Types.INT()).process(
+        keyed = items.key_by(bucket_of, key_type=Types.INT()).process(
             OrderedRevisionsFunction(OrderSettings.from_properties(props), bounded=bounded), output_type=ITEM_ROW,
-        ).name(names.ORDER_VERSIONS).uid(names.ORDER_VERSIONS)
+        ).name(names.ORDER_VERSIONS).uid(names.ORDER_VERSIONS).key_by(slot_of, key_type=Types.INT())
     else:
-        to_write = rows_to_write(t_env, items, props["replication.history"])
+        keyed = rows_to_write(t_env, items, props["replication.history"])
 
-    written = to_write.key_by(slot_of, key_type=Types.INT()).process(
+    written = keyed.process(
         MySqlWriterFunction(WriterSettings.from_properties(props), status_dir, bounded=bounded)
     ).name(names.MYSQL_WRITER).uid(names.MYSQL_WRITER)
 
@@ -100,6 +99,8 @@ def rows_to_write_sql(history: bool) -> str:
       Redactions never change the current view, so they stay out.
     - history rows (``history`` on): every revision; the insert-once statement drops repeats.
     - dead letters: as they are.
+
+    Each row comes out as ``(slot, item)``: the writer's key first (see keyed_by_slot).
     """
     newest = ("(SELECT *, ROW_NUMBER() OVER (PARTITION BY tbl, document_id ORDER BY version DESC, tx_id DESC) AS rn "
               f"FROM {ITEMS_VIEW} WHERE kind = '{REVISION}' AND NOT redacted)")
@@ -107,16 +108,32 @@ def rows_to_write_sql(history: bool) -> str:
              _select("kind", f"kind = '{DEAD}'", ITEMS_VIEW)]
     if history:
         parts.append(_select(f"CAST('{HISTORY}' AS STRING) AS kind", f"kind = '{REVISION}'", ITEMS_VIEW))
-    return "\nUNION ALL\n".join(parts)
+    fields = ", ".join(f"`{name}`" for name in ITEM_NAMES)
+    union = "\nUNION ALL\n".join(parts)
+    return f"SELECT `{ITEM_NAMES[SLOT]}`, ROW({fields}) AS item FROM (\n{union}\n)"
 
 
-def rows_to_write(t_env: StreamTableEnvironment, items, history: bool):
+def rows_to_write(t_env: StreamTableEnvironment, items, history: bool) -> KeyedStream:
     t_env.create_temporary_view(ITEMS_VIEW, t_env.from_data_stream(items))
-    changes = t_env.to_changelog_stream(t_env.sql_query(rows_to_write_sql(history)))
-    # Only +I/+U matter to an upsert sink: the -U before each +U is the row it replaces.
-    # (This filter and the writer's key selector run as one Python operator.)
-    return changes.filter(is_upsert).name(names.UPSERTS)
+    return keyed_by_slot(t_env.to_changelog_stream(t_env.sql_query(rows_to_write_sql(history))))
 
 
-def is_upsert(row) -> bool:
-    return row.get_row_kind() in (RowKind.INSERT, RowKind.UPDATE_AFTER)
+def keyed_by_slot(changes: DataStream) -> KeyedStream:
+    """The SQL's ``(slot, item)`` rows keyed by their first field in Java, so that no Python
+    operator sits between the Top-1 and the writer (issue 24: each one is a JVM-Python
+    round trip per row; BENCHMARKS.md). ``DataStream.key_by`` puts a Python map before
+    Flink's ``KeyByKeySelector`` to make exactly these ``(key, value)`` rows; here the SQL
+    makes them, and the same KeyedStream is built around the same key selector.
+
+    The -U rows of the changelog (the image a newer revision replaces) reach the writer as
+    rows too, next to their +U: the writer keeps only the newest image per document in a
+    batch (connectors/mysql/writer.py, newest_per_document), and a stale image alone is an
+    upsert that never moves a row back. Upsert changelog mode would drop them at the
+    source, but the planner keeps them for a result with no primary key.
+    """
+    j_stream = changes._j_data_stream
+    # The changelog's type is an ExternalTypeInfo; PyFlink's keyed Python operator takes a
+    # RowTypeInfo. The rows are the same Rows; this must come before anything reads the type.
+    j_stream.getTransformation().setOutputType(Types.ROW([Types.INT(), ITEM_ROW]).get_java_type_info())
+    key_selector = get_gateway().jvm.org.apache.flink.streaming.api.functions.python.KeyByKeySelector()
+    return KeyedStream(j_stream.keyBy(key_selector, Types.ROW([Types.INT()]).get_java_type_info()), ITEM_ROW, changes)

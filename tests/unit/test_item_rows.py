@@ -85,7 +85,10 @@ def test_the_sql_selects_every_field_in_order_for_each_part():
     with_history = rows_to_write_sql(history=True)
     without = rows_to_write_sql(history=False)
     assert with_history.count("UNION ALL") == 2 and without.count("UNION ALL") == 1
-    for part in with_history.split("UNION ALL"):
+    # (slot, item): the writer's key first, then every field in order (assembly.keyed_by_slot)
+    outer, inner = with_history.split(" FROM (\n", 1)
+    assert outer == "SELECT `slot`, ROW(" + ", ".join(f"`{n}`" for n in ITEM_NAMES) + ") AS item"
+    for part in inner.split("UNION ALL"):
         select = part.split(" FROM ")[0]
         assert select.count(",") == len(ITEM_NAMES) - 1
     # newest by version, then by the tie (tx_id) a keyed source may need
