@@ -28,11 +28,10 @@ from connectors.formats.changes import canonical_key
 from connectors.formats.qldb import Revision
 from connectors.mysql import sql
 from connectors.mysql.lookup import StoredVersions
-from connectors.mysql.row_images import image_of
+from connectors.mysql.row_images import document_json, image_of
 from connectors.mysql.writer import CURRENT, HISTORY, MySqlWriter, RowImage
-from connectors.mysql.row_images import document_json
 from job.cli.tools.simulate.changes import SimChange, expected_tables as expected_keyed_tables
-from job.rules.ordering import GAP_SKIP, OrderedDocument
+from job.rules.ordering import OrderedDocument
 from tests.integration.test_mysql_writer import settings_for
 from tests.support.oracle import actual_keyed_tables, actual_tables, diff, expected_tables
 
