@@ -1,12 +1,13 @@
-"""Replication rules as pure Python: the model of `order=false` and the logic of `order` mode
-(the tests' oracle of what MySQL must hold is tests/support/oracle.py).
+"""Replication rules as pure Python: the logic of `order` mode (the tests' oracle of what
+MySQL must hold is tests/support/oracle.py).
 
 Kinesis delivers at least once and in no order; the result must be as if every revision
 were applied once, in version order. Two modes:
 
-- ``order=false`` (default): apply a revision only if it is newer than the last applied
-  one; duplicates and older revisions are dropped. (In the job, Flink SQL's Top-1 does
-  this in Java state; ``apply_newest`` is its model.)
+- ``order=false`` (default): apply a revision only if it is newer (a higher version, then
+  a higher tx_id: a keyed source's tie) than the last applied one; duplicates and older
+  revisions are dropped. (Flink SQL's Top-1 does this in Java state,
+  job/pipeline/assembly.py; the writer's guarded upsert holds it in MySQL.)
 - ``order=true``: apply versions strictly one after another (``OrderedDocument``); a
   revision ahead of the next expected version waits; a gap is waited for up to
   ``order.timeout.ms`` and then skipped (recorded) or kept waiting, by setting.
@@ -20,7 +21,7 @@ export holds of a redacted version) counts as its version having come.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Optional
+from typing import Optional
 
 GAP_SKIP = "skip"
 GAP_WAIT = "wait"
@@ -29,17 +30,6 @@ GAP_ACTIONS = (GAP_SKIP, GAP_WAIT)
 
 def document_key(revision) -> tuple:
     return (revision.table, revision.document_id)
-
-
-# --- order=false: newest wins ------------------------------------------------------
-
-def apply_newest(applied: Optional[object], revision) -> Optional[object]:
-    """The revision to apply, or None when it is a duplicate or older than ``applied``."""
-    if getattr(revision, "redacted", False):
-        return None
-    if applied is not None and revision.version <= applied.version:
-        return None
-    return revision
 
 
 # --- order=true: strict sequence ----------------------------------------------------

@@ -53,6 +53,17 @@ def test_expected_current_drops_deleted_documents_and_ignores_redactions():
     assert current[("T", "b")].data == {"v": 1}
 
 
+def test_expected_current_breaks_equal_versions_by_tx_id_as_the_upsert_does():
+    def rev(version, tx_id, deleted=False):
+        return SimRevision(table="T", document_id="a", version=version, data=None if deleted else {"tx": tx_id},
+                           tx_id=tx_id, tx_time=None, deleted=deleted)
+
+    for revisions in ([rev(1, "b"), rev(1, "c"), rev(1, "a")], [rev(1, "c"), rev(1, "b"), rev(0, "z")]):
+        assert expected_current(revisions)[("T", "a")].tx_id == "c"
+    assert expected_current([rev(1, "b"), rev(1, "a", deleted=True)])[("T", "a")].tx_id == "b"
+    assert expected_current([rev(1, "a"), rev(1, "b", deleted=True)]) == {}
+
+
 def test_an_aggregated_workload_decodes_to_exactly_what_was_generated():
     spec = WorkloadSpec(tables=2, documents=25, revisions=3, duplicates=0.2, shuffle=True, seed=9, aggregate=7,
                         deletes=0.2, redactions=0.2, block_summaries=True, control=True,

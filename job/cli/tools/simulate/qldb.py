@@ -132,14 +132,17 @@ def expected_current(revisions: Iterable) -> dict:
     """(table, document_id) -> the newest revision: what the current view must hold (the
     simulators' summary and the tests' oracle, tests/support/oracle.py, use this one copy).
 
-    A redaction changes nothing; a document whose newest revision is a delete is absent.
+    Newest is the highest (version, tx_id), as the writer's upsert decides
+    (connectors/mysql/sql.py, ``newer``): QLDB never gives two revisions one version, but
+    the oracle must not be weaker than the SQL it checks. A redaction changes nothing; a
+    document whose newest revision is a delete is absent.
     """
     newest: dict = {}
     for r in revisions:
         if getattr(r, "redacted", False):
             continue
         key = (r.table, r.document_id)
-        if key not in newest or r.version > newest[key].version:
+        if key not in newest or (r.version, r.tx_id) > (newest[key].version, newest[key].tx_id):
             newest[key] = r
     return {key: r for key, r in newest.items() if not r.deleted}
 
