@@ -93,12 +93,15 @@ def test_ratios_and_targets():
                                 "ledgersync_vs_min_ceiling": 0.6,
                                 "ledgersync_p2_vs_p1_loopback": 1.1}
     targets = bench_report.targets(result)
-    assert targets["batched_loopback_x"] == {"goal": 0.7, "value": 0.9, "met": True}
+    # issue 24's goals
+    assert targets["batched_loopback_x"] == {"goal": 1.0, "value": 0.9, "met": False}
     assert targets["per_record_delayed_x"]["met"] is True
-    assert targets["per_record_loopback_x"]["met"] is True
-    assert targets["cpu_us_per_revision"] == {"goal": 150, "value": 140.0, "met": True}
+    assert targets["per_record_loopback_x"] == {"goal": 2.5, "value": 3.0, "met": True}
+    assert targets["cpu_us_per_revision"] == {"goal": 120, "value": 140.0, "met": False}
+    assert targets["startup_cpu_seconds"] == {"goal": 12, "value": 20.0, "met": False}
     assert targets["p99_latency_ms"] == {"goal": 1000, "value": 2500.0, "met": False}
-    assert targets["peak_rss_mib"] == {"goal": 1536, "value": 1100.0, "met": True}
+    assert targets["peak_rss_mib"] == {"goal": 1024, "value": 1100.0, "met": False}
+    assert targets["p2_vs_p1_x"] == {"goal": 1.0, "value": 1.1, "met": True}
     assert targets["soak_rss_growth"]["met"] is None  # no soak in this run
 
 
