@@ -466,7 +466,7 @@ def _raise_if_ended(client, remote: bool = False) -> None:
         try:
             client.get_job_execution_result().result()
         except Exception as exc:  # the job's own failure, reported below
-            cause = f": {explain_failure(_root_cause(exc))}"
+            cause = f": {_root_cause(exc) if remote else explain_failure(_root_cause(exc))}"
         raise JobFailed(f"Flink job ended ({name}){cause}\n"
                         f"(Python tracebacks are printed above; Flink logs: {pyflink_log_dir()})")
 
