@@ -15,6 +15,7 @@ from typing import Optional
 
 from connectors.formats.qldb_export import Export, ExportError, find_export, open_store
 from job.config.properties import Properties
+from job.cli.local.jvm import explain_failure
 from job.functions.status_board import read_board
 from job.cli.local.runner import (DEFAULT_FLINK_CONF, DEFAULT_LOCAL_DIR, JobFailed, _cancel_quietly, _raise_if_ended,
                               _root_cause, _StopRequests, flink_configuration, free_port, job_state)
@@ -193,4 +194,4 @@ def _raise_unless_finished(client) -> None:
     try:
         client.get_job_execution_result().result()
     except Exception as exc:
-        raise JobFailed(f"backfill job failed: {_root_cause(exc)}") from None
+        raise JobFailed(f"backfill job failed: {explain_failure(_root_cause(exc))}") from None

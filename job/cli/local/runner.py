@@ -30,6 +30,7 @@ from job.functions import names
 from job.functions.status_board import StatusBoard, read_board
 from job.cli.local.source_status import SourceStatus, SourceWatcher
 from job.cli.local.connector_jar import JarError, ensure_connector_jar
+from job.cli.local.jvm import apply_local_jvm_defaults, explain_failure
 from job.cli.local.job_identity import (ForeignRestore, check_restore, describe as describe_identity, differences,
                                     job_identity, read_identity, write_identity)
 from connectors.aws_clients import aws_client
@@ -229,6 +230,7 @@ def free_port() -> int:
 def flink_configuration(conf_path: str, checkpoint_dir: str, extra: Optional[dict] = None):
     from pyflink.common import Configuration
 
+    apply_local_jvm_defaults()  # before Configuration(), which starts PyFlink's JVM (job/cli/local/jvm.py)
     conf = Configuration()
     for key, value in read_flink_conf(conf_path).items():
         conf.set_string(key, value)
@@ -464,7 +466,7 @@ def _raise_if_ended(client, remote: bool = False) -> None:
         try:
             client.get_job_execution_result().result()
         except Exception as exc:  # the job's own failure, reported below
-            cause = f": {_root_cause(exc)}"
+            cause = f": {_root_cause(exc) if remote else explain_failure(_root_cause(exc))}"
         raise JobFailed(f"Flink job ended ({name}){cause}\n"
                         f"(Python tracebacks are printed above; Flink logs: {pyflink_log_dir()})")
 
