@@ -23,11 +23,8 @@ class BadChange(ValueError):
 
 class NotConfigured(BadChange):
     """A record the format reads, that the job's settings do not cover (a DSQL table not in
-    ``source.dsql.keys``): a dead letter in the job; `record decode` names the setting."""
-
-    def __init__(self, message: str, setting: str = ""):  # a default: exceptions unpickle from args
-        super().__init__(message)
-        self.setting = setting
+    ``source.dsql.keys``): a dead letter in the job; `record decode` names the setting
+    (job/config/properties.py, ``REQUIRED_BY_FORMAT``)."""
 
 
 def canonical_key(values: tuple) -> str:

@@ -57,7 +57,6 @@ from connectors.formats.qldb import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
 from connectors.mysql.column_types import dsql_tags, tags_json
 
 MAX_INT64 = 2 ** 63 - 1
-KEYS_PROPERTY = "source.dsql.keys"
 DEFAULT_SPLIT_TIMEOUT_MS = 600_000
 
 
@@ -72,14 +71,14 @@ def parse_keys(text: str) -> dict:
         table = table.strip()
         columns = tuple(c.strip() for c in cols.split("+"))
         if not sep or not table or not all(columns):
-            raise ValueError(f"{KEYS_PROPERTY}: {part!r} is not table=column[+column...]")
+            raise ValueError(f"source.dsql.keys: {part!r} is not table=column[+column...]")
         if table in keys:
-            raise ValueError(f"{KEYS_PROPERTY}: table {table!r} is listed twice")
+            raise ValueError(f"source.dsql.keys: table {table!r} is listed twice")
         if len(set(columns)) != len(columns):
-            raise ValueError(f"{KEYS_PROPERTY}: {part!r} names a column twice")
+            raise ValueError(f"source.dsql.keys: {part!r} names a column twice")
         keys[table] = columns
     if not keys:
-        raise ValueError(f"{KEYS_PROPERTY}: no table=columns given")
+        raise ValueError("source.dsql.keys: no table=columns given")
     return keys
 
 
@@ -89,12 +88,7 @@ class DsqlSettings:
     max_document_bytes: int = MAX_DOCUMENT_BYTES
     split_timeout_ms: int = DEFAULT_SPLIT_TIMEOUT_MS
 
-    @classmethod
-    def from_properties(cls, props) -> "DsqlSettings":
-        # Required with source.format=dsql-cdc (job/config/properties.py checks); empty
-        # here for the tools that decode without it (each record then says its table has no key).
-        return cls(keys=parse_keys(props[KEYS_PROPERTY]) if props[KEYS_PROPERTY] else {},
-                   split_timeout_ms=props["source.dsql.split.timeout.ms"])
+    # Built from source.dsql.keys by job/config/settings.py (format_settings).
 
 
 def _no_duplicates(pairs):
@@ -257,9 +251,9 @@ def decode(data: bytes, settings: DsqlSettings) -> Union[RowChange, Piece]:
     which = "before" if deleted else "after"
     columns = settings.keys.get(table)
     if columns is None:
-        raise NotConfigured(f"table {table!r} has no key columns in {KEYS_PROPERTY} (DSQL records do not say "
-                            "which columns are the key; a table without a primary key must be listed with the "
-                            "columns that identify a row)", KEYS_PROPERTY)
+        raise NotConfigured(f"table {table!r} has no key columns in source.dsql.keys (DSQL records do not "
+                            "say which columns are the key; a table without a primary key must be listed with the "
+                            "columns that identify a row)")
     if deleted and image is None:
         # Documented: before is null for a delete on a table without a primary key, so
         # nothing says which row went; it cannot be applied and must not be guessed.
@@ -271,7 +265,7 @@ def decode(data: bytes, settings: DsqlSettings) -> Union[RowChange, Piece]:
     try:
         check_key(table, columns, key)
     except BadChange as exc:
-        raise BadChange(f"{exc} in {which} (key columns from {KEYS_PROPERTY})") from None
+        raise BadChange(f"{exc} in {which} (key columns from source.dsql.keys)") from None
     tx_time = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(microseconds=ts_ns // 1000)
     row = dict(zip(columns, key)) if deleted else image
     return RowChange(table=table, key_columns=columns, key=key, version=ts_ns, tie=tx_id, tx_time=tx_time,

@@ -74,10 +74,6 @@ _EXACT = decimal.Context(prec=100, Emax=10 ** 6, Emin=-10 ** 6)
 class DynamoDbSettings:
     max_document_bytes: int = MAX_DOCUMENT_BYTES
 
-    @classmethod
-    def from_properties(cls, props) -> "DynamoDbSettings":
-        return cls()
-
 
 def number_text(text, path: str) -> str:
     """A DynamoDB number as exact text (what DynamoDB sent, checked)."""

@@ -292,7 +292,6 @@ def from_information_schema(data_type: str, column_type: str, key_text_type: str
             "varchar": key_text_type}.get(data_type)
 
 
-COLUMN_TYPES_PROPERTY = "sink.column.types"
 _OVERRIDE_TYPE = re.compile(r"(BOOLEAN|BIGINT|DOUBLE|LONGTEXT|LONGBLOB|DECIMAL\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)"
                             r"|DATETIME(?:\s*\(\s*(\d+)\s*\))?)", re.IGNORECASE)
 _COLUMN_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -319,7 +318,7 @@ def parse_overrides(text: Optional[str]) -> tuple:
             continue
         target, sep, type_text = entry.partition("=")
         table, dot, column = target.strip().rpartition(".")
-        where = f"{COLUMN_TYPES_PROPERTY}: {entry!r}"
+        where = f"sink.column.types: {entry!r}"
         if not sep or not dot or not table or not column:
             raise ValueError(f"{where} is not table.column=TYPE")
         if not _COLUMN_NAME.fullmatch(column):
