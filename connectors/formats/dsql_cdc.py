@@ -22,7 +22,7 @@ Rules taken from that page:
   not have it): the row image is what arrived, either way NULL in MySQL. NUMERIC and
   DECIMAL arrive as text and stay text (exact) in the JSON; the record has no column
   types, so text in numeric's or timestamp's PostgreSQL form gets a DECIMAL or DATETIME(6)
-  column (connectors/mysql/column_types.py, ``dsql_tags``).
+  column (``dsql_tags`` below; connectors/mysql/column_types.py).
 - Order: ``version`` is ``source.ts_ns`` (the commit time in ns), ``tie`` is
   ``source.txId``. DSQL uses optimistic concurrency: two transactions that write the same
   row cannot both commit, so the commits touching one row are ordered by commit time;
@@ -48,13 +48,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Union
 
 from connectors.formats.changes import BadChange, NotConfigured, Piece, RowChange, check_key
-# One copy of each limit: the same ones the QLDB decoder uses.
-from connectors.formats.qldb import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
-from connectors.mysql.column_types import dsql_tags, tags_json
+from connectors.rows.limits import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
+from connectors.rows.tags import DECIMAL_TAG, TIMESTAMP_TAG, tags_json
 
 MAX_INT64 = 2 ** 63 - 1
 DEFAULT_SPLIT_TIMEOUT_MS = 600_000
@@ -89,6 +89,27 @@ class DsqlSettings:
     split_timeout_ms: int = DEFAULT_SPLIT_TIMEOUT_MS
 
     # Built from source.dsql.keys by job/config/settings.py (format_settings).
+
+
+# DSQL CDC records carry no column types: numeric and timestamps arrive as JSON strings,
+# in PostgreSQL's own text output, which these match (and ordinary text rarely does:
+# PostgreSQL prints numeric without a plus sign or leading zeros, timestamps with a time).
+_PG_NUMERIC = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_PG_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+                           r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?")
+
+
+def dsql_tags(image: Optional[dict]) -> dict:
+    """DSQL: a string in numeric's text form is a numeric, one in timestamp's is a
+    timestamp (see above; ``sink.column.types`` settles a text column that looks like one)."""
+    tags = {}
+    for name, value in (image or {}).items():
+        if type(value) is str:
+            if _PG_NUMERIC.fullmatch(value):
+                tags[name] = DECIMAL_TAG
+            elif _PG_TIMESTAMP.fullmatch(value):
+                tags[name] = TIMESTAMP_TAG
+    return tags
 
 
 def _no_duplicates(pairs):

@@ -24,7 +24,8 @@ from connectors.mysql.client import MySqlClient, MySqlSettings, connect, describ
 from connectors.dead_letters import DeadLetter
 from connectors.mysql import column_types
 from connectors.mysql.schema import TableColumns, from_information_schema, key_column_types
-from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, utc_naive
+from connectors.rows.row_images import CURRENT, HISTORY, RowImage, utc_naive
+from connectors.rows.tags import parse_tags
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ class MySqlWriter:
                     cursor.execute(statement(table, len(chunk), tuple(schema.columns), keyed=schema.keyed), params)
 
     def _typed_values(self, table: str, schema: TableColumns, image: RowImage) -> list:
-        values, notes = schema.values(_document(image), column_types.parse_tags(image.types))
+        values, notes = schema.values(_document(image), parse_tags(image.types))
         self._report(table, notes)
         return list(values)
 
@@ -265,7 +266,7 @@ class MySqlWriter:
                     if self._settings.history:
                         self._complete_history_columns(cursor, table, self._schemas[table])
                 schema = self._schemas[table]
-                typed = [(d, column_types.parse_tags(i.types)) for i, d in
+                typed = [(d, parse_tags(i.types)) for i, d in
                          ((i, _document(i)) for i in current_images + history_images) if d]
                 documents, tags = [d for d, _ in typed], [t for _, t in typed]
                 new, notes = schema.plan(documents, tags)

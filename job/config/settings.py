@@ -14,11 +14,11 @@ from typing import Any, Optional
 
 from connectors.formats.dsql_cdc import DsqlSettings, parse_keys
 from connectors.formats.dynamodb import DynamoDbSettings
-from connectors.formats.qldb import MAX_DOCUMENT_BYTES
 from connectors.formats.registry import format_spec
 from connectors.mysql.client import MySqlSettings, resolve_ssl_mode
 from connectors.mysql.credentials import SecretSource
 from connectors.kinesis.source import SourceSettings, local_credentials
+from connectors.rows.limits import MAX_DOCUMENT_BYTES
 from job.config.properties import (
     AUDIT_IDLE_TIMEOUT_MS, AUDIT_MAX_OUT_OF_ORDERNESS_MS, AUDIT_REPLAY_DATABASE, AUDIT_REPLAY_DDL,
     AUDIT_REPLAY_ENABLED, AUDIT_REPLAY_STOP_ON_ERROR, AUDIT_SOURCE_DATABASE, CONNECTOR_PROPERTIES,
@@ -94,7 +94,7 @@ class DecodeSettings:
     """Decoding (``source.format`` and its own keys, ``replication.tables.include``)."""
 
     format: str
-    writer_slots: int  # each row carries its writer slot (job/pipeline/item_rows.py)
+    writer_slots: int  # each row carries its writer slot (job/rows/item_rows.py)
     tables_include: frozenset  # empty: every table
     max_document_bytes: int
     source: Any  # the format's own settings (format_settings), None when it has none

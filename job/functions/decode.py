@@ -2,7 +2,7 @@
 
 The logic is ``connectors.formats.qldb.decode_kinesis_record`` (KPL de-aggregation, then
 each user record); this function only counts, logs, filters and emits ``ITEM_ROW``s
-(see job/pipeline/item_rows.py) with each row's writer slot.
+(see job/rows/item_rows.py) with each row's writer slot.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from connectors.dead_letters import DeadLetter
 from connectors.formats.qldb import (BLOCK_SUMMARY, CONTROL, CONTROL_TYPES,
                                      decode_kinesis_record)
 from job.config.settings import DecodeSettings
-from job.pipeline.item_rows import dead_letter_row, revision_row
+from job.rows.item_rows import dead_letter_row, revision_row
 from job.functions import names
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 The logic is ``connectors.formats.qldb_export.read_object``; this function opens the object
 (S3 or a local directory) as a stream (objects can be hundreds of MB: only the block being
 read is in memory), counts, filters by ``replication.tables.include`` and emits the same
-``ITEM_ROW``s the stream decoder emits (job/pipeline/item_rows.py), so everything after it
+``ITEM_ROW``s the stream decoder emits (job/rows/item_rows.py), so everything after it
 is the stream's own path. Progress goes to the status board (job/functions/status_board.py).
 
 With ``verify`` (``backfill --verify``) every block goes through ``verify``'s own checks
@@ -29,7 +29,7 @@ from connectors.formats.qldb_export import (Export, MissingObject, ObjectStats, 
 from connectors.formats.qldb_verify import CheckedBlock, check_object, link_before
 from job.config.settings import DecodeSettings
 from job.functions import names
-from job.pipeline.item_rows import dead_letter_row, revision_row
+from job.rows.item_rows import dead_letter_row, revision_row
 from job.functions.status_board import StatusBoard
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ buckets with a map of documents each are much cheaper than a key per document. T
 rules are ``job.rules.ordering.OrderedDocument``; waiting revisions are Flink state and so
 survive a restart.
 
-Takes and emits ``ITEM_ROW``s (job/pipeline/item_rows.py): each revision in, its history row out
+Takes and emits ``ITEM_ROW``s (job/rows/item_rows.py): each revision in, its history row out
 at once (when ``history`` is on) and its current row once its turn comes; dead letters
 pass through.
 """
@@ -20,8 +20,8 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.mysql.lookup import StoredVersions
 from job.config.settings import OrderSettings
-from connectors.mysql.row_images import CURRENT, HISTORY
-from job.pipeline.item_rows import DEAD, DOCUMENT_ID, KIND, SLOT, TBL, as_image, gap_row, image_row, writer_slot
+from connectors.rows.row_images import CURRENT, HISTORY
+from job.rows.item_rows import DEAD, DOCUMENT_ID, KIND, SLOT, TBL, as_image, gap_row, image_row, writer_slot
 from job.rules.ordering import OrderedDocument
 from job.functions.writer import END_OF_INPUT
 from job.functions import names

@@ -1,6 +1,6 @@
 """Flink wrapper: the MySQL writer, keyed by writer slot.
 
-Rows (``ITEM_ROW``, see job/pipeline/item_rows.py) wait in keyed list state until the slot's
+Rows (``ITEM_ROW``, see job/rows/item_rows.py) wait in keyed list state until the slot's
 batch is full (``sink.batch.max.rows``) or its timer fires (``sink.batch.interval.ms``),
 so a completed checkpoint never holds a row that is neither in MySQL nor in state.
 """
@@ -13,7 +13,7 @@ from pyflink.datastream.state import ListStateDescriptor
 
 from job.config.settings import WriterSettings
 from connectors.mysql.writer import MySqlWriter
-from job.pipeline.item_rows import ITEM_ROW, SLOT, as_writer_item
+from job.rows.item_rows import ITEM_ROW, SLOT, as_writer_item
 from job.functions.status_board import StatusBoard
 from job.functions import names
 

@@ -16,10 +16,10 @@ from pyflink.table import StreamTableEnvironment
 
 from connectors.formats.registry import AUDIT, CHANGES, format_spec
 from connectors.kinesis.source import add_kinesis_source
-from connectors.mysql.row_images import CURRENT, HISTORY
+from connectors.rows.row_images import CURRENT, HISTORY
 from job.functions.changes import PIECES, DecodeChangesFunction, ReassembleFunction, piece_group
 from job.functions.decode import DecodeQldbFunction
-from job.pipeline.item_rows import DEAD, ITEM_NAMES, ITEM_ROW, REVISION
+from job.rows.item_rows import DEAD, ITEM_NAMES, ITEM_ROW, REVISION
 from job.functions.order import OrderedRevisionsFunction, bucket_of
 from job.functions.writer import MySqlWriterFunction, slot_of
 from job.config.properties import Properties
@@ -50,7 +50,7 @@ def assemble(env: StreamExecutionEnvironment, job: JobSettings, status_dir: Opti
         build_audit_stages(records, job.audit, status_dir)  # audit-log sync: see job/pipeline/audit.py
         return
 
-    # Every stage exchanges ITEM_ROWs (job/pipeline/item_rows.py): typed rows, not pickles.
+    # Every stage exchanges ITEM_ROWs (job/rows/item_rows.py): typed rows, not pickles.
     if spec.kind == CHANGES:
         items = decode_changes(records, job.decode, status_dir)
     else:

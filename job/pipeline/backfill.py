@@ -24,7 +24,7 @@ from job.config.properties import Properties
 from job.config.settings import JobSettings
 from job.functions.export import ReadExportObjectFunction
 from job.pipeline.assembly import write_items
-from job.pipeline.item_rows import ITEM_ROW
+from job.rows.item_rows import ITEM_ROW
 from job.functions import names
 
 

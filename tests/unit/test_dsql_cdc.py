@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from connectors.formats.changes import BadChange, Piece, RowChange
-from connectors.formats.dsql_cdc import MAX_JSON_DEPTH, DsqlSettings, crc32c, decode, parse_keys
-from connectors.formats.qldb import MAX_DOCUMENT_BYTES
+from connectors.formats.dsql_cdc import DsqlSettings, crc32c, decode, parse_keys
+from connectors.rows.limits import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
 from connectors.formats.registry import CHANGES, format_spec
 from job.config.properties import PropertiesError, parse_groups
 from job.config.settings import format_settings

@@ -142,3 +142,52 @@ def test_operators_and_assembly_take_typed_settings():
                 found += [f"{relative}: {a.name}" for a in node.names
                           if isinstance(getattr(properties, a.name, None), properties.Key)]
     assert found == []
+
+
+# The runtime's layers, lowest first (docs/development.md, "Layout"): a module imports
+# from its own package and from lower layers only, never from a package beside it or
+# above it. So the row contract (job/rows) sits below the functions that make and read
+# its rows, the row images, tags and limits (connectors/rows) below both the formats that
+# make them and the MySQL sink that stores them, and nothing in connectors/ imports job/.
+LAYERS = (
+    ("connectors.rows", "connectors.dead_letters", "connectors.aws_clients"),
+    ("connectors.formats",),
+    ("connectors.mysql", "connectors.kinesis"),
+    ("job.rules",),
+    ("job.config", "job.rows"),
+    ("job.functions",),
+    ("job.pipeline",),
+    ("job.msf_main",),
+)
+
+
+def _layer(module: str):
+    for level, packages in enumerate(LAYERS):
+        for package in packages:
+            if _within(module, (package,)):
+                return level, package
+    return None
+
+
+def test_every_runtime_import_points_down_the_layers():
+    runtime = [m for m in (_dotted(p) for p in runtime_modules()) if m not in ("job", "connectors")]
+    assert [m for m in runtime if _layer(m) is None] == [], "place each runtime package in LAYERS"
+    found = []
+    for module in runtime:
+        level, package = _layer(module)
+        for target in imported_modules(PROJECT_ROOT, module_file(PROJECT_ROOT, module)):
+            if target in ("job", "connectors") or _within(target, (package,)):
+                continue
+            target_level, target_package = _layer(target)
+            if target_level >= level:
+                found.append(f"{module} -> {target} ({target_package} is not below {package})")
+    assert found == []
+
+
+def test_the_layer_rules_the_issue_named():
+    # Spelled out, so that a change to LAYERS cannot quietly drop them.
+    assert _layer("connectors.formats.qldb")[0] < _layer("connectors.mysql.writer")[0]
+    assert _layer("connectors.rows.row_images")[0] < _layer("connectors.formats.qldb")[0]
+    assert _layer("job.rows.item_rows")[0] < _layer("job.functions.writer")[0] < _layer("job.pipeline.assembly")[0]
+    assert max(level for level, packages in enumerate(LAYERS) if any(p.startswith("connectors") for p in packages)) \
+        < min(level for level, packages in enumerate(LAYERS) if any(p.startswith("job") for p in packages))
