@@ -20,7 +20,8 @@ import sys
 import tempfile
 from typing import Optional
 
-from job.config.properties import MSF_PROPERTIES_PATH, PropertiesError, load_properties
+from job.config.properties import (MSF_PROPERTIES_PATH, SINK_MYSQL_DATABASE, SINK_MYSQL_HOST, SINK_MYSQL_PORT,
+                                   SOURCE_STREAM_NAME, PropertiesError, load_properties)
 
 # The packages every Python worker must be able to import: Flink pickles our functions
 # by reference (``job.functions.decode.DecodeQldbFunction``), not by value.
@@ -106,8 +107,8 @@ def main(argv: Optional[list] = None) -> int:
         log.error("%s", exc)
         print(f"ledgersync: {exc}", file=sys.stderr, flush=True)
         return 2
-    log.info("properties from %s; stream %s -> %s:%s/%s", path, props["source.stream.name"],
-             props["sink.mysql.host"], props["sink.mysql.port"], props["sink.mysql.database"])
+    log.info("properties from %s; stream %s -> %s:%s/%s", path, props[SOURCE_STREAM_NAME],
+             props[SINK_MYSQL_HOST], props[SINK_MYSQL_PORT], props[SINK_MYSQL_DATABASE])
 
     from pyflink.datastream import StreamExecutionEnvironment
 

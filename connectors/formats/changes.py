@@ -13,8 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-# document_id is a VARCHAR(128) column (connectors/mysql/sql.py), as for QLDB.
-MAX_KEY_CHARS = 128
+from connectors.rows.limits import MAX_ID_CHARS
 
 
 class BadChange(ValueError):
@@ -23,11 +22,8 @@ class BadChange(ValueError):
 
 class NotConfigured(BadChange):
     """A record the format reads, that the job's settings do not cover (a DSQL table not in
-    ``source.dsql.keys``): a dead letter in the job; `record decode` names the setting."""
-
-    def __init__(self, message: str, setting: str = ""):  # a default: exceptions unpickle from args
-        super().__init__(message)
-        self.setting = setting
+    ``source.dsql.keys``): a dead letter in the job; `record decode` names the setting
+    (job/config/properties.py, ``REQUIRED_BY_FORMAT``)."""
 
 
 def canonical_key(values: tuple) -> str:
@@ -36,8 +32,8 @@ def canonical_key(values: tuple) -> str:
     JSON keeps types apart (``1`` and ``"1"`` are two rows, as in the source) and reads
     back as the values; a one-column key is still a list, so every id has one shape."""
     text = json.dumps(list(values), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    if len(text) > MAX_KEY_CHARS:
-        raise BadChange(f"key {text[:80]}... is {len(text)} characters as text; at most {MAX_KEY_CHARS} fit "
+    if len(text) > MAX_ID_CHARS:
+        raise BadChange(f"key {text[:80]}... is {len(text)} characters as text; at most {MAX_ID_CHARS} fit "
                         "the document_id column")
     return text
 
@@ -65,7 +61,7 @@ class RowChange:
         return canonical_key(self.key)
 
 
-def check_text(value: str, what: str, max_chars: int = MAX_KEY_CHARS) -> str:
+def check_text(value: str, what: str, max_chars: int = MAX_ID_CHARS) -> str:
     """Text that goes into an indexed column (a table name, a tie): UTF-8 encodable, and
     within its column (tx_id is VARCHAR(128), like document_id)."""
     try:

@@ -22,7 +22,7 @@ Rules taken from that page:
   not have it): the row image is what arrived, either way NULL in MySQL. NUMERIC and
   DECIMAL arrive as text and stay text (exact) in the JSON; the record has no column
   types, so text in numeric's or timestamp's PostgreSQL form gets a DECIMAL or DATETIME(6)
-  column (connectors/mysql/column_types.py, ``dsql_tags``).
+  column (``dsql_tags`` below; connectors/mysql/column_types.py).
 - Order: ``version`` is ``source.ts_ns`` (the commit time in ns), ``tie`` is
   ``source.txId``. DSQL uses optimistic concurrency: two transactions that write the same
   row cannot both commit, so the commits touching one row are ordered by commit time;
@@ -48,16 +48,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Union
 
 from connectors.formats.changes import BadChange, NotConfigured, Piece, RowChange, check_key
-# One copy of each limit: the same ones the QLDB decoder uses.
-from connectors.formats.qldb import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
-from connectors.mysql.column_types import dsql_tags, tags_json
+from connectors.rows.limits import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
+from connectors.rows.tags import DECIMAL_TAG, TIMESTAMP_TAG, tags_json
 
 MAX_INT64 = 2 ** 63 - 1
-KEYS_PROPERTY = "source.dsql.keys"
 DEFAULT_SPLIT_TIMEOUT_MS = 600_000
 
 
@@ -72,14 +71,14 @@ def parse_keys(text: str) -> dict:
         table = table.strip()
         columns = tuple(c.strip() for c in cols.split("+"))
         if not sep or not table or not all(columns):
-            raise ValueError(f"{KEYS_PROPERTY}: {part!r} is not table=column[+column...]")
+            raise ValueError(f"source.dsql.keys: {part!r} is not table=column[+column...]")
         if table in keys:
-            raise ValueError(f"{KEYS_PROPERTY}: table {table!r} is listed twice")
+            raise ValueError(f"source.dsql.keys: table {table!r} is listed twice")
         if len(set(columns)) != len(columns):
-            raise ValueError(f"{KEYS_PROPERTY}: {part!r} names a column twice")
+            raise ValueError(f"source.dsql.keys: {part!r} names a column twice")
         keys[table] = columns
     if not keys:
-        raise ValueError(f"{KEYS_PROPERTY}: no table=columns given")
+        raise ValueError("source.dsql.keys: no table=columns given")
     return keys
 
 
@@ -89,12 +88,28 @@ class DsqlSettings:
     max_document_bytes: int = MAX_DOCUMENT_BYTES
     split_timeout_ms: int = DEFAULT_SPLIT_TIMEOUT_MS
 
-    @classmethod
-    def from_properties(cls, props) -> "DsqlSettings":
-        # Required with source.format=dsql-cdc (job/config/properties.py checks); empty
-        # here for the tools that decode without it (each record then says its table has no key).
-        return cls(keys=parse_keys(props[KEYS_PROPERTY]) if props[KEYS_PROPERTY] else {},
-                   split_timeout_ms=props["source.dsql.split.timeout.ms"])
+    # Built from source.dsql.keys by job/config/settings.py (format_settings).
+
+
+# DSQL CDC records carry no column types: numeric and timestamps arrive as JSON strings,
+# in PostgreSQL's own text output, which these match (and ordinary text rarely does:
+# PostgreSQL prints numeric without a plus sign or leading zeros, timestamps with a time).
+_PG_NUMERIC = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_PG_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+                           r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?")
+
+
+def dsql_tags(image: Optional[dict]) -> dict:
+    """DSQL: a string in numeric's text form is a numeric, one in timestamp's is a
+    timestamp (see above; ``sink.column.types`` settles a text column that looks like one)."""
+    tags = {}
+    for name, value in (image or {}).items():
+        if type(value) is str:
+            if _PG_NUMERIC.fullmatch(value):
+                tags[name] = DECIMAL_TAG
+            elif _PG_TIMESTAMP.fullmatch(value):
+                tags[name] = TIMESTAMP_TAG
+    return tags
 
 
 def _no_duplicates(pairs):
@@ -257,9 +272,9 @@ def decode(data: bytes, settings: DsqlSettings) -> Union[RowChange, Piece]:
     which = "before" if deleted else "after"
     columns = settings.keys.get(table)
     if columns is None:
-        raise NotConfigured(f"table {table!r} has no key columns in {KEYS_PROPERTY} (DSQL records do not say "
-                            "which columns are the key; a table without a primary key must be listed with the "
-                            "columns that identify a row)", KEYS_PROPERTY)
+        raise NotConfigured(f"table {table!r} has no key columns in source.dsql.keys (DSQL records do not "
+                            "say which columns are the key; a table without a primary key must be listed with the "
+                            "columns that identify a row)")
     if deleted and image is None:
         # Documented: before is null for a delete on a table without a primary key, so
         # nothing says which row went; it cannot be applied and must not be guessed.
@@ -271,7 +286,7 @@ def decode(data: bytes, settings: DsqlSettings) -> Union[RowChange, Piece]:
     try:
         check_key(table, columns, key)
     except BadChange as exc:
-        raise BadChange(f"{exc} in {which} (key columns from {KEYS_PROPERTY})") from None
+        raise BadChange(f"{exc} in {which} (key columns from source.dsql.keys)") from None
     tx_time = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(microseconds=ts_ns // 1000)
     row = dict(zip(columns, key)) if deleted else image
     return RowChange(table=table, key_columns=columns, key=key, version=ts_ns, tie=tx_id, tx_time=tx_time,

@@ -49,8 +49,8 @@ import re
 from dataclasses import dataclass
 
 from connectors.formats.changes import BadChange, RowChange, check_image, check_key, check_text, parse_json_object
-from connectors.formats.qldb import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
-from connectors.mysql.column_types import BLOB_TAG, DECIMAL_TAG, tags_json
+from connectors.rows.limits import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
+from connectors.rows.tags import BLOB_TAG, DECIMAL_TAG, tags_json
 
 INSERT, MODIFY, REMOVE = "INSERT", "MODIFY", "REMOVE"
 EVENT_NAMES = (INSERT, MODIFY, REMOVE)
@@ -73,10 +73,6 @@ _EXACT = decimal.Context(prec=100, Emax=10 ** 6, Emin=-10 ** 6)
 @dataclass(frozen=True)
 class DynamoDbSettings:
     max_document_bytes: int = MAX_DOCUMENT_BYTES
-
-    @classmethod
-    def from_properties(cls, props) -> "DynamoDbSettings":
-        return cls()
 
 
 def number_text(text, path: str) -> str:

@@ -19,7 +19,7 @@ The pure-Python Ion reader has neither hang but is about 8 times as slow.
 from __future__ import annotations
 
 BVM = b"\xe0\x01\x00\xea"
-# Deeper than any document MySQL's JSON can take (31, see qldb_records.MAX_JSON_DEPTH)
+# Deeper than any document MySQL's JSON can take (31, see connectors/rows/limits.py, MAX_JSON_DEPTH)
 # plus the record's own envelope; the C extension itself refuses deeper nesting anyway.
 MAX_DEPTH = 200
 

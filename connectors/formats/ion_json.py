@@ -37,7 +37,7 @@ from amazon.ion import simpleion
 from amazon.ion.core import IonType
 from amazon.ion.simple_types import IonPyNull
 
-from connectors.mysql.column_types import BLOB_TAG, DECIMAL_TAG, TIMESTAMP_TAG
+from connectors.rows.tags import BLOB_TAG, DECIMAL_TAG, TIMESTAMP_TAG
 
 INT64_MIN = -(2 ** 63)
 INT64_MAX = 2 ** 63 - 1

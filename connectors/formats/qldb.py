@@ -34,8 +34,9 @@ from amazon.ion.core import IonType
 from connectors.formats import ion_framing, kpl
 from connectors.dead_letters import NO_SUB_SEQUENCE, DeadLetter, payload_position
 from connectors.formats.ion_json import INT64_MAX, IonMappingError, ion_to_json, is_ion_null, top_level_tags
-from connectors.mysql.column_types import tags_json
-from connectors.mysql.row_images import document_json
+from connectors.rows.limits import MAX_DOCUMENT_BYTES, MAX_ID_CHARS, MAX_JSON_DEPTH
+from connectors.rows.row_images import document_json
+from connectors.rows.tags import tags_json
 
 REVISION_DETAILS = "REVISION_DETAILS"
 BLOCK_SUMMARY = "BLOCK_SUMMARY"
@@ -46,17 +47,8 @@ CONTROL_TYPES = ("CREATED", "COMPLETED")
 # Binary Ion version marker: every binary Ion value stream starts with it.
 ION_BVM = b"\xe0\x01\x00\xea"
 
-# A document's JSON (UTF-8, as the writer sends it) may be at most this big. QLDB caps a
-# document at 128 KB of Ion; 4 MiB leaves room for other producers and for JSON being
-# wordier than binary Ion, while one row stays far below max_allowed_packet (16 MiB by
-# default on MariaDB, 64 MiB on MySQL 8), so a huge document is a dead letter, not a
-# failed batch.
-MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
-# MariaDB's JSON type refuses more than 31 nested arrays/objects (measured on 10.11:
-# JSON_VALID is 0 from 32 on); MySQL 8 allows 100. The stricter one decides.
-MAX_JSON_DEPTH = 31
-# document_id and tx_id are VARCHAR(128) columns (connectors/mysql/sql.py).
-MAX_ID_CHARS = 128
+# A document's size, depth and ids are held to connectors/rows/limits.py (a record beyond
+# one is a dead letter, not a failed batch).
 
 # amazon-ion's C extension reports errors as bare codes; say what they mean.
 _ION_ERRORS = {

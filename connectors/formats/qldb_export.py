@@ -49,8 +49,8 @@ from amazon.ion.simple_types import IonPyBytes
 
 from connectors.dead_letters import NO_SUB_SEQUENCE, DeadLetter
 from connectors.formats.ion_json import is_ion_null
-from connectors.formats.qldb import (MAX_DOCUMENT_BYTES, BadRecord, Revision, decode_revision_payload,
-                                     ion_error_text)
+from connectors.formats.qldb import BadRecord, Revision, decode_revision_payload, ion_error_text
+from connectors.rows.limits import MAX_DOCUMENT_BYTES
 
 ION_TEXT = "ION_TEXT"
 ION_BINARY = "ION_BINARY"

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from connectors.mysql.row_images import document_json
+from connectors.rows.row_images import document_json
 
 MAX_LISTED = 100  # mismatches listed in a report; all are counted
 

@@ -12,8 +12,9 @@ into what the rest of the job handles. There are three kinds:
   per-document state, writer, tables and dead letters.
 
 Adding a format: write its module (a ``decode(data, settings)`` that returns a
-``RowChange`` or a ``Piece``, or raises ``BadChange``), add its ``FormatSpec`` here, and its
-properties (if any) to ``job/config/properties.py``. Pure: no Flink, no MySQL.
+``RowChange`` or a ``Piece``, or raises ``BadChange``), add its ``FormatSpec`` here, its
+properties (if any) to ``job/config/properties.py`` and its settings to ``format_settings``
+in ``job/config/settings.py``. Pure: no Flink, no MySQL.
 """
 from __future__ import annotations
 
@@ -37,17 +38,15 @@ class FormatSpec:
     order_mode: bool = False
     # CHANGES: decode(data: bytes, settings) -> RowChange | Piece, or raises BadChange.
     decode: Optional[Callable[[bytes, Any], Any]] = None
-    # CHANGES: the decoder's settings from the job's Properties (checked at start-up).
-    configure: Optional[Callable[[Any], Any]] = None
 
 
 FORMATS: dict = {spec.name: spec for spec in (
     FormatSpec("qldb", REVISIONS, "QLDB stream records (Ion, KPL-aggregated)", order_mode=True),
     FormatSpec("cloudwatch-audit", AUDIT, "MySQL/MariaDB audit logs from a CloudWatch Logs subscription"),
     FormatSpec("dsql-cdc", CHANGES, "Aurora DSQL change data capture (JSON row changes; keys from source.dsql.keys)",
-               decode=dsql_cdc.decode, configure=dsql_cdc.DsqlSettings.from_properties),
+               decode=dsql_cdc.decode),
     FormatSpec("dynamodb", CHANGES, "DynamoDB's Kinesis Data Streams records (item changes, typed attribute values)",
-               decode=dynamodb.decode, configure=dynamodb.DynamoDbSettings.from_properties),
+               decode=dynamodb.decode),
 )}
 
 

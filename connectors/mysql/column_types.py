@@ -5,8 +5,8 @@ big integers and timestamps as text, bytes as base64: connectors/formats/ion_jso
 JSON string alone does not say whether it was a string, a decimal or a timestamp in the
 source, so each decoder reports, per top-level field, the source type of the values
 whose JSON form is text standing for something else: a *tag* (``DECIMAL_TAG``,
-``TIMESTAMP_TAG``, ``BLOB_TAG``; ``source_tags`` below has the rule of every format). The
-row carries the tags beside the document (``RowImage.types``, job/pipeline/item_rows.py).
+``TIMESTAMP_TAG``, ``BLOB_TAG``: connectors/rows/tags.py, where the row's tags are kept
+beside its document, ``RowImage.types``; each format's decoder has its rule).
 
 Column types, by value (the README's "Column types" says the same, with the reasons):
 
@@ -37,10 +37,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-DECIMAL_TAG = "decimal"  # exact decimal text: Ion decimal or int beyond 64 bits, DynamoDB N, DSQL numeric
-TIMESTAMP_TAG = "timestamp"  # timestamp text: Ion timestamp (offset kept), DSQL timestamp/timestamptz
-BLOB_TAG = "blob"  # base64 text of bytes: Ion blob/clob, DynamoDB B
-TAGS = (DECIMAL_TAG, TIMESTAMP_TAG, BLOB_TAG)
+from connectors.rows.limits import PLAIN_NAME
+from connectors.rows.tags import BLOB_TAG, DECIMAL_TAG, TIMESTAMP_TAG
 
 BOOLEAN, BIGINT, DOUBLE, LONGTEXT, LONGBLOB = "BOOLEAN", "BIGINT", "DOUBLE", "LONGTEXT", "LONGBLOB"
 DECIMAL, DATETIME = "DECIMAL", "DATETIME"  # families; a column's type is e.g. DECIMAL(20,2), DATETIME(6)
@@ -69,40 +67,6 @@ class Unfit(ValueError):
 
 class TypeMismatch(Unfit):
     """The value is of another kind than the column (a number where a string was first seen)."""
-
-
-# --- the tags each format reports ---------------------------------------------------------
-
-def tags_json(tags: dict) -> Optional[str]:
-    """The tags as the row carries them: compact JSON, None when there are none (most rows)."""
-    return json.dumps(tags, ensure_ascii=False, separators=(",", ":"), sort_keys=True) if tags else None
-
-
-@functools.lru_cache(maxsize=1024)
-def parse_tags(text: Optional[str]) -> dict:
-    """A row's tags (cached: the rows of one table mostly carry the same few texts)."""
-    return json.loads(text) if text else {}
-
-
-# DSQL CDC records carry no column types: numeric and timestamps arrive as JSON strings,
-# in PostgreSQL's own text output, which these match (and ordinary text rarely does:
-# PostgreSQL prints numeric without a plus sign or leading zeros, timestamps with a time).
-_PG_NUMERIC = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
-_PG_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
-                           r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?")
-
-
-def dsql_tags(image: Optional[dict]) -> dict:
-    """DSQL: a string in numeric's text form is a numeric, one in timestamp's is a
-    timestamp (see above; ``sink.column.types`` settles a text column that looks like one)."""
-    tags = {}
-    for name, value in (image or {}).items():
-        if type(value) is str:
-            if _PG_NUMERIC.fullmatch(value):
-                tags[name] = DECIMAL_TAG
-            elif _PG_TIMESTAMP.fullmatch(value):
-                tags[name] = TIMESTAMP_TAG
-    return tags
 
 
 # --- column types -------------------------------------------------------------------------
@@ -292,10 +256,8 @@ def from_information_schema(data_type: str, column_type: str, key_text_type: str
             "varchar": key_text_type}.get(data_type)
 
 
-COLUMN_TYPES_PROPERTY = "sink.column.types"
 _OVERRIDE_TYPE = re.compile(r"(BOOLEAN|BIGINT|DOUBLE|LONGTEXT|LONGBLOB|DECIMAL\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)"
                             r"|DATETIME(?:\s*\(\s*(\d+)\s*\))?)", re.IGNORECASE)
-_COLUMN_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -319,10 +281,10 @@ def parse_overrides(text: Optional[str]) -> tuple:
             continue
         target, sep, type_text = entry.partition("=")
         table, dot, column = target.strip().rpartition(".")
-        where = f"{COLUMN_TYPES_PROPERTY}: {entry!r}"
+        where = f"sink.column.types: {entry!r}"
         if not sep or not dot or not table or not column:
             raise ValueError(f"{where} is not table.column=TYPE")
-        if not _COLUMN_NAME.fullmatch(column):
+        if not PLAIN_NAME.fullmatch(column):
             raise ValueError(f"{where}: column {column!r} is not a plain MySQL identifier ([A-Za-z0-9_], at most 64)")
         if column.lower() in {c.lower() for c in HISTORY_COLUMNS + (EXPIRED_COLUMN,)}:
             raise ValueError(f"{where}: {column!r} is one of ledgersync's own columns")

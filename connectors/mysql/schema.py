@@ -17,12 +17,12 @@ it, keeps living only in the JSON, reported once, when:
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from connectors.mysql import column_types as types
 from connectors.mysql.sql import EXPIRED_COLUMN, HISTORY_COLUMNS, KEY_COLUMN_TYPES
+from connectors.rows.limits import PLAIN_NAME
 
 # Every column ledgersync itself puts in the current view or history: a field of the
 # same name (any case) would be a second column of that name in the history table.
@@ -30,7 +30,6 @@ FIXED_COLUMNS = HISTORY_COLUMNS
 # ... and a keyed source's history has one more (connectors/mysql/sql.py).
 KEYED_FIXED_COLUMNS = FIXED_COLUMNS + (EXPIRED_COLUMN,)
 MAX_TYPED_COLUMNS = 200
-_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")  # fullmatch: "$" would let a trailing newline through
 
 # JSON value type -> column type, for an untagged value; a tagged one (an exact decimal,
 # a timestamp, bytes: their JSON form is text) is connectors/mysql/column_types.py's.
@@ -52,7 +51,7 @@ def key_column_types(key_columns: tuple, document: Optional[dict]) -> Optional[t
     out = []
     for name in key_columns:
         kind = column_type((document or {}).get(name), key=True)
-        if kind is None or not _NAME.fullmatch(name) or name.lower() in fixed:
+        if kind is None or not PLAIN_NAME.fullmatch(name) or name.lower() in fixed:
             return None
         out.append((name, kind))
     return tuple(out)
@@ -103,7 +102,7 @@ class TableColumns:
                 if kind is None:
                     continue
                 reason = None
-                if not _NAME.fullmatch(name):
+                if not PLAIN_NAME.fullmatch(name):
                     reason = "name is not a plain MySQL identifier"
                 elif name.lower() in fixed:
                     reason = "name collides with a fixed column"

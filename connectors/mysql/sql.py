@@ -10,7 +10,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-MAX_IDENTIFIER = 64
+from connectors.rows.limits import MAX_IDENTIFIER
+
 HISTORY_SUFFIX = "_history"
 TOMBSTONES_TABLE = "_ledgersync_tombstones"
 DEAD_LETTERS_TABLE = "_ledgersync_dead_letters"

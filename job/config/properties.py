@@ -122,80 +122,105 @@ class Key:
 
     The description is what `ledgersync properties` prints; the README's table says the same
     at more length, and tests/unit/test_properties_doc.py checks that it lists every key."""
+    name: str  # "group.key", as the properties file spells it
     parse: Callable[[str], Any]
     default: Any
     description: str
 
+    @property
+    def group(self) -> str:
+        return self.name.split(".", 1)[0]
 
-# group -> key -> Key: every property there is, in one place.
-SPEC: dict = {
-    "source": {
-        "stream.name": Key(str, REQUIRED, "Kinesis stream to read"),
-        "aws.region": Key(str, "us-east-1", "AWS region"),
-        "aws.endpoint": Key(str, None, "local AWS endpoint (moto, LocalStack); none: real AWS"),
-        "initial.position": Key(_choice(*INITIAL_POSITIONS), INITIAL_POSITIONS[0],
-                                "where the job's very first start begins (a restored job goes on from its positions)"),
-        "initial.timestamp": Key(_timestamp, None, "ISO 8601 time for initial.position=AT_TIMESTAMP"),
-        "format": Key(_format, "qldb", "what the stream carries: " + "; ".join(
-            f"{spec.name} ({spec.description})" for spec in FORMATS.values())),
-        "reader.type": Key(_choice(*READER_TYPES), POLLING,
-                            "POLLING (GetRecords, shared by every consumer of a shard) or EFO (enhanced "
-                            "fan-out: SubscribeToShard, a dedicated 2 MB/s per shard)"),
-        "efo.consumer.name": Key(str, None, "the stream consumer's name with reader.type=EFO (registered if missing)"),
-        "dsql.keys": Key(_dsql_keys, None, "dsql-cdc: each table's key columns, e.g. order_items=order_id+item_id; "
-                                           "sales.orders=id (required with source.format=dsql-cdc)"),
-        "dsql.split.timeout.ms": Key(_positive_int, 600_000,
-                                     "dsql-cdc: how long the parts of a split record are waited for before "
-                                     "they become one dead letter"),
-    },
-    "sink": {
-        "mysql.host": Key(str, REQUIRED, "MySQL host"),
-        "mysql.port": Key(_port, 3306, "MySQL port"),
-        "mysql.database": Key(str, REQUIRED, "target database (created if missing)"),
-        "mysql.user": Key(str, REQUIRED, "MySQL user"),
-        "mysql.password": Key(str, None, "password; this or mysql.secret.arn is required (use the secret in production)"),
-        "mysql.secret.arn": Key(str, None, "AWS Secrets Manager secret holding the password (or RDS-style JSON); "
-                                           "read again after a login is refused (rotation)"),
-        "mysql.ssl.mode": Key(_choice("AUTO", "DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"), "AUTO",
-                              "TLS to MySQL as the mysql client's --ssl-mode; AUTO: off for a loopback host, else "
-                              "VERIFY_IDENTITY with mysql.ssl.ca and REQUIRED (encrypted, unverified) without"),
-        "mysql.ssl.ca": Key(str, None, "path of a CA bundle to verify the server against (for Aurora, the RDS CA "
-                                       "bundle); with mysql.ssl.mode AUTO it also turns verification on"),
-        "mysql.connect.timeout.ms": Key(_positive_int, 10_000, "MySQL connect timeout"),
-        "mysql.read.timeout.ms": Key(_positive_int, 60_000, "MySQL read/write timeout"),
-        "batch.max.rows": Key(_positive_int, 1000, "a writer slot writes its batch when it holds this many rows"),
-        "batch.interval.ms": Key(_positive_int, 200, "... or when its oldest waiting row is this old"),
-        "writer.slots": Key(_positive_int, 4, "writer slots (keys of the writer); a document always goes to the same one"),
-        "retry.deadline.ms": Key(_positive_int, 300_000,
-                                 "how long a batch is retried on transient MySQL errors before the job fails"),
-        "column.types": Key(_column_types, (),
-                            "typed columns' types instead of the ones the data asks for, e.g. "
-                            "Orders.price=DECIMAL(12,2); Orders.placed=DATETIME(3) (BOOLEAN, BIGINT, DOUBLE, "
-                            "LONGTEXT, LONGBLOB, DECIMAL(p,s), DATETIME(n)); for new columns only, never widened"),
-    },
-    "replication": {
-        "history": Key(_bool, False, "also keep every revision, deletes included, once, in <table>_history"),
-        "order": Key(_bool, False, "apply versions strictly one after another instead of newest-wins"),
-        "order.timeout.ms": Key(_positive_int, 60_000, "order mode: how long a gap (a missing version) is waited for"),
-        "order.gap": Key(_choice(*GAP_ACTIONS), GAP_SKIP,
-                         "order mode, when the wait runs out: skip (apply, record the gap) or wait (keep waiting)"),
-        "tables.include": Key(_csv, (), "comma-separated QLDB table names to replicate (default: all)"),
-    },
-    "audit": {
-        "replay.enabled": Key(_bool, False, "cloudwatch-audit: replay the source's statements on audit.replay.database"),
-        "replay.database": Key(_mysql_identifier, None, "the database statements are replayed in (required with replay)"),
-        "max.out.of.orderness.ms": Key(_positive_int, 5_000,
-                                       "how far a shard's events may trail the newest event time it delivered"),
-        # Audit-log sync (source.format=cloudwatch-audit); see README "Audit-log sync".
-        "source.database": Key(str, None, "only statements for this database are replayed "
-                                          "(default: audit.replay.database)"),
-        "replay.ddl": Key(_replay_ddl, frozenset(), "table DDL to replay too: all, or a list such as "
-                                                     "CREATE TABLE, ALTER TABLE (default: none)"),
-        "replay.stop.on.error": Key(_bool, False, "a statement the target refuses: dead letter and go on (false), "
-                                                  "or dead letter and fail the job (true)"),
-        "idle.timeout.ms": Key(_positive_int, 3_000, "a shard silent this long no longer holds a server's watermark back"),
-    },
-}
+    @property
+    def key(self) -> str:
+        return self.name.split(".", 1)[1]
+
+
+# Every property there is, in one place: each key's name is spelled here once (its
+# constant), and the code reads a value through the constant: props[SINK_MYSQL_HOST]
+# (tests/unit/test_layout.py checks that no other runtime module spells a key).
+
+# [source]
+SOURCE_STREAM_NAME = Key("source.stream.name", str, REQUIRED, "Kinesis stream to read")
+SOURCE_AWS_REGION = Key("source.aws.region", str, "us-east-1", "AWS region")
+SOURCE_AWS_ENDPOINT = Key("source.aws.endpoint", str, None, "local AWS endpoint (moto, LocalStack); none: real AWS")
+SOURCE_INITIAL_POSITION = Key("source.initial.position", _choice(*INITIAL_POSITIONS), INITIAL_POSITIONS[0],
+    "where the job's very first start begins (a restored job goes on from its positions)")
+SOURCE_INITIAL_TIMESTAMP = Key("source.initial.timestamp", _timestamp, None, "ISO 8601 time for initial.position=AT_TIMESTAMP")
+SOURCE_FORMAT = Key("source.format", _format, "qldb", "what the stream carries: " + "; ".join(
+    f"{spec.name} ({spec.description})" for spec in FORMATS.values()))
+SOURCE_READER_TYPE = Key("source.reader.type", _choice(*READER_TYPES), POLLING,
+    "POLLING (GetRecords, shared by every consumer of a shard) or EFO (enhanced "
+    "fan-out: SubscribeToShard, a dedicated 2 MB/s per shard)")
+SOURCE_EFO_CONSUMER_NAME = Key("source.efo.consumer.name", str, None, "the stream consumer's name with reader.type=EFO (registered if missing)")
+SOURCE_DSQL_KEYS = Key("source.dsql.keys", _dsql_keys, None, "dsql-cdc: each table's key columns, e.g. order_items=order_id+item_id; "
+    "sales.orders=id (required with source.format=dsql-cdc)")
+SOURCE_DSQL_SPLIT_TIMEOUT_MS = Key("source.dsql.split.timeout.ms", _positive_int, 600_000,
+    "dsql-cdc: how long the parts of a split record are waited for before "
+    "they become one dead letter")
+
+# [sink]
+SINK_MYSQL_HOST = Key("sink.mysql.host", str, REQUIRED, "MySQL host")
+SINK_MYSQL_PORT = Key("sink.mysql.port", _port, 3306, "MySQL port")
+SINK_MYSQL_DATABASE = Key("sink.mysql.database", str, REQUIRED, "target database (created if missing)")
+SINK_MYSQL_USER = Key("sink.mysql.user", str, REQUIRED, "MySQL user")
+SINK_MYSQL_PASSWORD = Key("sink.mysql.password", str, None, "password; this or mysql.secret.arn is required (use the secret in production)")
+SINK_MYSQL_SECRET_ARN = Key("sink.mysql.secret.arn", str, None, "AWS Secrets Manager secret holding the password (or RDS-style JSON); "
+    "read again after a login is refused (rotation)")
+SINK_MYSQL_SSL_MODE = Key("sink.mysql.ssl.mode", _choice("AUTO", "DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"), "AUTO",
+    "TLS to MySQL as the mysql client's --ssl-mode; AUTO: off for a loopback host, else "
+    "VERIFY_IDENTITY with mysql.ssl.ca and REQUIRED (encrypted, unverified) without")
+SINK_MYSQL_SSL_CA = Key("sink.mysql.ssl.ca", str, None, "path of a CA bundle to verify the server against (for Aurora, the RDS CA "
+    "bundle); with mysql.ssl.mode AUTO it also turns verification on")
+SINK_MYSQL_CONNECT_TIMEOUT_MS = Key("sink.mysql.connect.timeout.ms", _positive_int, 10_000, "MySQL connect timeout")
+SINK_MYSQL_READ_TIMEOUT_MS = Key("sink.mysql.read.timeout.ms", _positive_int, 60_000, "MySQL read/write timeout")
+SINK_BATCH_MAX_ROWS = Key("sink.batch.max.rows", _positive_int, 1000, "a writer slot writes its batch when it holds this many rows")
+SINK_BATCH_INTERVAL_MS = Key("sink.batch.interval.ms", _positive_int, 200, "... or when its oldest waiting row is this old")
+SINK_WRITER_SLOTS = Key("sink.writer.slots", _positive_int, 4, "writer slots (keys of the writer); a document always goes to the same one")
+SINK_RETRY_DEADLINE_MS = Key("sink.retry.deadline.ms", _positive_int, 300_000,
+    "how long a batch is retried on transient MySQL errors before the job fails")
+SINK_COLUMN_TYPES = Key("sink.column.types", _column_types, (),
+    "typed columns' types instead of the ones the data asks for, e.g. "
+    "Orders.price=DECIMAL(12,2); Orders.placed=DATETIME(3) (BOOLEAN, BIGINT, DOUBLE, "
+    "LONGTEXT, LONGBLOB, DECIMAL(p,s), DATETIME(n)); for new columns only, never widened")
+
+# [replication]
+REPLICATION_HISTORY = Key("replication.history", _bool, False, "also keep every revision, deletes included, once, in <table>_history")
+REPLICATION_ORDER = Key("replication.order", _bool, False, "apply versions strictly one after another instead of newest-wins")
+REPLICATION_ORDER_TIMEOUT_MS = Key("replication.order.timeout.ms", _positive_int, 60_000, "order mode: how long a gap (a missing version) is waited for")
+REPLICATION_ORDER_GAP = Key("replication.order.gap", _choice(*GAP_ACTIONS), GAP_SKIP,
+    "order mode, when the wait runs out: skip (apply, record the gap) or wait (keep waiting)")
+REPLICATION_TABLES_INCLUDE = Key("replication.tables.include", _csv, (), "comma-separated QLDB table names to replicate (default: all)")
+
+# [audit]
+AUDIT_REPLAY_ENABLED = Key("audit.replay.enabled", _bool, False, "cloudwatch-audit: replay the source's statements on audit.replay.database")
+AUDIT_REPLAY_DATABASE = Key("audit.replay.database", _mysql_identifier, None, "the database statements are replayed in (required with replay)")
+AUDIT_MAX_OUT_OF_ORDERNESS_MS = Key("audit.max.out.of.orderness.ms", _positive_int, 5_000,
+    "how far a shard's events may trail the newest event time it delivered")
+# Audit-log sync (source.format=cloudwatch-audit); see README "Audit-log sync".
+AUDIT_SOURCE_DATABASE = Key("audit.source.database", str, None, "only statements for this database are replayed "
+    "(default: audit.replay.database)")
+AUDIT_REPLAY_DDL = Key("audit.replay.ddl", _replay_ddl, frozenset(), "table DDL to replay too: all, or a list such as "
+    "CREATE TABLE, ALTER TABLE (default: none)")
+AUDIT_REPLAY_STOP_ON_ERROR = Key("audit.replay.stop.on.error", _bool, False, "a statement the target refuses: dead letter and go on (false), "
+    "or dead letter and fail the job (true)")
+AUDIT_IDLE_TIMEOUT_MS = Key("audit.idle.timeout.ms", _positive_int, 3_000, "a shard silent this long no longer holds a server's watermark back")
+
+KEYS: tuple = (
+    SOURCE_STREAM_NAME, SOURCE_AWS_REGION, SOURCE_AWS_ENDPOINT, SOURCE_INITIAL_POSITION,
+    SOURCE_INITIAL_TIMESTAMP, SOURCE_FORMAT, SOURCE_READER_TYPE, SOURCE_EFO_CONSUMER_NAME, SOURCE_DSQL_KEYS,
+    SOURCE_DSQL_SPLIT_TIMEOUT_MS, SINK_MYSQL_HOST, SINK_MYSQL_PORT, SINK_MYSQL_DATABASE, SINK_MYSQL_USER,
+    SINK_MYSQL_PASSWORD, SINK_MYSQL_SECRET_ARN, SINK_MYSQL_SSL_MODE, SINK_MYSQL_SSL_CA,
+    SINK_MYSQL_CONNECT_TIMEOUT_MS, SINK_MYSQL_READ_TIMEOUT_MS, SINK_BATCH_MAX_ROWS, SINK_BATCH_INTERVAL_MS,
+    SINK_WRITER_SLOTS, SINK_RETRY_DEADLINE_MS, SINK_COLUMN_TYPES, REPLICATION_HISTORY, REPLICATION_ORDER,
+    REPLICATION_ORDER_TIMEOUT_MS, REPLICATION_ORDER_GAP, REPLICATION_TABLES_INCLUDE, AUDIT_REPLAY_ENABLED,
+    AUDIT_REPLAY_DATABASE, AUDIT_MAX_OUT_OF_ORDERNESS_MS, AUDIT_SOURCE_DATABASE, AUDIT_REPLAY_DDL,
+    AUDIT_REPLAY_STOP_ON_ERROR, AUDIT_IDLE_TIMEOUT_MS,
+)
+# group -> key -> Key, as the properties file groups them.
+SPEC: dict = {}
+for _key in KEYS:
+    SPEC.setdefault(_key.group, {})[_key.key] = _key
 
 
 def describe_properties() -> str:
@@ -214,7 +239,10 @@ def describe_properties() -> str:
     return "\n".join(lines)
 
 
-SECRET_KEYS = frozenset({"sink.mysql.password"})
+SECRET_KEYS = frozenset({SINK_MYSQL_PASSWORD.name})
+# What a source.format cannot run without (checked at start-up; `record decode` names it).
+REQUIRED_BY_FORMAT = {"dsql-cdc": (SOURCE_DSQL_KEYS, "DSQL's records do not say which columns are a table's key "
+                                                      "(e.g. order_items=order_id+item_id; sales.orders=id)")}
 # The Kinesis connector's keys given under their own names in the source group: key -> text.
 CONNECTOR_PROPERTIES = "source.connector"
 
@@ -229,8 +257,9 @@ class Properties:
                                        for k, v in self.values.get(CONNECTOR_PROPERTIES, {}).items()}
         return f"Properties({shown!r})"
 
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
+    def __getitem__(self, key: "Key | str") -> Any:
+        # The runtime reads through the Key constants above; the tooling may still name a key.
+        return self.values[key.name if isinstance(key, Key) else key]
 
 
 
@@ -303,24 +332,25 @@ def parse_groups(groups: Any, origin: str = "properties", environ=None) -> Prope
 
 
 def _check_combinations(props: Properties, origin: str) -> None:
-    if props["source.initial.position"] == "AT_TIMESTAMP" and props["source.initial.timestamp"] is None:
+    if props[SOURCE_INITIAL_POSITION] == "AT_TIMESTAMP" and props[SOURCE_INITIAL_TIMESTAMP] is None:
         raise PropertiesError(f"{origin}: source.initial.position=AT_TIMESTAMP needs source.initial.timestamp")
-    if props["source.reader.type"] == "EFO" and not props["source.efo.consumer.name"]:
+    if props[SOURCE_READER_TYPE] == "EFO" and not props[SOURCE_EFO_CONSUMER_NAME]:
         raise PropertiesError(f"{origin}: source.reader.type=EFO needs source.efo.consumer.name")
-    if props["sink.mysql.ssl.mode"] in ("VERIFY_CA", "VERIFY_IDENTITY") and not props["sink.mysql.ssl.ca"]:
-        raise PropertiesError(f"{origin}: sink.mysql.ssl.mode={props['sink.mysql.ssl.mode']} needs sink.mysql.ssl.ca "
+    if props[SINK_MYSQL_SSL_MODE] in ("VERIFY_CA", "VERIFY_IDENTITY") and not props[SINK_MYSQL_SSL_CA]:
+        raise PropertiesError(f"{origin}: sink.mysql.ssl.mode={props[SINK_MYSQL_SSL_MODE]} needs sink.mysql.ssl.ca "
                               "(the CA bundle to verify the server's certificate against)")
-    if props["sink.mysql.password"] is None and props["sink.mysql.secret.arn"] is None:
+    if props[SINK_MYSQL_PASSWORD] is None and props[SINK_MYSQL_SECRET_ARN] is None:
         raise PropertiesError(f"{origin}: set sink.mysql.password or sink.mysql.secret.arn")
-    if props["replication.order"] and not format_spec(props["source.format"]).order_mode:
+    if props[REPLICATION_ORDER] and not format_spec(props[SOURCE_FORMAT]).order_mode:
         raise PropertiesError(f"{origin}: replication.order=true needs a gap-free version sequence per document, "
-                              f"which source.format={props['source.format']} does not have (only "
+                              f"which source.format={props[SOURCE_FORMAT]} does not have (only "
                               + ", ".join(s.name for s in FORMATS.values() if s.order_mode)
                               + " has); leave replication.order false: newest wins, by the format's version")
-    if props["source.format"] == "dsql-cdc" and not props["source.dsql.keys"]:
-        raise PropertiesError(f"{origin}: source.format=dsql-cdc needs source.dsql.keys: DSQL's records do not say "
-                              "which columns are a table's key (e.g. order_items=order_id+item_id; sales.orders=id)")
-    if props["audit.replay.enabled"] and not props["audit.replay.database"]:
+    if props[SOURCE_FORMAT] in REQUIRED_BY_FORMAT:
+        needed, why = REQUIRED_BY_FORMAT[props[SOURCE_FORMAT]]
+        if not props[needed]:
+            raise PropertiesError(f"{origin}: source.format={props[SOURCE_FORMAT]} needs {needed.name}: {why}")
+    if props[AUDIT_REPLAY_ENABLED] and not props[AUDIT_REPLAY_DATABASE]:
         raise PropertiesError(f"{origin}: audit.replay.enabled=true needs audit.replay.database")
 
 

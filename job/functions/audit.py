@@ -106,24 +106,16 @@ def _status_name(server: str) -> str:
 
 class AuditReplayFunction(KeyedProcessFunction):
     def __init__(self, settings: AuditSettings, status_dir: Optional[str] = None):
-        self._settings = settings.mysql
-        self._replay_enabled = settings.replay_enabled
-        self._replay_db = settings.replay_database
-        self._source_db = settings.source_database
-        self._ddl = settings.ddl
-        self._stop_on_error = settings.stop_on_error
-        self._out_of_orderness_ms = settings.out_of_orderness_ms
-        self._idle_ms = settings.idle_timeout_ms
-        self._interval_ms = settings.interval_ms
-        self._max_rows = settings.max_rows
+        self._settings = settings
         self._status_dir = status_dir
 
     def open(self, ctx: RuntimeContext):
         self._pending = ctx.get_list_state(ListStateDescriptor("audit-pending", Types.PICKLED_BYTE_ARRAY()))
         self._order = ctx.get_state(ValueStateDescriptor("audit-order", Types.PICKLED_BYTE_ARRAY()))
         self._replayer = audit_replay.AuditReplayer(
-            self._settings, replay_database=self._replay_db if self._replay_enabled else None,
-            stop_on_error=self._stop_on_error)
+            self._settings.mysql,
+            replay_database=self._settings.replay_database if self._settings.replay_enabled else None,
+            stop_on_error=self._settings.stop_on_error)
         self._board = StatusBoard(self._status_dir)
         self._opened_ms = int(time.time() * 1000)
         # In memory, per server: watermark idleness, waiting count, timer set, totals.
@@ -146,7 +138,8 @@ class AuditReplayFunction(KeyedProcessFunction):
     def _watermarks(self, server: str) -> Watermarks:
         marks = self._marks.get(server)
         if marks is None:
-            marks = self._marks[server] = Watermarks(self._out_of_orderness_ms, self._idle_ms, self._opened_ms)
+            marks = self._marks[server] = Watermarks(self._settings.out_of_orderness_ms,
+                                                     self._settings.idle_timeout_ms, self._opened_ms)
         return marks
 
     def process_element(self, item, ctx: KeyedProcessFunction.Context):
@@ -165,7 +158,7 @@ class AuditReplayFunction(KeyedProcessFunction):
         return ()
 
     def _schedule(self, ctx, server: str, now: int, soon: bool = False) -> None:
-        due = now + (1 if soon else self._interval_ms)
+        due = now + (1 if soon else self._settings.interval_ms)
         ctx.timer_service().register_processing_time_timer(due)
         self._timer[server] = due
 
@@ -193,15 +186,15 @@ class AuditReplayFunction(KeyedProcessFunction):
             if t > state.shard_max.get(record.shard_id, -1):
                 state.shard_max[record.shard_id] = t
         watermark = self._watermarks(server).watermark(state.shard_max, now)
-        ready, late, waiting = take_ready(state, records, watermark, limit=self._max_rows * RELEASE_BATCHES)
+        ready, late, waiting = take_ready(state, records, watermark, limit=self._settings.max_rows * RELEASE_BATCHES)
         more_ready = watermark is not None and any(r.event.event_time_us < watermark for r in waiting)
         if ready or late:
             totals = self._totals.setdefault(server, {"events": 0, "applied": 0, "already_applied": 0,
                                                       "failed": 0, "late": 0})
-            for start in range(0, max(len(ready), 1), self._max_rows):
-                chunk = ready[start:start + self._max_rows]
-                if self._replay_enabled:
-                    steps = plan(state, chunk, database=self._source_db, ddl=self._ddl)
+            for start in range(0, max(len(ready), 1), self._settings.max_rows):
+                chunk = ready[start:start + self._settings.max_rows]
+                if self._settings.replay_enabled:
+                    steps = plan(state, chunk, database=self._settings.source_database, ddl=self._settings.ddl)
                     replay, dead = steps.replay, steps.dead
                     self._count_skipped(server, steps.skipped)
                 else:
@@ -234,7 +227,7 @@ class AuditReplayFunction(KeyedProcessFunction):
         now = time.monotonic()
         if now - self._skipped_logged >= SKIPPED_LOG_INTERVAL_S:  # the first, then once a minute
             self._skipped_logged = now
-            log.warning("server %s: %s", server, describe_skipped(counts, self._source_db))
+            log.warning("server %s: %s", server, describe_skipped(counts, self._settings.source_database))
 
     def _publish(self, server: str, pending: bool, watermark=None) -> None:
         totals = self._totals.get(server, {})
@@ -244,6 +237,6 @@ class AuditReplayFunction(KeyedProcessFunction):
             "already_applied": totals.get("already_applied", 0),
             "failed": totals.get("failed", 0), "late": totals.get("late", 0),
             "retries": self._replayer.retries,
-            "skipped": totals.get("skipped", {}), "source_database": self._source_db,
+            "skipped": totals.get("skipped", {}), "source_database": self._settings.source_database,
             "watermark_us": None if watermark is None or watermark == float("inf") else int(watermark),
         }, force=True)

@@ -2,7 +2,7 @@
 connectors/formats/registry.py: Aurora DSQL CDC, DynamoDB).
 
 ``DecodeChangesFunction`` calls the format's ``decode`` on each Kinesis record and emits
-a revision row (job/pipeline/item_rows.py) per row change, a dead letter row for what
+a revision row (job/rows/item_rows.py) per row change, a dead letter row for what
 does not decode, and a piece row, on a side output, for each part of a split record.
 ``ReassembleFunction``, keyed by the split record's group, holds the parts until all are
 there (they may arrive on different shards, in any order, more than once), then decodes
@@ -24,11 +24,11 @@ from connectors.kinesis.source import record_parts
 from connectors.dead_letters import DeadLetter, payload_position
 from connectors.formats.changes import BadChange, Piece, RowChange
 from connectors.formats.registry import format_spec
-from connectors.mysql.row_images import document_json
+from connectors.rows.row_images import document_json
 from job.config.settings import DecodeSettings
 from job.functions import names
 from job.functions.status_board import StatusBoard
-from job.pipeline.item_rows import (DOCUMENT_ID, ITEM_ROW, RAW, SEQUENCE_NUMBER, SHARD_ID, STREAM, as_piece,
+from job.rows.item_rows import (DOCUMENT_ID, ITEM_ROW, RAW, SEQUENCE_NUMBER, SHARD_ID, STREAM, as_piece,
                                     change_row, dead_letter_row, piece_row)
 from job.rules.reassembly import Held
 

@@ -2,7 +2,7 @@
 
 The logic is ``connectors.formats.qldb.decode_kinesis_record`` (KPL de-aggregation, then
 each user record); this function only counts, logs, filters and emits ``ITEM_ROW``s
-(see job/pipeline/item_rows.py) with each row's writer slot.
+(see job/rows/item_rows.py) with each row's writer slot.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from connectors.dead_letters import DeadLetter
 from connectors.formats.qldb import (BLOCK_SUMMARY, CONTROL, CONTROL_TYPES,
                                      decode_kinesis_record)
 from job.config.settings import DecodeSettings
-from job.pipeline.item_rows import dead_letter_row, revision_row
+from job.rows.item_rows import dead_letter_row, revision_row
 from job.functions import names
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,7 @@ DEAD_LETTER_LOG_INTERVAL_S = 10.0
 
 class DecodeQldbFunction(FlatMapFunction):
     def __init__(self, settings: DecodeSettings):
-        self._slots = settings.writer_slots
-        self._include = settings.tables_include
-        self._max_document_bytes = settings.max_document_bytes
+        self._settings = settings
 
     def open(self, ctx: RuntimeContext):
         metrics = ctx.get_metrics_group()
@@ -49,11 +47,11 @@ class DecodeQldbFunction(FlatMapFunction):
         stream, shard_id, sequence_number, data = record_parts(record)
         aggregated = False
         for item in decode_kinesis_record(stream, shard_id, sequence_number, data,
-                                          max_document_bytes=self._max_document_bytes):
+                                          max_document_bytes=self._settings.max_document_bytes):
             if isinstance(item, DeadLetter):
                 self._dead.inc()
                 self._log_dead_letter(item)
-                yield dead_letter_row(item, self._slots)
+                yield dead_letter_row(item, self._settings.writer_slots)
                 continue
             aggregated = aggregated or item.sub_sequence >= 0
             if item.record_type == CONTROL:
@@ -67,7 +65,7 @@ class DecodeQldbFunction(FlatMapFunction):
                 self._block_summaries.inc()  # nothing to replicate: the revisions follow as their own records
                 continue
             revision = item.revision
-            if self._include and revision.table not in self._include:
+            if self._settings.tables_include and revision.table not in self._settings.tables_include:
                 self._skipped.inc()
                 continue
             self._decoded.inc()
@@ -75,7 +73,7 @@ class DecodeQldbFunction(FlatMapFunction):
                 self._deletes.inc()
             elif revision.redacted:
                 self._redactions.inc()
-            yield revision_row(revision, self._slots)
+            yield revision_row(revision, self._settings.writer_slots)
         if aggregated:
             self._aggregated.inc()
 

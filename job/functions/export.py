@@ -3,7 +3,7 @@
 The logic is ``connectors.formats.qldb_export.read_object``; this function opens the object
 (S3 or a local directory) as a stream (objects can be hundreds of MB: only the block being
 read is in memory), counts, filters by ``replication.tables.include`` and emits the same
-``ITEM_ROW``s the stream decoder emits (job/pipeline/item_rows.py), so everything after it
+``ITEM_ROW``s the stream decoder emits (job/rows/item_rows.py), so everything after it
 is the stream's own path. Progress goes to the status board (job/functions/status_board.py).
 
 With ``verify`` (``backfill --verify``) every block goes through ``verify``'s own checks
@@ -29,7 +29,7 @@ from connectors.formats.qldb_export import (Export, MissingObject, ObjectStats, 
 from connectors.formats.qldb_verify import CheckedBlock, check_object, link_before
 from job.config.settings import DecodeSettings
 from job.functions import names
-from job.pipeline.item_rows import dead_letter_row, revision_row
+from job.rows.item_rows import dead_letter_row, revision_row
 from job.functions.status_board import StatusBoard
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,8 @@ class ReadExportObjectFunction(FlatMapFunction):
         self._export_id = export_id
         self._prefix = export_prefix
         self._format = output_format
-        self._slots = decode.writer_slots
-        self._include = decode.tables_include
+        self._settings = decode
         self._status_dir = status_dir
-        self._max_document_bytes = decode.max_document_bytes
         self._verify = verify
         self._strands = dict(strands or {})  # strandId -> keys in manifest order (verify: the chain)
 
@@ -98,24 +96,24 @@ class ReadExportObjectFunction(FlatMapFunction):
             refused[1] += self._verify
             yield dead_letter_row(object_dead_letter(self._export_id, key, f"data object listed in the completed "
                                                                            f"manifest cannot be read: {exc}"),
-                                  self._slots)
+                                  self._settings.writer_slots)
         except Exception as exc:
             raise self._read_error(key, exc) from exc
         if stream is not None:
             try:
                 items = self._verified(key, stream, stats, refused) if self._verify else \
                     read_object(self._export_id, key, stream, self._format,
-                                max_document_bytes=self._max_document_bytes, stats=stats)
+                                max_document_bytes=self._settings.max_document_bytes, stats=stats)
                 for item in items:
                     self._publish(stats, skipped, refused)  # progress within a big object (at most every 0.5 s)
                     if isinstance(item, DeadLetter):
                         log.warning("dead letter from export %s object %s %s: %s", self._export_id, key,
                                     item.sequence_number, item.reason[:300])
-                        yield dead_letter_row(item, self._slots)
-                    elif self._include and item.table not in self._include:
+                        yield dead_letter_row(item, self._settings.writer_slots)
+                    elif self._settings.tables_include and item.table not in self._settings.tables_include:
                         skipped += 1
                     else:
-                        yield revision_row(item, self._slots)
+                        yield revision_row(item, self._settings.writer_slots)
             except ExportReadError:
                 raise
             except Exception as exc:
@@ -162,7 +160,7 @@ class ReadExportObjectFunction(FlatMapFunction):
                                      stage=VERIFY_STAGE)
                 continue
             for out in block_revisions(self._export_id, key, item.block, item.where, self._format,
-                                       max_document_bytes=self._max_document_bytes, stats=stats):
+                                       max_document_bytes=self._settings.max_document_bytes, stats=stats):
                 if isinstance(out, DeadLetter):
                     stats.dead_letters += 1
                 else:

@@ -1,6 +1,6 @@
 """Flink wrapper: the MySQL writer, keyed by writer slot.
 
-Rows (``ITEM_ROW``, see job/pipeline/item_rows.py) wait in keyed list state until the slot's
+Rows (``ITEM_ROW``, see job/rows/item_rows.py) wait in keyed list state until the slot's
 batch is full (``sink.batch.max.rows``) or its timer fires (``sink.batch.interval.ms``),
 so a completed checkpoint never holds a row that is neither in MySQL nor in state.
 """
@@ -13,7 +13,7 @@ from pyflink.datastream.state import ListStateDescriptor
 
 from job.config.settings import WriterSettings
 from connectors.mysql.writer import MySqlWriter
-from job.pipeline.item_rows import ITEM_ROW, SLOT, as_writer_item
+from job.rows.item_rows import ITEM_ROW, SLOT, as_writer_item
 from job.functions.status_board import StatusBoard
 from job.functions import names
 
@@ -36,14 +36,12 @@ class MySqlWriterFunction(KeyedProcessFunction):
         # stream job it is never due, and registering it per batch held the writer up (a
         # failover test saw the writer idle with rows waiting).
         self._bounded = bounded
-        self._settings = settings.mysql
-        self._max_rows = settings.max_rows
-        self._interval_ms = settings.interval_ms
+        self._settings = settings
         self._status_dir = status_dir
 
     def open(self, ctx: RuntimeContext):
         self._pending = ctx.get_list_state(ListStateDescriptor("pending-rows", ITEM_ROW))
-        self._writer = MySqlWriter(self._settings, on_trouble=self._on_trouble, on_notice=self._on_notice)
+        self._writer = MySqlWriter(self._settings.mysql, on_trouble=self._on_trouble, on_notice=self._on_notice)
         self._subtask = ctx.get_index_of_this_subtask()
         self._notices: list = []  # schema notes, each once (MySqlWriter), for the runner to show
         self._flushing: Optional[int] = None
@@ -74,10 +72,10 @@ class MySqlWriterFunction(KeyedProcessFunction):
             self._publish(slot, pending=True)
             if self._bounded:
                 ctx.timer_service().register_event_time_timer(END_OF_INPUT)
-        if count >= self._max_rows:
+        if count >= self._settings.max_rows:
             self._flush(slot)
         elif slot not in self._timer:
-            due = ctx.timer_service().current_processing_time() + self._interval_ms
+            due = ctx.timer_service().current_processing_time() + self._settings.interval_ms
             ctx.timer_service().register_processing_time_timer(due)
             self._timer[slot] = due
         return ()

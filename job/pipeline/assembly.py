@@ -1,5 +1,8 @@
-"""Assembles the Flink job from the properties: Kinesis source -> FORMATS[source.format]
--> per-document state -> writer (connectors/formats/registry.py names the formats)."""
+"""Assembles the Flink job from its settings: Kinesis source -> FORMATS[source.format]
+-> per-document state -> writer (connectors/formats/registry.py names the formats).
+
+The properties become one ``JobSettings`` (job/config/settings.py) at the entry; the
+assembly reads its fields and hands each operator its stage's settings."""
 from __future__ import annotations
 
 from typing import Optional
@@ -12,14 +15,14 @@ from pyflink.table import StreamTableEnvironment
 
 from connectors.formats.registry import AUDIT, CHANGES, format_spec
 from connectors.kinesis.source import add_kinesis_source
-from connectors.mysql.row_images import CURRENT, HISTORY
+from connectors.rows.row_images import CURRENT, HISTORY
 from job.functions.changes import PIECES, DecodeChangesFunction, ReassembleFunction, piece_group
 from job.functions.decode import DecodeQldbFunction
-from job.pipeline.item_rows import DEAD, ITEM_NAMES, ITEM_ROW, REVISION, SLOT
+from job.rows.item_rows import DEAD, ITEM_NAMES, ITEM_ROW, REVISION, SLOT
 from job.functions.order import OrderedRevisionsFunction, bucket_of
 from job.functions.writer import MySqlWriterFunction, slot_of
 from job.config.properties import Properties
-from job.config.settings import DecodeSettings, OrderSettings, WriterSettings, source_settings
+from job.config.settings import DecodeSettings, JobSettings
 from job.functions import names
 
 ITEMS_VIEW = "ledgersync_items"
@@ -27,28 +30,32 @@ ITEMS_VIEW = "ledgersync_items"
 
 def build_pipeline(env: StreamExecutionEnvironment, props: Properties,
                    status_dir: Optional[str] = None) -> None:
+    """The streaming job from the properties file's values (local runs and MSF)."""
+    assemble(env, JobSettings.from_properties(props), status_dir)
+
+
+def assemble(env: StreamExecutionEnvironment, job: JobSettings, status_dir: Optional[str] = None) -> None:
     t_env = StreamTableEnvironment.create(env)
     # Stable uids for the SQL operators too (Top-1 keeps per-document state), so a savepoint
     # restores into a job with another parallelism, where the operator chains differ.
     t_env.get_config().set("table.exec.uid.generation", "ALWAYS")
     # The official connector, at the job's parallelism: shards spread over its subtasks.
-    records = add_kinesis_source(env, source_settings(props), names.KINESIS_SOURCE)
+    records = add_kinesis_source(env, job.source, names.KINESIS_SOURCE)
 
-    spec = format_spec(props["source.format"])
+    spec = format_spec(job.format)
     if spec.kind == AUDIT:
         from job.pipeline.audit import build_audit_stages
 
-        build_audit_stages(records, props, status_dir)  # audit-log sync: see job/pipeline/audit.py
+        build_audit_stages(records, job.audit, status_dir)  # audit-log sync: see job/pipeline/audit.py
         return
 
-    # Every stage exchanges ITEM_ROWs (job/pipeline/item_rows.py): typed rows, not pickles.
-    decode = DecodeSettings.from_properties(props)
+    # Every stage exchanges ITEM_ROWs (job/rows/item_rows.py): typed rows, not pickles.
     if spec.kind == CHANGES:
-        items = decode_changes(records, decode, status_dir)
+        items = decode_changes(records, job.decode, status_dir)
     else:
-        items = records.flat_map(DecodeQldbFunction(decode), output_type=ITEM_ROW
+        items = records.flat_map(DecodeQldbFunction(job.decode), output_type=ITEM_ROW
                                  ).name(names.DECODE_QLDB).uid(names.DECODE_QLDB)
-    write_items(t_env, items, props, status_dir)
+    write_items(t_env, items, job, status_dir)
 
 
 def decode_changes(records, decode: DecodeSettings, status_dir: Optional[str] = None):
@@ -63,19 +70,19 @@ def decode_changes(records, decode: DecodeSettings, status_dir: Optional[str] = 
     return decoded.union(joined)
 
 
-def write_items(t_env: StreamTableEnvironment, items, props: Properties, status_dir: Optional[str] = None,
+def write_items(t_env: StreamTableEnvironment, items, job: JobSettings, status_dir: Optional[str] = None,
                 bounded: bool = False) -> None:
     """Decoded ITEM_ROWs -> per-document state -> writer -> sink: the one path after
     decoding, for the stream (build_pipeline) and for backfills (job/pipeline/backfill.py)."""
-    if props["replication.order"]:
+    if job.order:
         keyed = items.key_by(bucket_of, key_type=Types.INT()).process(
-            OrderedRevisionsFunction(OrderSettings.from_properties(props), bounded=bounded), output_type=ITEM_ROW,
+            OrderedRevisionsFunction(job.ordering, bounded=bounded), output_type=ITEM_ROW,
         ).name(names.ORDER_VERSIONS).uid(names.ORDER_VERSIONS).key_by(slot_of, key_type=Types.INT())
     else:
-        keyed = rows_to_write(t_env, items, props["replication.history"])
+        keyed = rows_to_write(t_env, items, job.history)
 
     written = keyed.process(
-        MySqlWriterFunction(WriterSettings.from_properties(props), status_dir, bounded=bounded)
+        MySqlWriterFunction(job.writer, status_dir, bounded=bounded)
     ).name(names.MYSQL_WRITER).uid(names.MYSQL_WRITER)
 
     # The writer emits nothing; Flink still wants every branch to end in a sink.

@@ -21,23 +21,29 @@ from pyflink.table import StreamTableEnvironment
 
 from connectors.formats.qldb_export import Export
 from job.config.properties import Properties
-from job.config.settings import DecodeSettings
+from job.config.settings import JobSettings
 from job.functions.export import ReadExportObjectFunction
 from job.pipeline.assembly import write_items
-from job.pipeline.item_rows import ITEM_ROW
+from job.rows.item_rows import ITEM_ROW
 from job.functions import names
 
 
 def build_backfill(env, props: Properties, export: Export, status_dir: Optional[str] = None, *,
                    verify: bool = False) -> None:
+    """The bounded job from the properties file's values (job/cli/local/backfill.py)."""
+    assemble_backfill(env, JobSettings.from_properties(props), export, status_dir, verify=verify)
+
+
+def assemble_backfill(env, job: JobSettings, export: Export, status_dir: Optional[str] = None, *,
+                      verify: bool = False) -> None:
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.exec.uid.generation", "ALWAYS")  # as the stream job does
     keys = env.from_collection(export.keys, type_info=Types.STRING()).name(names.EXPORT_OBJECTS)
     # One object per element, round robin over the readers: objects are the unit of work.
     items = keys.rebalance().flat_map(ReadExportObjectFunction(
-        uri=export.uri, region=props["source.aws.region"], endpoint=props["source.aws.endpoint"],
+        uri=export.uri, region=job.aws_region, endpoint=job.aws_endpoint,
         export_id=export.export_id, export_prefix=export.prefix, output_format=export.output_format,
-        decode=DecodeSettings.from_properties(props), status_dir=status_dir,
+        decode=job.decode, status_dir=status_dir,
         verify=verify, strands=export.strands if verify else None,
     ), output_type=ITEM_ROW).name(names.READ_EXPORT).uid(names.READ_EXPORT)
-    write_items(t_env, items, props, status_dir, bounded=True)
+    write_items(t_env, items, job, status_dir, bounded=True)

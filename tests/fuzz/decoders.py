@@ -65,7 +65,8 @@ def check_kpl_body(data: bytes) -> None:
 
 
 def check_qldb(data: bytes) -> None:
-    from connectors.formats.qldb import MAX_DOCUMENT_BYTES, MAX_ID_CHARS, BadRecord, decode_record
+    from connectors.formats.qldb import BadRecord, decode_record
+    from connectors.rows.limits import MAX_DOCUMENT_BYTES, MAX_ID_CHARS
     try:
         decoded = decode_record(data)
     except BadRecord:
@@ -95,7 +96,8 @@ def check_kinesis_record(data: bytes) -> None:
 
 def check_ion_json(data: bytes) -> None:
     from connectors.formats.ion_json import IonMappingError, ion_to_json
-    from connectors.formats.qldb import MAX_JSON_DEPTH, BadRecord, parse_ion
+    from connectors.formats.qldb import BadRecord, parse_ion
+    from connectors.rows.limits import MAX_JSON_DEPTH
     try:
         value = parse_ion(data)
     except BadRecord:

@@ -18,7 +18,7 @@ from amazon.ion import simpleion
 from connectors.formats.qldb_encode import encode_revision
 from connectors.formats.qldb import decode_record
 from connectors.mysql.column_types import parse_overrides
-from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, image_of
+from connectors.rows.row_images import CURRENT, HISTORY, RowImage, image_of
 from connectors.mysql.writer import MySqlWriter
 from tests.integration.test_mysql_writer import settings_for
 

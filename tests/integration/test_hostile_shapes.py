@@ -16,7 +16,7 @@ from connectors.mysql.client import MySqlSettings
 from connectors.mysql.writer import MySqlWriter
 from connectors.formats.qldb import decode_record
 from connectors.formats.qldb_encode import encode_revision
-from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, document_json
+from connectors.rows.row_images import CURRENT, HISTORY, RowImage, document_json
 from job.cli.tools.simulate.qldb import ensure_stream, put_records
 from tests.conftest import run_job, write_properties
 from tests.support.oracle import actual_tables, diff, expected_tables

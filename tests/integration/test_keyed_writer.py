@@ -12,7 +12,7 @@ import json
 import pytest
 
 from connectors.formats.changes import canonical_key
-from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, document_json
+from connectors.rows.row_images import CURRENT, HISTORY, RowImage, document_json
 from connectors.mysql.writer import MySqlWriter
 from tests.integration.test_mysql_writer import columns, settings_for
 

@@ -14,7 +14,7 @@ import pytest
 from connectors.mysql.credentials import SecretSource
 from connectors.mysql.client import MySqlSettings, connect
 from connectors.mysql.writer import MySqlWriter
-from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, document_json
+from connectors.rows.row_images import CURRENT, HISTORY, RowImage, document_json
 
 
 def settings_for(services, database, **kw) -> MySqlSettings:

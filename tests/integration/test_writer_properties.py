@@ -28,7 +28,7 @@ from connectors.formats.changes import canonical_key
 from connectors.formats.qldb import Revision
 from connectors.mysql import sql
 from connectors.mysql.lookup import StoredVersions
-from connectors.mysql.row_images import document_json, image_of
+from connectors.rows.row_images import document_json, image_of
 from connectors.mysql.writer import CURRENT, HISTORY, MySqlWriter, RowImage
 from job.cli.tools.simulate.changes import SimChange, expected_tables as expected_keyed_tables
 from job.rules.ordering import OrderedDocument

@@ -7,7 +7,7 @@ with the JSON document compared as the exact text stored.
 from __future__ import annotations
 
 from connectors.mysql import sql
-from connectors.mysql.row_images import CURRENT, HISTORY, image_of, utc_naive
+from connectors.rows.row_images import CURRENT, HISTORY, image_of, utc_naive
 from job.cli.tools.simulate.qldb import expected_current
 def _row(image, history: bool) -> tuple:
     row = (image.document_id, image.version, image.tx_id, utc_naive(image.tx_time_us), image.document)

@@ -8,7 +8,8 @@ from amazon.ion import simpleion
 
 from connectors.formats import kpl
 from connectors.dead_letters import NO_SUB_SEQUENCE, DeadLetter, payload_position
-from connectors.formats.qldb import (MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH, REVISION_DETAILS, decode_kinesis_record)
+from connectors.formats.qldb import REVISION_DETAILS, decode_kinesis_record
+from connectors.rows.limits import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
 from connectors.formats.qldb_encode import encode_revision
 from job.cli.tools.simulate.qldb import BAD_KINDS, WorkloadSpec, bad_samples, generate
 

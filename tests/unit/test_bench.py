@@ -6,7 +6,7 @@ import threading
 import time
 
 from connectors.formats.qldb import decode_record
-from connectors.mysql.row_images import CURRENT, HISTORY
+from connectors.rows.row_images import CURRENT, HISTORY
 from job.cli.tools import delay_proxy
 from job.cli.tools.bench import consumers as bench_consumers
 from job.cli.tools.bench import cpu as bench_cpu

@@ -1,6 +1,7 @@
 import pytest
 
-from connectors.formats.changes import MAX_KEY_CHARS, BadChange, RowChange, canonical_key, check_key
+from connectors.rows.limits import MAX_ID_CHARS
+from connectors.formats.changes import BadChange, RowChange, canonical_key, check_key
 
 
 def test_canonical_key_keeps_types_and_order():
@@ -12,7 +13,7 @@ def test_canonical_key_keeps_types_and_order():
 
 def test_canonical_key_too_long_is_a_bad_change():
     with pytest.raises(BadChange, match="at most 128"):
-        canonical_key(("x" * MAX_KEY_CHARS,))
+        canonical_key(("x" * MAX_ID_CHARS,))
 
 
 def test_document_id_follows_the_key():

@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, strategies as st
 
 from connectors.formats.changes import BadChange, Piece, RowChange
-from connectors.formats.dsql_cdc import MAX_JSON_DEPTH, DsqlSettings, crc32c, decode, parse_keys
-from connectors.formats.qldb import MAX_DOCUMENT_BYTES
+from connectors.formats.dsql_cdc import DsqlSettings, crc32c, decode, parse_keys
+from connectors.rows.limits import MAX_DOCUMENT_BYTES, MAX_JSON_DEPTH
 from connectors.formats.registry import CHANGES, format_spec
 from job.config.properties import PropertiesError, parse_groups
+from job.config.settings import format_settings
 from job.rules.reassembly import Held, join
 from job.cli.tools.simulate.dsql_cdc import envelope, split, to_bytes
 
@@ -201,7 +202,7 @@ def test_registry_and_settings_from_properties():
                   "dsql.split.timeout.ms": "5000"}},
               {"PropertyGroupId": "sink", "PropertyMap": {
                   "mysql.host": "h", "mysql.database": "d", "mysql.user": "u", "mysql.password": "p"}}]
-    settings = spec.configure(parse_groups(groups))
+    settings = format_settings(parse_groups(groups))
     assert settings.keys == {"a": ("x", "y"), "s.b": ("id",)} and settings.split_timeout_ms == 5000
     groups[0]["PropertyMap"].pop("dsql.keys")
     with pytest.raises(PropertiesError, match="needs source.dsql.keys"):

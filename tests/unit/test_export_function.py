@@ -1,11 +1,11 @@
 """The export reader's Flink function without Flink: a fake runtime context stands in."""
 from __future__ import annotations
 
-from connectors.formats.qldb import MAX_DOCUMENT_BYTES
+from connectors.rows.limits import MAX_DOCUMENT_BYTES
 from connectors.formats.qldb_export import find_export, open_store
 from job.config.settings import DecodeSettings
 from job.functions.export import ReadExportObjectFunction
-from job.pipeline.item_rows import DEAD, KIND, REVISION, SEQUENCE_NUMBER, SHARD_ID, TBL
+from job.rows.item_rows import DEAD, KIND, REVISION, SEQUENCE_NUMBER, SHARD_ID, TBL
 from job.functions.status_board import read_board
 from job.cli.tools.simulate.export import ExportSpec, generate_ledger, write_export
 
@@ -142,7 +142,7 @@ def _rows(function, keys) -> list:
 
 
 def test_verify_passes_an_intact_export_whole(tmp_path):
-    from job.pipeline.item_rows import DOCUMENT_ID as DOC_ID, VERSION
+    from job.rows.item_rows import DOCUMENT_ID as DOC_ID, VERSION
 
     ledger = generate_ledger(ExportSpec(tables=2, documents=10, blocks_per_object=10))
     written = write_export(ledger, str(tmp_path / "export"), out=lambda *_: None)
@@ -165,7 +165,7 @@ def test_verify_refuses_exactly_the_blocks_verify_names(tmp_path):
 
     from connectors.formats.qldb_export import COMPLETED_SUFFIX
     from connectors.formats.qldb_verify import verify_export
-    from job.pipeline.item_rows import DOCUMENT_ID as DOC_ID, REASON, STAGE, VERSION
+    from job.rows.item_rows import DOCUMENT_ID as DOC_ID, REASON, STAGE, VERSION
     from job.cli.tools.simulate.export import STRAND
 
     ledger = generate_ledger(ExportSpec(tables=2, documents=15, blocks_per_object=10))

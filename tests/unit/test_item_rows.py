@@ -8,8 +8,8 @@ from hypothesis import given, strategies as st
 
 from connectors.dead_letters import DeadLetter
 from connectors.formats.qldb import Revision
-from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, image_of
-from job.pipeline.item_rows import (DEAD, GAP, ITEM_NAMES, ITEM_ROW, KIND, REVISION, SLOT, as_image, as_writer_item,
+from connectors.rows.row_images import CURRENT, HISTORY, RowImage, image_of
+from job.rows.item_rows import (DEAD, GAP, ITEM_NAMES, ITEM_ROW, KIND, REVISION, SLOT, as_image, as_writer_item,
                            dead_letter_row, gap_row, image_row, position_slot, revision_row, writer_slot)
 from job.rules.ordering import Gap
 from job.pipeline.assembly import rows_to_write_sql

@@ -395,11 +395,13 @@ def _format(args) -> tuple:
             raise RecordToolError(str(exc)) from None
     name = getattr(args, "format", None) or (props["source.format"] if props else "qldb")
     spec = format_spec(name)
-    if spec.kind != CHANGES or spec.configure is None:
+    if spec.kind != CHANGES:
         return spec, None
     if props is None:  # the format's defaults (dsql-cdc then knows no keys: each record says so)
         return spec, record_verdict.default_settings(spec)
-    return spec, spec.configure(props)
+    from job.config.settings import format_settings
+
+    return spec, format_settings(props, spec.name)
 
 
 def _encode(args, stdin, stdout) -> int:

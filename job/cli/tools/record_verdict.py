@@ -16,6 +16,7 @@ from connectors.formats.cloudwatch_logs import BadSubscriptionRecord, decode_sub
 from connectors.formats import kpl
 from connectors.formats.qldb import BLOCK_SUMMARY, CONTROL, REVISION_DETAILS, decode_kinesis_record
 from connectors.formats.registry import AUDIT, CHANGES, FORMATS, FormatSpec
+from job.config.properties import REQUIRED_BY_FORMAT
 
 # Outcome kinds, as `--json` prints them in "verdict".
 DEAD_LETTER = "dead-letter"
@@ -138,8 +139,8 @@ def other_format(data: bytes, spec: FormatSpec) -> Optional[tuple]:
         if other.kind == CHANGES:
             try:
                 other.decode(data, default_settings(other))
-            except NotConfigured as exc:
-                return name, exc.setting
+            except NotConfigured:
+                return name, REQUIRED_BY_FORMAT[name][0].name
             except BadChange:
                 continue
             return name, None
@@ -152,12 +153,13 @@ def other_format(data: bytes, spec: FormatSpec) -> Optional[tuple]:
 def default_settings(spec: FormatSpec):
     """A keyed change format's settings from default properties (DSQL then knows no table
     keys: each record says so); None for the other kinds."""
-    if spec.kind != CHANGES or spec.configure is None:
+    if spec.kind != CHANGES:
         return None
     from job.config.properties import parse_groups
+    from job.config.settings import format_settings
 
     props = parse_groups([{"PropertyGroupId": "source", "PropertyMap": {"stream.name": "-"}},
                           {"PropertyGroupId": "sink", "PropertyMap": {
                               "mysql.host": "-", "mysql.database": "-", "mysql.user": "-",
                               "mysql.password": "-"}}], origin="defaults")
-    return spec.configure(props)
+    return format_settings(props, spec.name)

@@ -17,7 +17,7 @@ import pymysql
 from connectors.mysql import sql
 from connectors.mysql.client import MySqlSettings, connect, is_transient
 from connectors.mysql.writer import MySqlWriter
-from connectors.mysql.row_images import CURRENT, HISTORY, image_of, utc_naive
+from connectors.rows.row_images import CURRENT, HISTORY, image_of, utc_naive
 
 # What today's Lambda consumers do: one transaction per this many records.
 COMMIT_EVERY = 10

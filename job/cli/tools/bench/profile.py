@@ -28,7 +28,7 @@ KINDS = (
     ("Java<->Python serialization (coders, pickle)", ("coder_impl", "coders.py", "pickle", "beam_coder",
                                                      "apache_beam/coders", "fast_coders")),
     ("Ion decoding (amazon-ion, KPL, Ion->JSON)", ("amazon/ion", "connectors/formats/", "aws_kinesis_agg")),
-    ("row images (JSON text of each revision)", ("connectors/mysql/row_images", "json/encoder")),
+    ("row images (JSON text of each revision)", ("connectors/rows/row_images", "json/encoder")),
     ("SQL (writer, pymysql)", ("pymysql", "connectors/mysql/")),
     ("Kinesis reads (boto3)", ("botocore", "boto3", "urllib3", "connectors/kinesis/", "http/client")),
     ("status board, metrics", ("job/functions/status_board", "metric")),

@@ -23,7 +23,8 @@ from typing import Iterable, Callable, Optional
 from amazon.ion import simpleion
 
 from connectors.formats import kpl
-from connectors.formats.qldb import ION_BVM, MAX_JSON_DEPTH, REVISION_DETAILS
+from connectors.formats.qldb import ION_BVM, REVISION_DETAILS
+from connectors.rows.limits import MAX_JSON_DEPTH
 from connectors.formats.qldb_encode import DEFAULT_STREAM_ARN, encode_block_summary, encode_control, encode_revision
 
 TABLE_NAMES = ("Person", "VehicleRegistration", "DriversLicense", "Vehicle", "Policy", "Claim")

@@ -21,7 +21,7 @@ from pyflink.common import Row, Types
 
 from connectors.dead_letters import DeadLetter
 from connectors.formats.changes import Piece, RowChange
-from connectors.mysql.row_images import CURRENT, HISTORY, RowImage, epoch_us, revision_json
+from connectors.rows.row_images import CURRENT, HISTORY, RowImage, epoch_us, revision_json
 from job.rules.ordering import Gap
 
 REVISION = "revision"  # decoded, not yet ordered: the source of current and history rows
