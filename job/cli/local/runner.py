@@ -1,4 +1,5 @@
-"""Runs the job on a local Flink mini-cluster, prints its progress, and stops it.
+"""Runs the job on a local Flink mini-cluster (or a --jobmanager cluster), prints its
+progress, and stops it; the job's lifecycle is job/cli/local/driver.py's LocalJob.
 
 "Caught up" (``--until-caught-up``) means: the Kinesis connector's metrics say every
 listed shard is read to its tip (``millisBehindLatest`` 0; closed shards read to their
