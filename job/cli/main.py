@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         return 2
     except Exception as exc:
         from job.cli.local.cluster import ClusterError
-        from job.cli.local.runner import JobFailed
+        from job.cli.local.driver import JobFailed
         from job.cli.local.services import ServiceError
 
         if isinstance(exc, (ServiceError, JobFailed, ClusterError)):

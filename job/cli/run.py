@@ -46,7 +46,8 @@ def run_command(args) -> int:
     # is one or two lines and exit 2 (job/cli/errors.py reports what this raises).
     preflight(props, lambda text: print(f"ledgersync: {text}", flush=True))
 
-    from job.cli.local.runner import DEFAULT_FLINK_CONF, JobFailed, run_local  # PyFlink: only when it runs
+    from job.cli.local.driver import JobFailed
+    from job.cli.local.runner import DEFAULT_FLINK_CONF, run_local  # PyFlink: only when it runs
 
     debug = getattr(args, "debug", False)
     log_path, user_stderr = (None, sys.stderr) if debug else _stderr_to_log()

@@ -188,7 +188,7 @@ def _flink_conf_dir(tmp_path, runtime_python) -> str:
     defaults (JVM options included) with the local mini-cluster settings on top."""
     import yaml
 
-    from job.cli.local.runner import read_flink_conf
+    from job.cli.local.driver import read_flink_conf
 
     conf = tmp_path / "flink-conf"
     conf.mkdir()

@@ -9,7 +9,7 @@ import yaml
 
 from job.cli.main import build_parser
 from job.cli.local.cluster import ClusterState, LocalCluster
-from job.cli.local.runner import JobFailed, parse_jobmanager
+from job.cli.local.driver import JobFailed, parse_jobmanager
 
 
 def test_jobmanager_address_is_host_and_port():

@@ -101,7 +101,7 @@ def test_zip_layout_main_file_and_packages_at_the_root_deps_under_pyfiles(small_
 
 
 # Tooling: what a local user or a developer runs, never the job on MSF.
-TOOLING = ("job/cli/main.py", "job/cli/__main__.py", "job/cli/local/runner.py", "job/cli/local/services.py", "job/cli/local/cluster.py",
+TOOLING = ("job/cli/main.py", "job/cli/__main__.py", "job/cli/local/runner.py", "job/cli/local/driver.py", "job/cli/local/services.py", "job/cli/local/cluster.py",
            "job/cli/tools/package.py", "job/cli/tools/bench/main.py", "job/cli/tools/simulate/qldb.py", "job/cli/tools/simulate/audit.py", "job/cli/tools/record.py",
            "job/cli/audit.py", "job/cli/local/audit_source.py", "job/cli/tools/ship_audit.py", "job/cli/show.py", "job/cli/tools/delay_proxy.py")
 

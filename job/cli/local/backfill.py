@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass
 from typing import Optional
 
 from connectors.formats.qldb_export import Export, ExportError, find_export, open_store
 from job.config.properties import Properties
-from job.cli.local.jvm import explain_failure
 from job.functions.status_board import read_board
-from job.cli.local.runner import (DEFAULT_FLINK_CONF, DEFAULT_LOCAL_DIR, JobFailed, _cancel_quietly, _raise_if_ended,
-                              _root_cause, _StopRequests, flink_configuration, free_port, job_state)
+from job.cli.local.driver import JobFailed, LocalJob
+from job.cli.local.runner import DEFAULT_FLINK_CONF, DEFAULT_LOCAL_DIR
 
 
 @dataclass
@@ -113,8 +111,6 @@ def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *
     """Run the backfill to its end. ``verify``: check every block as ``ledgersync verify``
     does and write only those that pass; an export that cannot be verified (JSON) raises
     ``Unverifiable`` before Flink starts."""
-    from pyflink.datastream import StreamExecutionEnvironment  # not at the top: `backfill --help` stays quick
-
     from job.pipeline.backfill import build_backfill
 
     def say(text: str) -> None:
@@ -141,57 +137,32 @@ def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *
         say("nothing to backfill: the completed manifests list no data objects")
         return empty
 
-    run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
-    status_dir = os.path.join(local_dir, "runs", run_id, "status")
     # Not under .local/checkpoints: `run --from-latest-checkpoint` must never pick a backfill's.
-    checkpoint_dir = os.path.join(local_dir, "backfill-checkpoints")
-    rest_port = free_port()
-    extra = {"rest.port": str(rest_port), "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1"}
-    if parallelism:
-        extra["parallelism.default"] = str(parallelism)
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(flink_conf, checkpoint_dir, extra))
-    build_backfill(env, props, export, status_dir, verify=verify)
-    started = time.monotonic()
-    client = env.execute_async(f"ledgersync-backfill-{export.export_id}")
-    say(f"job {client.get_job_id()} running; status in {status_dir}; Flink REST/web UI http://127.0.0.1:{rest_port}")
-    last_print = 0.0
+    job = LocalJob(flink_conf=flink_conf, checkpoint_dir=os.path.join(local_dir, "backfill-checkpoints"),
+                   local_dir=local_dir, parallelism=parallelism, say=say)
+    env = job.environment()
+    build_backfill(env, props, export, job.status_dir, verify=verify)
+    job_id = job.submit(env, f"ledgersync-backfill-{export.export_id}")
+    say(f"job {job_id} running; status in {job.status_dir}; Flink REST/web UI {job.rest_url}")
     first_seen = None
-    finished = False
-    with _StopRequests() as stop:
-        try:
-            while True:
-                now = time.monotonic()
-                progress = summarize(read_board(status_dir), export, now - started, verify)
-                if first_seen is None and progress.done_and_total()[0] > 0:
-                    first_seen = (progress.elapsed_s, progress.done_and_total()[0])
-                progress.first_seen = first_seen
-                state = job_state(client)
-                if state in ("FINISHED", "ENDED"):
-                    _raise_unless_finished(client)
-                    finished = True
-                    progress = summarize(read_board(status_dir), export, time.monotonic() - started, verify)
-                    say(f"backfill done after {progress.elapsed_s:.1f}s: {progress.line()}")
-                    if verify:
-                        say(progress.verdict())
-                    return progress
-                if state in ("FAILED", "CANCELED", "SUSPENDED"):
-                    _raise_if_ended(client)
-                if now - last_print >= progress_every_s:
-                    say(f"[{now - started:6.1f}s] {progress.line()}")
-                    last_print = now
-                if stop.requested:
-                    raise JobFailed(f"{stop.requested}: backfill stopped after {now - started:.1f}s: {progress.line()} "
-                                    "(run it again: what is written already changes nothing)")
-                if timeout_s is not None and now - started > timeout_s:
-                    raise JobFailed(f"backfill not done after {timeout_s:.0f}s: {progress.line()}")
-                time.sleep(0.25)
-        finally:
-            if not finished:
-                _cancel_quietly(client)
 
+    def progress(elapsed_s: float) -> BackfillProgress:
+        nonlocal first_seen
+        current = summarize(read_board(job.status_dir), export, elapsed_s, verify)
+        if first_seen is None and current.done_and_total()[0] > 0:
+            first_seen = (current.elapsed_s, current.done_and_total()[0])
+        current.first_seen = first_seen
+        return current
 
-def _raise_unless_finished(client) -> None:
-    try:
-        client.get_job_execution_result().result()
-    except Exception as exc:
-        raise JobFailed(f"backfill job failed: {explain_failure(_root_cause(exc))}") from None
+    with job:
+        watched = job.watch(progress, finish=True, progress_every_s=progress_every_s, timeout_s=timeout_s)
+        current = watched.progress
+        if watched.why == "finished":
+            say(f"backfill done after {current.elapsed_s:.1f}s: {current.line()}")
+            if verify:
+                say(current.verdict())
+            return current
+        if watched.why == "timeout":
+            raise JobFailed(f"backfill not done after {timeout_s:.0f}s: {current.line()}")
+        raise JobFailed(f"{watched.why}: backfill stopped after {watched.elapsed_s:.1f}s: {current.line()} "
+                        "(run it again: what is written already changes nothing)")

@@ -28,7 +28,8 @@ import yaml
 
 from connectors.kinesis.source import LOCAL_ENDPOINT_JAVA_OPTS
 from job.cli.local import processes
-from job.cli.local.runner import DEFAULT_LOCAL_DIR, free_port
+from job.cli.local.driver import free_port
+from job.cli.local.runner import DEFAULT_LOCAL_DIR
 
 
 class ClusterError(RuntimeError):

@@ -1,4 +1,5 @@
-"""Runs the job on a local Flink mini-cluster, prints its progress, and stops it.
+"""Runs the job on a local Flink mini-cluster (or a --jobmanager cluster), prints its
+progress, and stops it; the job's lifecycle is job/cli/local/driver.py's LocalJob.
 
 "Caught up" (``--until-caught-up``) means: the Kinesis connector's metrics say every
 listed shard is read to its tip (``millisBehindLatest`` 0; closed shards read to their
@@ -17,8 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from job.functions import names
 from job.functions.status_board import StatusBoard, read_board
 from job.cli.local.source_status import SourceStatus, SourceWatcher
 from job.cli.local.connector_jar import JarError, ensure_connector_jar
-from job.cli.local.jvm import apply_local_jvm_defaults, explain_failure
+from job.cli.local.driver import JobFailed, LocalJob
 from job.cli.local.job_identity import (ForeignRestore, check_restore, describe as describe_identity, differences,
                                     job_identity, read_identity, write_identity)
 from connectors.aws_clients import aws_client
@@ -44,44 +43,6 @@ DEFAULT_CHECKPOINT_DIR = os.path.join(DEFAULT_LOCAL_DIR, "checkpoints")
 # below): "at the tip, and the count of records read unchanged" must hold at least this long,
 # so the decision never rests on a reading from before the checkpoint it waits for.
 CAUGHT_UP_SETTLE_S = 2.5
-
-
-# `run --jobmanager`: a lost TaskManager is retried from the newest checkpoint. Once a
-# standalone cluster has been up longer than `resourcemanager.standalone.start-up-time`
-# (5 min by default), a restart that finds too few slots fails at once ("Could not acquire
-# the minimum required resources") and counts as one more attempt, so the attempts must
-# outlast the time a replacement TaskManager takes to register: backoff 1 s doubling to
-# 30 s, 30 attempts, about 13 minutes in all, before the job is given up.
-CLUSTER_RESTART_STRATEGY = {"restart-strategy.type": "exponential-delay",
-                            "restart-strategy.exponential-delay.initial-backoff": "1 s",
-                            "restart-strategy.exponential-delay.max-backoff": "30 s",
-                            "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
-                            "restart-strategy.exponential-delay.jitter-factor": "0.1",
-                            "restart-strategy.exponential-delay.attempts-before-reset-backoff": "30"}
-
-
-class JobFailed(RuntimeError):
-    pass
-
-
-def parse_jobmanager(text: str) -> tuple:
-    """``HOST:PORT`` of a cluster's REST endpoint (as ``flink run -m`` takes it)."""
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise JobFailed(f"--jobmanager {text!r}: expected HOST:PORT of the cluster's REST endpoint, "
-                        "e.g. 127.0.0.1:8081")
-    return host, int(port)
-
-
-def read_flink_conf(path: str) -> dict:
-    """Flat ``key: value`` YAML, as Flink's own config.yaml allows."""
-    import yaml
-
-    with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected flat 'key: value' lines")
-    return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in data.items()}
 
 
 def checkpoint_numbers(job_checkpoint_dir: str) -> tuple:
@@ -221,46 +182,26 @@ def summarize(board: dict, source: Optional[SourceStatus] = None) -> Progress:
     return progress
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def flink_configuration(conf_path: str, checkpoint_dir: str, extra: Optional[dict] = None):
-    from pyflink.common import Configuration
-
-    apply_local_jvm_defaults()  # before Configuration(), which starts PyFlink's JVM (job/cli/local/jvm.py)
-    conf = Configuration()
-    for key, value in read_flink_conf(conf_path).items():
-        conf.set_string(key, value)
-    conf.set_string("python.executable", sys.executable)
-    conf.set_string("execution.checkpointing.dir", "file://" + os.path.abspath(checkpoint_dir))
-    for key, value in (extra or {}).items():
-        conf.set_string(key, value)
-    return conf
-
-
-class _StopRequests:
-    """SIGTERM and Ctrl-C ask the run to stop cleanly; a second Ctrl-C gives up waiting."""
+class CaughtUp:
+    """The ``--until-caught-up`` test, asked once a poll: every shard at its tip and the count
+    of records read unchanged since a checkpoint was triggered, that checkpoint (or a later
+    one) complete, no writer slot pending, no split record held, and the tip held for
+    CAUGHT_UP_SETTLE_S."""
 
     def __init__(self):
-        self.requested: Optional[str] = None
-        self._previous: dict = {}
+        self._checkpoint: Optional[int] = None  # the highest triggered when the tip was reached
+        self._records = -1
+        self._since = 0.0
 
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
+    def check(self, progress: Progress, triggered: int, now: float) -> bool:
+        if not progress.all_at_tip or progress.records_read != self._records:
+            # (Re)start the wait: the tip must hold across a whole checkpoint.
+            self._checkpoint = triggered if progress.all_at_tip else None
+            self._records = progress.records_read if progress.all_at_tip else -1
+            self._since = now
+            return False
+        return (progress.checkpoint > self._checkpoint and progress.writers_pending == 0
+                and progress.split_held == 0 and now - self._since >= CAUGHT_UP_SETTLE_S)
 
 
 def run_local(props: Properties, *, until_caught_up: bool,
@@ -270,15 +211,11 @@ def run_local(props: Properties, *, until_caught_up: bool,
               from_latest_checkpoint: bool = False, stop_with_savepoint: Optional[str] = None,
               parallelism: Optional[int] = None, jobmanager: Optional[str] = None,
               out=sys.stdout) -> Progress:
-    from pyflink.datastream import StreamExecutionEnvironment
-
     from job.pipeline.assembly import build_pipeline
 
     def say(text: str) -> None:
         print(f"ledgersync: {text}", file=out, flush=True)
 
-    run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
-    status_dir = os.path.join(local_dir, "runs", run_id, "status")
     checkpoint_dir = os.path.abspath(checkpoint_dir or os.path.join(local_dir, "checkpoints"))
     if from_savepoint and from_latest_checkpoint:
         raise JobFailed("use either --from-savepoint or --from-latest-checkpoint, not both")
@@ -301,132 +238,86 @@ def run_local(props: Properties, *, until_caught_up: bool,
         if warning:
             say(warning)
         say(f"restoring from {from_savepoint}")
-    if jobmanager:
-        # A running cluster (e.g. `ledgersync cluster up`), over REST. Losing a TaskManager is
-        # normal there, so a bounded restart strategy replaces the local "fail at once"; the
-        # checkpoint directory must be on a disk every TaskManager sees (here: this machine's).
-        host, rest_port = parse_jobmanager(jobmanager)
-        extra = {"execution.target": "remote", "rest.address": host, "rest.port": str(rest_port),
-                 **CLUSTER_RESTART_STRATEGY}
-    else:
-        rest_port = free_port()
-        extra = {"rest.port": str(rest_port), "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1"}
-        host = "127.0.0.1"
-    if parallelism:
-        extra["parallelism.default"] = str(parallelism)
+    job = LocalJob(flink_conf=flink_conf, checkpoint_dir=checkpoint_dir, local_dir=local_dir, jobmanager=jobmanager,
+                   parallelism=parallelism, say=say)
+    status_dir = job.status_dir
+    settings = {}
     if from_savepoint:
-        extra["execution.state-recovery.path"] = from_savepoint
+        settings["execution.state-recovery.path"] = from_savepoint
     # The connector and our schema class (connectors/jvm), shipped with the job.
     try:
-        extra["pipeline.jars"] = "file://" + ensure_connector_jar(say)
+        settings["pipeline.jars"] = "file://" + ensure_connector_jar(say)
     except JarError as exc:
         raise JobFailed(str(exc)) from None
     # The REST metric store (shard lag, records read) refreshes every second, not every 10.
-    extra["metrics.fetcher.update-interval"] = "1000"
+    settings["metrics.fetcher.update-interval"] = "1000"
     if is_local_endpoint(props["source.aws.endpoint"]):
         # Must be in the environment before PyFlink starts its JVM (the mini-cluster runs in it).
         os.environ.update(LOCAL_ENDPOINT_ENVIRONMENT)
-    conf = flink_configuration(flink_conf, checkpoint_dir, extra)
-    if jobmanager:
-        # get_execution_environment() outside the `flink` CLI always makes a local one
-        # (Flink sets execution.target=local there); the constructor honours "remote".
-        from pyflink.java_gateway import get_gateway
-
-        env = StreamExecutionEnvironment(
-            get_gateway().jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment(
-                conf._j_configuration))
-    else:
-        env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env = job.environment(settings)
     build_pipeline(env, props, status_dir)
-    started = time.monotonic()
-    client = env.execute_async("ledgersync")
-    job_id = str(client.get_job_id())
+    job_id = job.submit(env, "ledgersync")
     job_checkpoints = os.path.join(checkpoint_dir, job_id)
     write_identity(job_checkpoints, identity)
     say(f"job {job_id} running; checkpoints in {job_checkpoints}; status in {status_dir}; "
-        f"Flink REST/web UI http://{host}:{rest_port}")
+        f"Flink REST/web UI {job.rest_url}")
     watcher = SourceWatcher(aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"], attempts=2),
-                            props["source.stream.name"], f"http://{host}:{rest_port}")
+                            props["source.stream.name"], job.rest_url)
     # The source's progress on the status board too, for tools that watch a run from
     # outside (the benchmark waits for "every shard at its tip" there).
     source_board = StatusBoard(status_dir)
-    tip_checkpoint: Optional[int] = None
-    tip_records = -1
-    tip_seen_at = 0.0
-    last_print = 0.0
-    stopped_with_savepoint = False
     shown_notices: set = set()
+    triggered = 0
+
+    def progress(elapsed_s: float) -> Progress:
+        nonlocal triggered
+        current = summarize(read_board(status_dir), watcher.poll(job_id))
+        source_board.publish("reader", source_entry(watcher.status))
+        if watcher.trouble:
+            current.troubles.append(watcher.trouble)
+        for text in current.notices:
+            if text not in shown_notices:
+                shown_notices.add(text)
+                say(text)
+        triggered, current.checkpoint = checkpoint_numbers(job_checkpoints)
+        return current
+
+    caught_up = CaughtUp()
+    stopped_with_savepoint = False
     outcome = "stopped"
-    with _StopRequests() as stop:
-        try:
-            while True:
-                _raise_if_ended(client, remote=bool(jobmanager))
-                now = time.monotonic()
-                progress = summarize(read_board(status_dir), watcher.poll(job_id))
-                source_board.publish("reader", source_entry(watcher.status))
-                if watcher.trouble:
-                    progress.troubles.append(watcher.trouble)
-                for text in progress.notices:
-                    if text not in shown_notices:
-                        shown_notices.add(text)
-                        say(text)
-                triggered, progress.checkpoint = checkpoint_numbers(job_checkpoints)
-                if now - last_print >= progress_every_s:
-                    say(f"[{now - started:6.1f}s] {progress.line()}")
-                    last_print = now
-                if stop.requested:
-                    say(f"{stop.requested}: stopping after {now - started:.1f}s: {progress.line()}")
-                    break
-                if until_caught_up:
-                    if not progress.all_at_tip or progress.records_read != tip_records:
-                        # (Re)start the wait: the tip must hold across a whole checkpoint.
-                        tip_checkpoint = triggered if progress.all_at_tip else None
-                        tip_records = progress.records_read if progress.all_at_tip else -1
-                        tip_seen_at = now
-                    elif (progress.checkpoint > tip_checkpoint and progress.writers_pending == 0
-                          and progress.split_held == 0 and now - tip_seen_at >= CAUGHT_UP_SETTLE_S):
-                        say(f"caught up after {now - started:.1f}s: {progress.line()}")
-                        break
-                if timeout_s is not None and now - started > timeout_s:
-                    raise JobFailed(f"not caught up after {timeout_s:.0f}s: {progress.line()}")
-                time.sleep(0.25)
+    try:
+        with job:
+            watched = job.watch(progress, progress_every_s=progress_every_s, timeout_s=timeout_s,
+                                done=(lambda current, now: caught_up.check(current, triggered, now))
+                                if until_caught_up else None)
+            current = watched.progress
+            if watched.why == "timeout":
+                raise JobFailed(f"not caught up after {timeout_s:.0f}s: {current.line()}")
+            if watched.why == "done":
+                say(f"caught up after {watched.elapsed_s:.1f}s: {current.line()}")
+            else:
+                say(f"{watched.why}: stopping after {watched.elapsed_s:.1f}s: {current.line()}")
             say(f"source: {describe_shards(watcher.status)}")
             if stop_with_savepoint:
-                path = _stop_with_savepoint(client, "file://" + os.path.abspath(stop_with_savepoint))
+                path = job.stop_with_savepoint(stop_with_savepoint)
                 stopped_with_savepoint = True
-                write_identity(_local_path(path), identity)
-                say(f"stopped with savepoint {_local_path(path)}; resume with: "
-                    f"ledgersync run --from-savepoint {_local_path(path)}")
-            outcome = "caught up" if not stop.requested else f"stopped ({stop.requested})"
-            return progress
-        except JobFailed as exc:
-            outcome = f"failed: {str(exc).splitlines()[0]}"
-            raise
-        except BaseException as exc:
-            outcome = f"failed: {type(exc).__name__}: {exc}"
-            raise
-        finally:
-            if not stopped_with_savepoint:
-                _cancel_quietly(client)
-                latest = newest_checkpoint_of_job(job_checkpoints)
-                resume = (f"; its newest checkpoint is {latest} (resume with --from-latest-checkpoint"
-                          + ("" if checkpoint_dir == DEFAULT_CHECKPOINT_DIR else f" --checkpoint-dir {checkpoint_dir}")
-                          + ")") if latest else "; it took no checkpoint"
-                say(f"job {job_id} {outcome}{resume}")
-
-
-def _stop_with_savepoint(client, directory: str) -> str:
-    """JobClient.stopWithSavepoint; PyFlink 2.2's wrapper calls a Java signature that no longer
-    exists (it lacks the savepoint format), so the Java method is called directly."""
-    from pyflink.common.completable_future import CompletableFuture
-    from pyflink.java_gateway import get_gateway
-
-    canonical = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
-    return CompletableFuture(client._j_job_client.stopWithSavepoint(False, directory, canonical), str).result()
-
-
-def _local_path(uri: str) -> str:
-    return uri[len("file:"):] if uri.startswith("file:") else uri
+                write_identity(path, identity)
+                say(f"stopped with savepoint {path}; resume with: ledgersync run --from-savepoint {path}")
+            outcome = "caught up" if not job.stop_requested else f"stopped ({job.stop_requested})"
+            return current
+    except JobFailed as exc:
+        outcome = f"failed: {str(exc).splitlines()[0]}"
+        raise
+    except BaseException as exc:
+        outcome = f"failed: {type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if not stopped_with_savepoint:  # the job is cancelled by now (leaving `with job`)
+            latest = newest_checkpoint_of_job(job_checkpoints)
+            resume = (f"; its newest checkpoint is {latest} (resume with --from-latest-checkpoint"
+                      + ("" if checkpoint_dir == DEFAULT_CHECKPOINT_DIR else f" --checkpoint-dir {checkpoint_dir}")
+                      + ")") if latest else "; it took no checkpoint"
+            say(f"job {job_id} {outcome}{resume}")
 
 
 def source_entry(status: SourceStatus) -> dict:
@@ -445,49 +336,3 @@ def describe_shards(status: SourceStatus) -> str:
                                              "not read yet" if lag is None or lag < 0 else f"{lag} ms behind"))
     subtasks = f" by {status.subtasks} source subtask{'s' if status.subtasks != 1 else ''}" if status.subtasks else ""
     return f"{status.records_read} records read{subtasks}; " + ("; ".join(parts) or "no shards listed")
-
-
-def job_state(client, remote: bool = False) -> Optional[str]:
-    """The job's status name; "ENDED" when a local mini-cluster is gone (it shuts down as soon
-    as its job has ended); None for a cluster that did not answer (ask again next time)."""
-    try:
-        status = client.get_job_status().result()
-        return getattr(status, "name", str(status))
-    except Exception:
-        return None if remote else "ENDED"
-
-
-def _raise_if_ended(client, remote: bool = False) -> None:
-    name = job_state(client, remote)
-    if name is None:
-        return
-    if name in ("FAILED", "CANCELED", "FINISHED", "SUSPENDED", "ENDED"):
-        cause = ""
-        try:
-            client.get_job_execution_result().result()
-        except Exception as exc:  # the job's own failure, reported below
-            cause = f": {_root_cause(exc) if remote else explain_failure(_root_cause(exc))}"
-        raise JobFailed(f"Flink job ended ({name}){cause}\n"
-                        f"(Python tracebacks are printed above; Flink logs: {pyflink_log_dir()})")
-
-
-def _root_cause(exc: BaseException) -> str:
-    text = str(exc)
-    # Py4J wraps Java exceptions; the last "Caused by" line is the useful one.
-    causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by:")]
-    return causes[-1] if causes else text.splitlines()[0] if text else type(exc).__name__
-
-
-def _cancel_quietly(client) -> None:
-    try:
-        status = client.get_job_status().result()
-        if getattr(status, "name", "") not in ("FAILED", "CANCELED", "FINISHED"):
-            client.cancel().result()
-    except Exception:  # already gone: nothing to cancel
-        pass
-
-
-def pyflink_log_dir() -> str:
-    import pyflink
-
-    return os.path.join(os.path.dirname(pyflink.__file__), "log")

@@ -161,7 +161,7 @@ class JobRun:
         return code
 
     def stop(self) -> int:
-        """SIGTERM: the run cancels its job and ends (see job/cli/local/runner.py)."""
+        """SIGTERM: the run cancels its job and ends (see job/cli/local/driver.py)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
