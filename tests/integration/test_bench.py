@@ -47,7 +47,8 @@ def test_bench_runs_every_part_and_writes_every_figure(services, tmp_path):
     assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
     assert all(value is not None for value in figures["ratios"].values()), figures["ratios"]
     assert set(figures["targets"]) == {"batched_loopback_x", "per_record_loopback_x", "per_record_delayed_x",
-                                       "cpu_us_per_revision", "p99_latency_ms", "peak_rss_mib", "soak_rss_growth"}
+                                       "cpu_us_per_revision", "startup_cpu_seconds", "p99_latency_ms", "peak_rss_mib",
+                                       "soak_rss_growth", "p2_vs_p1_x"}
     assert all(t["met"] is not None for name, t in figures["targets"].items() if name != "soak_rss_growth")
     assert "soak" not in figures  # off by default
     # The same figures are printed as one table.

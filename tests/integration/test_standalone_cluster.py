@@ -50,10 +50,11 @@ def test_taskmanager_killed_mid_stream_on_a_standalone_cluster_loses_nothing(
     expected = expected_tables([decode_record(encode(r)).revision for r in revisions], history=True)
     history_tables = [t for t in expected if t.endswith("_history")]
 
-    # Small GetRecords batches make reading take a while (4 shards x 5 calls/s x 40 records),
-    # so that the kill lands mid-stream on a quiet machine too.
+    # Small GetRecords batches make reading take a while (4 shards x 5 calls/s x 10 records:
+    # about 50 s for the 10,500 records), so that the kill lands mid-stream on a quiet machine
+    # too (with 40 a record, a CI run read and wrote everything before the first checkpoint).
     props = write_properties(tmp_path, stream=stream_name, database=mysql_database,
-                             source={"flink.shard.getrecords.maxrecordcount": "40"}, replication={"history": "true"})
+                             source={"flink.shard.getrecords.maxrecordcount": "10"}, replication={"history": "true"})
     state = cluster.state()
     checkpoints = tmp_path / "checkpoints"
     job = JobProcess(["--properties", props, "--until-caught-up", "--timeout", "480",
