@@ -15,8 +15,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # LEDGERSYNC_MYSQL_PORT moves MariaDB. Unset: moto, as always.
 TEST_AWS_ENDPOINT = os.environ.get("LEDGERSYNC_TEST_AWS_ENDPOINT", "").strip()
 
-# The JVM options `ledgersync` gives a local run, also for jobs a test starts in this
-# process (the CLI sets them for the jobs tests run as `python -m job.cli`).
+# The JVM flags `ledgersync`'s CLI puts in its environment (job/cli/local/jvm.py), also in
+# this process's: a standalone cluster a test starts here gets them as `ledgersync cluster`
+# does (Flink's scripts read JVM_ARGS too); jobs run as `python -m job.cli` set them anyway.
 from job.cli.local.jvm import apply_local_jvm_defaults  # noqa: E402
 
 apply_local_jvm_defaults()

@@ -202,3 +202,11 @@ def test_leaving_cancels_a_job_that_runs_and_not_one_that_ended():
 def test_a_gone_jvm_fails_the_watch_at_once_naming_the_cause():
     with pytest.raises(JobFailed, match="lost PyFlink's JVM .*Answer from Java side is empty"):
         _job(GoneJvm()).watch(lambda _elapsed: Line())
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_an_out_of_memory_failure_names_jvm_args_only_on_the_local_mini_cluster(local):
+    oom = RuntimeError("An error occurred while calling o12.get.\nCaused by: java.lang.OutOfMemoryError: Java heap space")
+    state = read_state(Client(Status.FAILED, Future(error=oom)), local)
+    assert state.cause.startswith("Caused by: java.lang.OutOfMemoryError: Java heap space")
+    assert ("JVM_ARGS=-Xmx2g" in state.cause) == local

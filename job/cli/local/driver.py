@@ -144,30 +144,32 @@ def read_state(client, local: bool) -> JobState:
         if local:
             result = client.get_job_execution_result()
             if result.done():
-                return _ended(result, None)
+                return _ended(result, None, local)
         try:
             status = client.get_job_status().result()
         except Exception:
             if local:  # ended (and shut down) between the two calls?
                 result = client.get_job_execution_result()
                 if result.done():
-                    return _ended(result, None)
+                    return _ended(result, None, local)
             raise
         name = getattr(status, "name", str(status))
-        return _ended(client.get_job_execution_result(), name) if name in ENDED_STATES else JobState(name)
+        return _ended(client.get_job_execution_result(), name, local) if name in ENDED_STATES else JobState(name)
     except Exception as exc:
         return JobState(UNANSWERED, cause=root_cause(exc), jvm_gone=_is_py4j_network_error(exc))
 
 
-def _ended(result, name: Optional[str]) -> JobState:
-    """An ended job's state and, if it failed, its root cause (from its result)."""
+def _ended(result, name: Optional[str], local: bool) -> JobState:
+    """An ended job's state and, if it failed, its root cause (from its result); on the
+    local mini-cluster, whose JVM ``JVM_ARGS`` sizes, an OutOfMemoryError names it."""
     try:
         result.result()
         return JobState(name or "FINISHED")
     except Exception as exc:  # the job's own failure, reported by the caller
         if name is None:
             name = "CANCELED" if "JobCancellationException" in str(exc) else "FAILED"
-        return JobState(name, cause=explain_failure(root_cause(exc)))
+        cause = root_cause(exc)
+        return JobState(name, cause=explain_failure(cause) if local else cause)
 
 
 def _is_py4j_network_error(exc: BaseException) -> bool:
