@@ -127,7 +127,7 @@ test-integration: install
 # LOCALSTACK_TESTS="-m integration" runs the whole integration suite there (about 30 minutes).
 LOCALSTACK_TESTS ?= -m localstack
 test-localstack: install
-	$(PY) tests/support/localstack_namespace.py -- $(PY) -m pytest $(LOCALSTACK_TESTS) $(PYTEST_ARGS)
+	$(PY) tests/support/localstack_namespace.py -- $(PY) -m pytest $(LOCALSTACK_TESTS) $(XDIST) $(PYTEST_ARGS)
 
 # Coverage-guided fuzzing (atheris) of every decoder that takes outside bytes; corpora and
 # crash files under .local/fuzz/ (tests/fuzz/decoders.py). The unit tests run 2 s per target.
