@@ -14,6 +14,10 @@ BASE_PYTHON ?= $(shell for p in python3.11 $(sort $(wildcard /root/.pyenv/versio
 JAR := connectors/jvm/target/ledgersync-kinesis.jar
 JAR_SOURCES := connectors/jvm/pom.xml $(shell find connectors/jvm/src -type f 2>/dev/null)
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): most of an integration test's time is spent waiting (for a
+# checkpoint, MariaDB, the stream), so two share this 2-core machine well. 0: one process.
+PYTEST_WORKERS ?= 2
+XDIST := -n $(PYTEST_WORKERS) --dist worksteal
 
 .PHONY: help install java jar run test test-unit test-integration test-localstack services services-down services-status clean package fuzz
 
@@ -108,13 +112,13 @@ WITH_SERVICES = started=0; audit_up=1; $(LEDGERSYNC) audit-source status >/dev/n
 	trap '[ $$audit_up = 1 ] || $(LEDGERSYNC) audit-source down >/dev/null; [ $$started = 1 ] && $(LEDGERSYNC) services down' EXIT;
 
 test: install
-	@$(WITH_SERVICES) $(PY) -m pytest $(PYTEST_ARGS)
+	@$(WITH_SERVICES) $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-unit: install
-	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not integration" $(XDIST) $(PYTEST_ARGS)
 
 test-integration: install
-	@$(WITH_SERVICES) $(PY) -m pytest -m integration $(PYTEST_ARGS)
+	@$(WITH_SERVICES) $(PY) -m pytest -m integration $(XDIST) $(PYTEST_ARGS)
 
 # The tests marked `localstack` (what moto cannot serve: resharding, EFO; plus one end-to-end
 # run as a cross-check) against LocalStack instead of moto: installs LocalStack (Python 3.13
@@ -123,7 +127,7 @@ test-integration: install
 # LOCALSTACK_TESTS="-m integration" runs the whole integration suite there (about 30 minutes).
 LOCALSTACK_TESTS ?= -m localstack
 test-localstack: install
-	$(PY) tests/support/localstack_namespace.py -- $(PY) -m pytest $(LOCALSTACK_TESTS) $(PYTEST_ARGS)
+	$(PY) tests/support/localstack_namespace.py -- $(PY) -m pytest $(LOCALSTACK_TESTS) $(XDIST) $(PYTEST_ARGS)
 
 # Coverage-guided fuzzing (atheris) of every decoder that takes outside bytes; corpora and
 # crash files under .local/fuzz/ (tests/fuzz/decoders.py). The unit tests run 2 s per target.

@@ -22,6 +22,13 @@ from job.cli.local.jvm import apply_local_jvm_defaults  # noqa: E402
 
 apply_local_jvm_defaults()
 
+# Time is measured by `make bench`, never asserted in a test (docs/development.md): no
+# per-example deadline for hypothesis, whose default of 200 ms fails on a busy machine.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ledgersync", deadline=None)
+_hypothesis_settings.load_profile("ledgersync")
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs_network(reason): needs a package registry; skipped where "
@@ -38,6 +45,11 @@ def pytest_collection_modifyitems(config, items):
         if offline and marker:
             why = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "needs the network")
             item.add_marker(pytest.mark.skip(reason=f"no network in this run (make test-localstack): {why}"))
+    # The slow tests first, then the other integration tests, then the unit tests: with
+    # pytest-xdist (make test: PYTEST_WORKERS) a worker that is done takes over the waiting
+    # tests of the other, and the run does not end on one long test alone.
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else
+               1 if item.get_closest_marker("integration") else 2)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ def add_parser(commands) -> None:
 def run_backfill_command(args) -> int:
     from connectors.formats.qldb_verify import Unverifiable
     from job.cli.local.backfill import DEFAULT_FLINK_CONF, run_backfill  # PyFlink and the runner: only when it runs
+    from job.cli.local.driver import remove_tmp_dirs
 
     props = load_properties(args.properties)
     try:
@@ -43,6 +44,7 @@ def run_backfill_command(args) -> int:
     except Unverifiable as exc:  # before Flink started: nothing to shut down
         print(f"ledgersync: cannot verify: {exc}", file=sys.stderr)
         return 2
+    remove_tmp_dirs()
     sys.stdout.flush()
     sys.stderr.flush()
     # as `run`: leave before PyFlink's gRPC servers complain at interpreter shutdown

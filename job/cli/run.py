@@ -46,7 +46,7 @@ def run_command(args) -> int:
     # is one or two lines and exit 2 (job/cli/errors.py reports what this raises).
     preflight(props, lambda text: print(f"ledgersync: {text}", flush=True))
 
-    from job.cli.local.driver import JobFailed
+    from job.cli.local.driver import JobFailed, remove_tmp_dirs
     from job.cli.local.runner import DEFAULT_FLINK_CONF, run_local  # PyFlink: only when it runs
 
     debug = getattr(args, "debug", False)
@@ -64,6 +64,7 @@ def run_command(args) -> int:
         code = 1
     except Exception as exc:
         code = report_error(exc, command="run", debug=debug, stderr=user_stderr)
+    remove_tmp_dirs()
     sys.stdout.flush()
     sys.stderr.flush()
     # PyFlink's Beam gRPC servers complain noisily at interpreter shutdown once the job

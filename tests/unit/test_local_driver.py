@@ -5,6 +5,7 @@ by objects that answer as it does (no Flink here; real jobs: the integration tes
 from __future__ import annotations
 
 import enum
+import os
 
 import pytest
 
@@ -210,3 +211,31 @@ def test_an_out_of_memory_failure_names_jvm_args_only_on_the_local_mini_cluster(
     state = read_state(Client(Status.FAILED, Future(error=oom)), local)
     assert state.cause.startswith("Caused by: java.lang.OutOfMemoryError: Java heap space")
     assert ("JVM_ARGS=-Xmx2g" in state.cause) == local
+
+
+def test_a_killed_runs_flink_temporary_files_are_swept_and_a_live_ones_kept(tmp_path):
+    import subprocess
+
+    from job.cli.local.driver import sweep_run_tmp
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for pid in (gone.pid, os.getpid()):
+        os.makedirs(tmp_path / f"20261207-120000-{pid}" / "tmp" / "minicluster_x")
+        (tmp_path / f"20261207-120000-{pid}" / "status").mkdir()
+    sweep_run_tmp(str(tmp_path))
+    assert not (tmp_path / f"20261207-120000-{gone.pid}" / "tmp").exists()
+    assert (tmp_path / f"20261207-120000-{gone.pid}" / "status").exists()  # only the temporary files go
+    assert (tmp_path / f"20261207-120000-{os.getpid()}" / "tmp" / "minicluster_x").exists()
+    sweep_run_tmp(str(tmp_path / "none"))  # no runs yet: nothing to do
+
+
+def test_a_mariadb_socket_path_too_long_for_unix_sockets_is_moved_somewhere_short(tmp_path):
+    from job.cli.local.services import MAX_SOCKET_PATH, MariaDB
+
+    short = MariaDB(name="m", base=str(tmp_path), port=1, port_env="X")
+    assert short.socket == str(tmp_path / "mysqld.sock")
+    deep = MariaDB(name="m", base=str(tmp_path / ("d" * 120)), port=1, port_env="X")
+    assert len(deep.socket.encode()) <= MAX_SOCKET_PATH
+    assert deep.socket == MariaDB(name="m", base=deep.base, port=2, port_env="Y").socket  # found again by others
+    assert deep.socket != MariaDB(name="m", base=deep.base + "x", port=1, port_env="X").socket

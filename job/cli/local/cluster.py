@@ -62,6 +62,9 @@ class LocalCluster:
         self.conf_dir = os.path.join(self.root, "conf")
         self.lib_dir = os.path.join(self.root, "lib")
         self.log_dir = os.path.join(self.root, "log")
+        # The cluster's temporary files (RPC jar, blob stores: tens of MB a process), removed by `down`,
+        # not left in /tmp by every cluster as Flink leaves them.
+        self.tmp_dir = os.path.join(self.root, "tmp")
         self.state_path = os.path.join(self.root, "cluster.json")
 
     # -- state ---------------------------------------------------------------------------
@@ -132,6 +135,7 @@ class LocalCluster:
             # of each group.
             _kill_group(pid, signal.SIGKILL)
             _wait_group_gone(pid, 10.0)
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
         os.remove(self.state_path)
 
     def overview(self, state: Optional[ClusterState] = None) -> Optional[dict]:
@@ -160,6 +164,7 @@ class LocalCluster:
     def _write_conf(self, state: ClusterState, overrides: Optional[dict] = None) -> None:
         home = flink_home()
         os.makedirs(self.conf_dir, exist_ok=True)
+        os.makedirs(self.tmp_dir, exist_ok=True)
         for name in os.listdir(os.path.join(home, "conf")):
             if name.startswith(("log4j", "logback")):
                 shutil.copy(os.path.join(home, "conf", name), self.conf_dir)
@@ -179,6 +184,7 @@ class LocalCluster:
             # A TaskManager that dies is noticed within seconds, not the default 50.
             "heartbeat.interval": 2000, "heartbeat.timeout": 10000,
             "python.executable": sys.executable,
+            "io.tmp.dirs": self.tmp_dir,
             **(overrides or {}),
         }
         with open(os.path.join(self.conf_dir, "config.yaml"), "w", encoding="utf-8") as handle:

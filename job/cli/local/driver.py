@@ -15,7 +15,9 @@ this process) says whether it ended before a failed status call is taken for an 
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -68,6 +70,43 @@ def read_flink_conf(path: str) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected flat 'key: value' lines")
     return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in data.items()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_TMP_DIRS: list = []  # this process's runs' temporary directories (remove_tmp_dirs)
+
+
+def remove_tmp_dirs() -> None:
+    """Remove this process's runs' temporary directories: once its jobs have ended, before it
+    exits (`run` and `backfill` leave with os._exit, which skips atexit)."""
+    while _TMP_DIRS:
+        shutil.rmtree(_TMP_DIRS.pop(), ignore_errors=True)
+
+
+atexit.register(remove_tmp_dirs)
+
+
+def sweep_run_tmp(runs_dir: str) -> None:
+    """Remove the Flink temporary files of earlier local runs whose process is gone (a killed
+    run cannot remove its own); a run's directory is named ``<time>-<pid>``."""
+    try:
+        names = os.listdir(runs_dir)
+    except FileNotFoundError:
+        return
+    for name in names:
+        tmp = os.path.join(runs_dir, name, "tmp")
+        pid = name.rsplit("-", 1)[-1]
+        if pid.isdigit() and os.path.isdir(tmp) and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -223,7 +262,17 @@ class LocalJob:
             self.where = f"the Flink cluster at {self.host}:{self.rest_port} (--jobmanager)"
         else:
             self.host, self.rest_port = "127.0.0.1", free_port()
-            target = {"rest.port": str(self.rest_port), "rest.address": self.host, "rest.bind-address": self.host}
+            # The mini-cluster's temporary files (its RPC jar, 21 MB, and blob store, 64 MB and
+            # more a run) under the run's own directory, removed before this process exits (or
+            # by the next run, if it was killed), not left in /tmp after every run as Flink
+            # leaves them (a disk here filled up with them).
+            runs = os.path.join(local_dir, "runs")
+            sweep_run_tmp(runs)
+            self.tmp_dir = os.path.join(runs, self.run_id, "tmp")
+            os.makedirs(self.tmp_dir, exist_ok=True)
+            _TMP_DIRS.append(self.tmp_dir)
+            target = {"rest.port": str(self.rest_port), "rest.address": self.host, "rest.bind-address": self.host,
+                      "io.tmp.dirs": self.tmp_dir}
             self.where = f"the local mini-cluster (REST {self.host}:{self.rest_port})"
         if parallelism:
             target["parallelism.default"] = str(parallelism)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -148,6 +150,9 @@ def mysql_answers(port: int = MYSQL_PORT) -> bool:
     return True
 
 
+MAX_SOCKET_PATH = 100  # bytes; Linux's sun_path holds 107 and a NUL
+
+
 @dataclass(frozen=True)
 class MariaDB:
     """One local MariaDB: its own datadir, socket, pid file and log under ``base``, on a
@@ -169,7 +174,14 @@ class MariaDB:
 
     @property
     def socket(self) -> str:
-        return os.path.join(self.base, "mysqld.sock")
+        path = os.path.join(self.base, "mysqld.sock")
+        if len(path.encode()) <= MAX_SOCKET_PATH:
+            return path
+        # A Unix socket's path has at most 107 bytes (sun_path): a project deep in a home
+        # directory, or a test's temporary directory, goes past it ("AF_UNIX path too long").
+        # Then a short path in the temporary directory, the same for the same base.
+        digest = hashlib.sha1(os.path.abspath(self.base).encode()).hexdigest()[:16]
+        return os.path.join(tempfile.gettempdir(), f"ledgersync-{digest}.sock")
 
     @property
     def pid_path(self) -> str:
