@@ -22,10 +22,14 @@ from pyflink.table import StreamTableEnvironment
 from connectors.formats.qldb_export import Export
 from job.config.properties import Properties
 from job.config.settings import JobSettings
-from job.functions.export import ReadExportObjectFunction
+from job.functions.export import ReadExportRangeFunction, SplitExportObjectFunction
 from job.pipeline.assembly import write_items
 from job.rows.item_rows import ITEM_ROW
 from job.functions import names
+
+
+# Flink settings of the backfill job on top of flink-conf/config.yaml. MEASURING: bundle size.
+FLINK_SETTINGS = {"python.fn-execution.bundle.size": "2"}
 
 
 def build_backfill(env, props: Properties, export: Export, status_dir: Optional[str] = None, *,
@@ -39,11 +43,14 @@ def assemble_backfill(env, job: JobSettings, export: Export, status_dir: Optiona
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.exec.uid.generation", "ALWAYS")  # as the stream job does
     keys = env.from_collection(export.keys, type_info=Types.STRING()).name(names.EXPORT_OBJECTS)
-    # One object per element, round robin over the readers: objects are the unit of work.
-    items = keys.rebalance().flat_map(ReadExportObjectFunction(
-        uri=export.uri, region=job.aws_region, endpoint=job.aws_endpoint,
-        export_id=export.export_id, export_prefix=export.prefix, output_format=export.output_format,
-        decode=job.decode, status_dir=status_dir,
-        verify=verify, strands=export.strands if verify else None,
+    where = dict(uri=export.uri, region=job.aws_region, endpoint=job.aws_endpoint, export_id=export.export_id,
+                 export_prefix=export.prefix, output_format=export.output_format)
+    # Ranges of a few blocks are the unit of work (connectors/formats/export_ranges.py): one
+    # object per element, round robin over the splitters, which read only its framing; the
+    # ranges round robin over the readers, so a big object is read in parallel too.
+    ranges = keys.rebalance().flat_map(SplitExportObjectFunction(**where), output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .name(names.SPLIT_EXPORT).uid(names.SPLIT_EXPORT)
+    items = ranges.rebalance().flat_map(ReadExportRangeFunction(
+        **where, decode=job.decode, status_dir=status_dir, verify=verify, strands=export.strands if verify else None,
     ), output_type=ITEM_ROW).name(names.READ_EXPORT).uid(names.READ_EXPORT)
     write_items(t_env, items, job, status_dir, bounded=True)
