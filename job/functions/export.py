@@ -1,16 +1,22 @@
-"""Flink wrapper: one QLDB journal export data object (its key) in, its revisions out.
+"""Flink wrappers: a QLDB journal export's data objects cut into ranges of blocks, and
+each range (or a whole object) read into revisions.
 
-The logic is ``connectors.formats.qldb_export.read_object``; this function opens the object
-(S3 or a local directory) as a stream (objects can be hundreds of MB: only the block being
-read is in memory), counts, filters by ``replication.tables.include`` and emits the same
-``ITEM_ROW``s the stream decoder emits (job/rows/item_rows.py), so everything after it
-is the stream's own path. Progress goes to the status board (job/functions/status_board.py).
+``SplitExportObjectFunction`` takes an object's key and gives its ranges
+(``connectors.formats.export_ranges.split_object``: framing only); ``ReadExportRangeFunction``
+takes one range and gives what reading the whole object gives for its blocks. The logic of
+reading is ``connectors.formats.qldb_export.read_object``; the reader opens the range or
+object (S3 or a local directory) as a stream, counts, filters by
+``replication.tables.include`` and emits the same ``ITEM_ROW``s the stream decoder emits
+(job/rows/item_rows.py), so everything after it is the stream's own path. Progress goes to
+the status board (job/functions/status_board.py); an object counts as read with its last
+range.
 
 With ``verify`` (``backfill --verify``) every block goes through ``verify``'s own checks
 (``connectors.formats.qldb_verify.check_object``) before its revisions are decoded; a block
 that fails one is not written but becomes one dead letter (stage ``verify``) naming the
-checks, so the blocks a verified backfill refuses are the blocks ``verify`` names. Objects
-are read in parallel, so the chain into an object's first block is checked against the
+checks, so the blocks a verified backfill refuses are the blocks ``verify`` names. Ranges
+are read in parallel, so the chain into a range's first block is checked against the block
+before it (a range's stream starts with it), and into an object's first block against the
 last block of the object before it, which this function reads (parsing, no hashing) to
 find it.
 """

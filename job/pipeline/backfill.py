@@ -1,9 +1,10 @@
 """A QLDB journal export into MySQL, as a bounded Flink job (run by job/cli/local/backfill.py).
 
 The data objects the export's completed manifests list become a bounded source
-(``from_collection`` of their keys, rebalanced over the job's parallelism); each is read
-and decoded by ``job/functions/export.py`` into the stream decoder's ``ITEM_ROW``s, and
-from there the path is the stream's (``job.pipeline.assembly.write_items``): per-document
+(``from_collection`` of their keys, rebalanced over the job's parallelism); each is cut
+into ranges of a few blocks (connectors/formats/export_ranges.py), and the ranges,
+rebalanced again, are read and decoded by ``job/functions/export.py`` into the stream
+decoder's ``ITEM_ROW``s, and from there the path is the stream's (``job.pipeline.assembly.write_items``): per-document
 state (Top-1 or the ordered function), the writer, the same tables. The job FINISHES when
 every object is read and every row written (the writer and the ordered function settle
 what waits on the final watermark).
@@ -11,6 +12,9 @@ what waits on the final watermark).
 With ``verify`` (``backfill --verify``) the reader checks every block as ``ledgersync
 verify`` does and writes only the blocks that pass; the manifests' key lists go with it,
 since the chain into each object's first block is checked against the object before it.
+
+What bounds memory: a range reader holds one range at a time (``FLINK_SETTINGS``); an
+``ION_TEXT`` or ``JSON`` object is one range, the whole object.
 """
 from __future__ import annotations
 
