@@ -13,8 +13,8 @@ With ``verify`` (``backfill --verify``) the reader checks every block as ``ledge
 verify`` does and writes only the blocks that pass; the manifests' key lists go with it,
 since the chain into each object's first block is checked against the object before it.
 
-What bounds memory: a range reader holds one range at a time (``FLINK_SETTINGS``); an
-``ION_TEXT`` or ``JSON`` object is one range, the whole object.
+What bounds memory: a range reader holds one range at a time (``READER_BUNDLE_SIZE``);
+an ``ION_TEXT`` or ``JSON`` object is one range, the whole object.
 """
 from __future__ import annotations
 
@@ -32,8 +32,15 @@ from job.rows.item_rows import ITEM_ROW
 from job.functions import names
 
 
-# Flink settings of the backfill job on top of flink-conf/config.yaml. MEASURING: bundle size.
-FLINK_SETTINGS = {"python.fn-execution.bundle.size": "2"}
+# The range reader takes one range at a time: PyFlink's Python operator hands a bundle's
+# elements to Python and, when the bundle ends (this many elements, or
+# python.fn-execution.bundle.time), waits for all of their output, which it holds
+# meanwhile without a bound; one range per bundle keeps that to one range's rows. Only
+# the reader gets it (``own_bundle_size``): measured on the 300 MB export of
+# tests/integration/test_large_export.py, this took 86-101 s against 122-197 s for a
+# bundle size of 2 for the whole job, which makes the writer's Python operators wait for
+# Python every two rows too, at a like peak memory.
+READER_BUNDLE_SIZE = 1
 
 
 def build_backfill(env, props: Properties, export: Export, status_dir: Optional[str] = None, *,
@@ -57,4 +64,28 @@ def assemble_backfill(env, job: JobSettings, export: Export, status_dir: Optiona
     items = ranges.rebalance().flat_map(ReadExportRangeFunction(
         **where, decode=job.decode, status_dir=status_dir, verify=verify, strands=export.strands if verify else None,
     ), output_type=ITEM_ROW).name(names.READ_EXPORT).uid(names.READ_EXPORT)
+    own_bundle_size(env, items, READER_BUNDLE_SIZE)
     write_items(t_env, items, job, status_dir, bounded=True)
+
+
+def own_bundle_size(env, stream, size: int) -> None:
+    """Give the Python operator behind ``stream`` a bundle size of its own.
+
+    PyFlink's Python operators hold the environment's Configuration by reference
+    (pyflink/datastream/data_stream.py passes ``get_j_env_configuration(...)``) and read
+    ``python.fn-execution.bundle.size`` from it when they open, so this operator gets a
+    copy of it. At submission PyFlink adds the python.* keys the environment sets to every
+    Python operator's configuration (PythonConfigUtil.configPythonOperator), which would
+    undo the copy's value: the environment's own key is taken out, so the other Python
+    operators get Flink's default (and are still bounded by ``bundle.time``)."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import get_field, get_j_env_configuration
+
+    jvm = get_gateway().jvm
+    option = jvm.org.apache.flink.python.PythonOptions.MAX_BUNDLE_SIZE
+    get_j_env_configuration(env._j_stream_execution_environment).removeConfig(option)
+    operator = stream._j_data_stream.getTransformation().getOperatorFactory().getOperator()
+    field = get_field(operator.getClass(), "config")
+    own = jvm.org.apache.flink.configuration.Configuration(field.get(operator))
+    own.set(option, size)
+    field.set(operator, own)

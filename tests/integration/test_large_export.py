@@ -90,8 +90,11 @@ def _describe(process) -> tuple:
 
 def _watched(command: list, timeout_s: float) -> tuple:
     started = time.monotonic()
+    # Without the JVM_ARGS the test session put in the environment (tests/conftest.py):
+    # what is measured is the command's own JVM flags (job/cli/local/jvm.py).
+    env = {k: v for k, v in os.environ.items() if k != "JVM_ARGS"}
     process = subprocess.Popen([sys.executable, "-m", "job.cli", *command], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+                               stderr=subprocess.STDOUT, text=True, env=env)
     rss = TreeRss(process.pid)
     try:
         output, _ = process.communicate(timeout=timeout_s)

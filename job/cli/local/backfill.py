@@ -111,7 +111,7 @@ def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *
     """Run the backfill to its end. ``verify``: check every block as ``ledgersync verify``
     does and write only those that pass; an export that cannot be verified (JSON) raises
     ``Unverifiable`` before Flink starts."""
-    from job.pipeline.backfill import FLINK_SETTINGS, build_backfill
+    from job.pipeline.backfill import build_backfill
 
     def say(text: str) -> None:
         print(f"ledgersync: {text}", file=out, flush=True)
@@ -140,7 +140,7 @@ def run_backfill(props: Properties, uri: str, export_id: Optional[str] = None, *
     # Not under .local/checkpoints: `run --from-latest-checkpoint` must never pick a backfill's.
     job = LocalJob(flink_conf=flink_conf, checkpoint_dir=os.path.join(local_dir, "backfill-checkpoints"),
                    local_dir=local_dir, parallelism=parallelism, say=say)
-    env = job.environment(FLINK_SETTINGS)
+    env = job.environment()
     build_backfill(env, props, export, job.status_dir, verify=verify)
     job_id = job.submit(env, f"ledgersync-backfill-{export.export_id}")
     say(f"job {job_id} running; status in {job.status_dir}; Flink REST/web UI {job.rest_url}")
