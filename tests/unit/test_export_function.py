@@ -312,3 +312,24 @@ def test_verify_by_ranges_refuses_exactly_the_blocks_verify_names(tmp_path):
     _export, function = _verifying(tmp_path, written)
     expected = _rows(function, export.keys)
     assert sorted(map(repr, rows)) == sorted(map(repr, expected))
+
+
+def test_an_object_the_splitter_cannot_read_stops_the_backfill_naming_it(tmp_path):
+    import pytest
+
+    from job.functions.export import ExportReadError, SplitExportObjectFunction
+
+    _ledger, written = _binary_export(tmp_path)
+    export = find_export(open_store(written.uri))
+    split = SplitExportObjectFunction(uri=export.uri, region="us-east-1", endpoint=None, export_id=export.export_id,
+                                      export_prefix=export.prefix, output_format=export.output_format)
+    split.open(_Context())
+
+    class Refusing:
+        def open_key(self, key, prefix):
+            raise PermissionError("Access Denied")
+
+    split._store = Refusing()
+    with pytest.raises(ExportReadError, match=f"cannot read data object {written.keys[0]} of export .*: "
+                                              "PermissionError: Access Denied"):
+        list(split.flat_map(written.keys[0]))
