@@ -26,8 +26,9 @@ backfill --verify, by the figures of each step:
   through the run). tracemalloc found the driver's growth: the writer's parse cache
   (connectors/mysql/tables.py, 4,096 documents, text and dict) held every 100 KB
   document written;
-- that cache kept to documents up to 8 KB, the backfill's heap 256m: 102 s, 1,290 MiB (the
-  JVM 610-640 MiB, the driver flat at 270-300 MiB, the launchers 171 MiB each).
+- that cache kept to documents up to 8 KB, the backfill's heap 256m: 102-143 s, 1,272-1,290 MiB (the
+  JVM 610-640 MiB, the driver flat at 270-300 MiB, the launchers 171 MiB each); with the
+  heap at 512m instead, 115 s and 1,544 MiB (the JVM 890 MiB): over.
 
 Other levers measured before ranges changed nothing or too little: batches of 100 rows
 instead of 500 (sink.batch.max.rows); glibc's malloc held to 2 arenas (the driver -10%);

@@ -36,10 +36,11 @@ LOCAL_JVM_FLAGS = (
 
 # `ledgersync backfill`'s own, in place of the defaults above. Its heap holds only a few
 # ranges of blocks in flight (the reader takes one range at a time, job/pipeline/backfill.py;
-# the per-document state is RocksDB's, off the heap): the 300 MB export of
-# tests/integration/test_large_export.py peaked with the JVM at 620-630 MiB with -Xmx256m
-# against 880-945 MiB with -Xmx512m. Metaspace and direct memory 192m/128m saved nothing
-# there, so they stay as above.
+# the per-document state is RocksDB's, off the heap), and a heap that may grow, grows: the
+# 300 MB export of tests/integration/test_large_export.py peaked with the JVM at 610-640
+# MiB with -Xmx256m (the whole tree 1,290 MiB) against 890 MiB with -Xmx512m (1,544 MiB,
+# over its 1.5 GiB). Metaspace and direct memory 192m/128m saved nothing there, so they
+# stay as above.
 BACKFILL_JVM_FLAGS = (("-Xmx", "-Xmx256m"),)
 
 
