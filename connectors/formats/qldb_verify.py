@@ -490,7 +490,8 @@ class CheckedBlock:
 
 
 def check_object(blocks: Iterator[Any], strand: str, key: str, links: dict, *, first: int = 0,
-                 before: Optional[Address] = None, final: bool = True) -> Iterator[Any]:
+                 before: Optional[Address] = None, final: bool = True,
+                 unchained: Optional[str] = None) -> Iterator[Any]:
     """Each block of one object (``blocks``: its top-level values, read lazily) as a
     ``CheckedBlock`` with every failure of its own; then ``Failure``s of the object itself
     (it stops parsing, it holds no blocks). ``links`` (strandId -> the ``Link`` of the
@@ -503,7 +504,10 @@ def check_object(blocks: Iterator[Any], strand: str, key: str, links: dict, *, f
 
     A range of the object (``backfill --verify``, connectors/formats/export_ranges.py):
     its blocks start at block ``first`` of the object, ``before`` is the address of the
-    block before it, and only the ``final`` range ends the object."""
+    block before it, and only the ``final`` range ends the object. ``unchained`` says why
+    the value before the range gives no link (it names no blockAddress): the range's first
+    block with an address then fails the chain check, as it does in ``verify``, where it is
+    checked against the last block before that value and finds a block missing."""
     span = block_range(key)
     held: Optional[CheckedBlock] = None
     last: Optional[Address] = before
@@ -512,6 +516,9 @@ def check_object(blocks: Iterator[Any], strand: str, key: str, links: dict, *, f
     try:
         for index, block in enumerate(blocks, start=first):
             checked = _check_one(block, index, strand, key, span, links)
+            if unchained and checked.address is not None:
+                checked.failures.append(Failure(key, checked.address, CHAIN, unchained))
+                unchained = None
             if held is not None:
                 yield held
             held = checked

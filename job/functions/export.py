@@ -154,6 +154,7 @@ class ReadExportObjectFunction(FlatMapFunction):
         strand = self._strand_of.get(key, "")
         links = {}
         before = None
+        unchained = None
         blocks = simpleion.load(stream, single_value=False, parse_eagerly=False)
         if part is None or part.index == 0:
             try:
@@ -182,9 +183,13 @@ class ReadExportObjectFunction(FlatMapFunction):
             if link is not None:
                 links[link.address.strand] = link
                 before = link.address
+            else:
+                unchained = (f"the value before it (value {part.index - 1} of the object) names no blockAddress: "
+                             "the chain into it cannot be checked")
         raw = (lambda: stream.head) if head is None else head
         checked = check_object(blocks, strand, key, links) if part is None else \
-            check_object(blocks, strand, key, links, first=part.index, before=before, final=part.final)
+            check_object(blocks, strand, key, links, first=part.index, before=before, final=part.final,
+                         unchained=unchained)
         for item in checked:
             if not isinstance(item, CheckedBlock):  # the object itself: stops parsing, holds no blocks
                 if stream.error is not None:

@@ -333,3 +333,32 @@ def test_an_object_the_splitter_cannot_read_stops_the_backfill_naming_it(tmp_pat
     with pytest.raises(ExportReadError, match=f"cannot read data object {written.keys[0]} of export .*: "
                                               "PermissionError: Access Denied"):
         list(split.flat_map(written.keys[0]))
+
+
+def test_verify_by_ranges_checks_the_chain_past_a_block_without_an_address(tmp_path):
+    """A block whose blockAddress is gone ends a range: `verify` names it (its shape) and the
+    block after it (a block missing from the chain); read range by range, the block after it
+    is refused just the same, not written unchecked."""
+    import os
+
+    from amazon.ion import simpleion
+
+    from connectors.formats.qldb_verify import verify_export
+
+    _ledger, written = _binary_export(tmp_path)
+    path = os.path.join(written.uri, written.keys[2][len(written.prefix) + 1:])
+    values = simpleion.loads(open(path, "rb").read(), single_value=False)
+    del values[4]["blockAddress"]
+    with open(path, "wb") as handle:
+        handle.write(simpleion.dumps(values, binary=True, sequence_as_stream=True))
+    store = open_store(written.uri)
+    summary = verify_export(store, find_export(store))
+    assert {f.check for f in summary.failures} >= {"shape", "chain"}
+    export, parts, read, _context = _ranged(tmp_path, written, verify=True, range_bytes=1)
+    rows = [row for part in parts for row in read.flat_map(part)]
+    _export, function = _verifying(tmp_path, written)
+    expected = _rows(function, export.keys)
+    dead = [row for row in rows if row[KIND] == DEAD]
+    assert len(dead) == 2 == len([row for row in expected if row[KIND] == DEAD])
+    assert sorted(repr(row) for row in rows if row[KIND] == REVISION) == \
+        sorted(repr(row) for row in expected if row[KIND] == REVISION)
