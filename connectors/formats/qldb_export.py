@@ -41,13 +41,14 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator, Optional, Union
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Union
 
 from amazon.ion import simpleion
 from amazon.ion.core import IonType
 from amazon.ion.simple_types import IonPyBytes
 
 from connectors.dead_letters import NO_SUB_SEQUENCE, DeadLetter
+from connectors.formats.export_ranges import ObjectRange
 from connectors.formats.ion_json import is_ion_null
 from connectors.formats.qldb import BadRecord, Revision, decode_revision_payload, ion_error_text
 from connectors.rows.limits import MAX_DOCUMENT_BYTES
@@ -127,6 +128,47 @@ class ExportStore:
         block); the caller closes it."""
         return io.BytesIO(self.read_key(key, export_prefix))
 
+    def open_range(self, key: str, export_prefix: str, start: int, end: int) -> BinaryIO:
+        """Bytes ``start``..``end`` (exclusive) of a data object as a stream (a range of
+        blocks, connectors/formats/export_ranges.py); the caller closes it."""
+        stream = self.open_key(key, export_prefix)
+        remaining = start
+        while remaining:
+            skipped = len(stream.read(min(remaining, 1 << 20)))
+            if not skipped:
+                break
+            remaining -= skipped
+        return _Limited(stream, end - start)
+
+
+class _Limited(io.RawIOBase):
+    """The first ``limit`` bytes of a stream."""
+
+    def __init__(self, stream: BinaryIO, limit: int):
+        self._stream = stream
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._stream.read(self._left if size is None or size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            super().close()
+
 
 class MissingObject(Exception):
     """A listed data object that is not there (the export is damaged or partly copied)."""
@@ -166,6 +208,15 @@ class S3ExportStore(ExportStore):
         s3 = self._s3()
         try:
             return s3.get_object(Bucket=self.location.bucket, Key=key)["Body"]
+        except s3.exceptions.NoSuchKey:
+            raise MissingObject(f"s3://{self.location.bucket}/{key} does not exist") from None
+
+    def open_range(self, key: str, export_prefix: str, start: int, end: int) -> BinaryIO:
+        if end <= start:
+            return io.BytesIO(b"")
+        s3 = self._s3()
+        try:
+            return s3.get_object(Bucket=self.location.bucket, Key=key, Range=f"bytes={start}-{end - 1}")["Body"]
         except s3.exceptions.NoSuchKey:
             raise MissingObject(f"s3://{self.location.bucket}/{key} does not exist") from None
 
@@ -217,6 +268,11 @@ class DirectoryExportStore(ExportStore):
             return open(path, "rb")
         except FileNotFoundError:
             raise MissingObject(f"{path} (key {key}) does not exist") from None
+
+    def open_range(self, key: str, export_prefix: str, start: int, end: int) -> BinaryIO:
+        handle = self.open_key(key, export_prefix)
+        handle.seek(start)
+        return _Limited(handle, end - start)
 
 
 def open_store(uri: str, region: str = "us-east-1", endpoint: Optional[str] = None) -> ExportStore:
@@ -391,8 +447,9 @@ class ObjectStream(io.RawIOBase):
 
 
 def read_object(export_id: str, key: str, data: Union[bytes, BinaryIO], output_format: str, *,
-                max_document_bytes: int = MAX_DOCUMENT_BYTES,
-                stats: Optional[ObjectStats] = None) -> Iterator[Union[Revision, DeadLetter]]:
+                max_document_bytes: int = MAX_DOCUMENT_BYTES, stats: Optional[ObjectStats] = None,
+                part: Optional[ObjectRange] = None,
+                head: Optional[Callable[[], bytes]] = None) -> Iterator[Union[Revision, DeadLetter]]:
     """Every document revision in one data object (its bytes, or a stream read block by
     block), in order, or a dead letter saying where (object key, block address or line /
     value number) and why.
@@ -400,12 +457,19 @@ def read_object(export_id: str, key: str, data: Union[bytes, BinaryIO], output_f
     A bad block or revision costs only itself. Ion that stops parsing part-way costs the
     rest of the object (Ion has no point to resume at): one dead letter after the last
     good block. A JSON line that does not parse costs that line.
+
+    ``part``: ``data`` is one range of a binary object (``range_stream``): its blocks
+    only, with the dead letters the whole object's reading would give for them (``head``
+    reads the object's first bytes for a dead letter's raw column).
     """
     stats = stats if stats is not None else ObjectStats()
     position = _Position(export_id, key)
     stream = data if isinstance(data, ObjectStream) else ObjectStream(data)
     if output_format == JSON:
         values = _json_lines(stream, position)
+    elif part is not None and not part.whole:
+        values = ion_values(stream, output_format, position, first=part.index, lead=part.index > 0, head=head,
+                            past_raw=part.end > MAX_DEAD_LETTER_RAW)
     elif output_format in (ION_TEXT, ION_BINARY):
         values = ion_values(stream, output_format, position)
     else:
@@ -463,15 +527,24 @@ def block_text(block: Any) -> bytes:
         return b""
 
 
-def ion_values(stream: ObjectStream, output_format: str, position: "_Position"):
+def ion_values(stream: ObjectStream, output_format: str, position: "_Position", *, first: int = 0,
+               lead: bool = False, head: Optional[Callable[[], bytes]] = None, past_raw: Optional[bool] = None):
     """(where, value) for each top-level value, read lazily from the stream; then a dead
     letter if the Ion stops parsing (or the object is empty). An error of the stream under
-    it is raised, not turned into a dead letter."""
-    index = -1
+    it is raised, not turned into a dead letter.
+
+    A range of an object (connectors/formats/export_ranges.py) starts at value ``first``
+    of it; with ``lead`` the stream starts with the value before (read only to say where
+    the Ion stopped after); ``head`` gives the object's first bytes and ``past_raw`` whether
+    the object was read beyond them, for the dead letter."""
+    index = first - 1
     last = "the start"
     try:
         # The Ion reader takes text and binary alike; the format only matters for the message.
-        for index, value in enumerate(simpleion.load(stream, single_value=False, parse_eagerly=False)):
+        values = iter(simpleion.load(stream, single_value=False, parse_eagerly=False))
+        if lead:
+            last = _block_where(next(values), f"value {first - 1}")
+        for index, value in enumerate(values, start=first):
             where = _block_where(value, f"value {index}")
             last = where
             yield where, value
@@ -481,17 +554,58 @@ def ion_values(stream: ObjectStream, output_format: str, position: "_Position"):
         if stream.bytes_read == 0:
             yield position.dead("object", "empty data object (no bytes)", b"")
             return
-        binary = stream.head[:4] == b"\xe0\x01\x00\xea"
+        raw = head() if head is not None else stream.head
+        past = past_raw if past_raw is not None else stream.bytes_read > MAX_DEAD_LETTER_RAW
+        binary = raw[:4] == b"\xe0\x01\x00\xea"
         kind = "binary Ion" if binary else "Ion text"
         hint = "" if binary == (output_format == ION_BINARY) else f" (the export says {output_format})"
         yield position.dead(f"after {last}" if index >= 0 else "value 0",
                             f"cannot parse {kind}{hint} after {last} of the object ({index + 1} values read): "
                             f"{ion_error_text(exc)}; the rest of the object is not replicated"
-                            + (f" (raw: the first {MAX_DEAD_LETTER_RAW} bytes)"
-                               if stream.bytes_read > MAX_DEAD_LETTER_RAW else ""), stream.head)
+                            + (f" (raw: the first {MAX_DEAD_LETTER_RAW} bytes)" if past else ""), raw)
         return
     if stream.bytes_read == 0:
         yield position.dead("object", "empty data object (no bytes)", b"")
+
+
+def range_stream(store: "ExportStore", export_prefix: str, part: ObjectRange) -> ObjectStream:
+    """One range of a binary object as the Ion reader needs it: the version marker and
+    symbol tables in effect where it starts, then its bytes from ``lead``."""
+    return ObjectStream(_Chained(part.context, store.open_range(part.key, export_prefix, part.lead, part.end)))
+
+
+def object_head(store: "ExportStore", key: str, export_prefix: str, size: int) -> bytes:
+    """The first bytes of an object a dead letter keeps (``MAX_DEAD_LETTER_RAW``)."""
+    with store.open_range(key, export_prefix, 0, min(size, MAX_DEAD_LETTER_RAW)) as stream:
+        return stream.read()
+
+
+class _Chained(io.RawIOBase):
+    """``first`` (bytes), then a stream."""
+
+    def __init__(self, first: bytes, stream: BinaryIO):
+        self._first = io.BytesIO(first)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._first.read(size)
+        if not data:
+            return self._stream.read(size)
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            super().close()
 
 
 def _lines(stream: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:

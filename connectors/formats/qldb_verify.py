@@ -489,7 +489,9 @@ class CheckedBlock:
         return list(dict.fromkeys(f.check for f in self.failures))
 
 
-def check_object(blocks: Iterator[Any], strand: str, key: str, links: dict) -> Iterator[Any]:
+def check_object(blocks: Iterator[Any], strand: str, key: str, links: dict, *, first: int = 0,
+                 before: Optional[Address] = None, final: bool = True,
+                 unchained: Optional[str] = None) -> Iterator[Any]:
     """Each block of one object (``blocks``: its top-level values, read lazily) as a
     ``CheckedBlock`` with every failure of its own; then ``Failure``s of the object itself
     (it stops parsing, it holds no blocks). ``links`` (strandId -> the ``Link`` of the
@@ -498,15 +500,25 @@ def check_object(blocks: Iterator[Any], strand: str, key: str, links: dict) -> I
 
     A block is handed out only once the next is read (or the object ends), so a block the
     object ends with short of its name's range already carries that failure: whoever
-    writes blocks can refuse exactly the ones ``verify`` names."""
+    writes blocks can refuse exactly the ones ``verify`` names.
+
+    A range of the object (``backfill --verify``, connectors/formats/export_ranges.py):
+    its blocks start at block ``first`` of the object, ``before`` is the address of the
+    block before it, and only the ``final`` range ends the object. ``unchained`` says why
+    the value before the range gives no link (it names no blockAddress): the range's first
+    block with an address then fails the chain check, as it does in ``verify``, where it is
+    checked against the last block before that value and finds a block missing."""
     span = block_range(key)
     held: Optional[CheckedBlock] = None
-    last: Optional[Address] = None
-    index = -1
+    last: Optional[Address] = before
+    index = first - 1
     failure: Optional[Failure] = None
     try:
-        for index, block in enumerate(blocks):
+        for index, block in enumerate(blocks, start=first):
             checked = _check_one(block, index, strand, key, span, links)
+            if unchained and checked.address is not None:
+                checked.failures.append(Failure(key, checked.address, CHAIN, unchained))
+                unchained = None
             if held is not None:
                 yield held
             held = checked
@@ -517,7 +529,7 @@ def check_object(blocks: Iterator[Any], strand: str, key: str, links: dict) -> I
                                              "the rest of the object is not verified")
     if failure is None and index < 0:
         failure = Failure(key, None, OBJECT, "the object holds no blocks")
-    elif failure is None and span and last is not None and last.sequence_no < span[1] and held is not None:
+    elif failure is None and final and span and last is not None and last.sequence_no < span[1] and held is not None:
         held.failures.append(Failure(key, last, OBJECT, f"the object's name says blocks {span[0]}-{span[1]} but "
                                                         f"it ends with block {last.sequence_no}"))
     if held is not None:
@@ -543,6 +555,13 @@ def _check_one(block: Any, index: int, strand: str, key: str, span, links: dict)
         failures.append(Failure(key, address, CHAIN, why))
     links[address.strand] = Link(address, _optional_blob(block, "blockHash"), key)
     return CheckedBlock(key, index, block, address, failures)
+
+
+def link_of(block: Any, key: str) -> Optional[Link]:
+    """What the block after ``block`` in its strand is checked against (None if it names
+    no address): a range of an object (``backfill --verify``) starts with it."""
+    address = block_address(block)
+    return Link(address, _optional_blob(block, "blockHash"), key) if address is not None else None
 
 
 def link_before(store: ExportStore, export: Export, strand: str, key: str) -> Optional[Link]:

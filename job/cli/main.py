@@ -41,7 +41,8 @@ def _debug_everywhere(parser: argparse.ArgumentParser) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    apply_local_jvm_defaults()  # before any command starts PyFlink's JVM (job/cli/local/jvm.py)
+    # Before any command starts PyFlink's JVM (job/cli/local/jvm.py); the backfill's heap is its own.
+    apply_local_jvm_defaults(command=str(getattr(args, "command", None) or ""))
     try:
         return args.handler(args)
     except PropertiesError as exc:

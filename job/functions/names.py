@@ -17,6 +17,7 @@ MYSQL_WRITER = "mysql-writer"
 ORDER_VERSIONS = "order-versions"
 READ_EXPORT = "read-export"
 REASSEMBLE_SPLIT_RECORDS = "reassemble-split-records"
+SPLIT_EXPORT = "split-export"
 
 # Metrics, under each operator's metric group.
 AGGREGATED_RECORDS = "aggregatedRecords"

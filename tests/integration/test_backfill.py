@@ -179,3 +179,37 @@ def test_unfinished_export_is_an_error_that_says_so(tmp_path, services, mysql_da
     assert result.returncode == 1, result.stdout + result.stderr
     assert (f"export {ledger.spec.export_id} under {uri} has a started manifest but no completed manifest: "
             "the export has not finished") in result.stderr
+
+
+def test_the_range_reader_alone_takes_one_range_a_bundle(tmp_path):
+    """job/pipeline/backfill.py's own_bundle_size reaches into PyFlink (by reflection): in the
+    built job the range reader holds its own bundle size of one range, the other Python
+    operators do not, and the environment sets none (PyFlink would copy it onto every
+    Python operator at submission). Only the opt-in 300 MB test would notice otherwise."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import get_field, get_j_env_configuration
+
+    from job.cli.local.backfill import DEFAULT_FLINK_CONF
+    from job.cli.local.driver import LocalJob
+    from job.config.properties import load_properties
+    from job.functions import names
+    from job.pipeline.backfill import READER_BUNDLE_SIZE, build_backfill
+
+    written = write_export(generate_ledger(ExportSpec(tables=1, documents=5)), str(tmp_path / "export"),
+                           out=lambda *_: None)
+    props = load_properties(write_properties(tmp_path, stream="unused", database="unused"))
+    job = LocalJob(flink_conf=DEFAULT_FLINK_CONF, checkpoint_dir=str(tmp_path / "checkpoints"),
+                   local_dir=str(tmp_path / "local"))
+    env = job.environment()
+    build_backfill(env, props, find_export(open_store(written.uri)))
+    option = get_gateway().jvm.org.apache.flink.python.PythonOptions.MAX_BUNDLE_SIZE
+    sizes = {}
+    for transformation in env._j_stream_execution_environment.getTransformations():
+        if transformation.getClass().getSimpleName() != "OneInputTransformation":
+            continue
+        operator = transformation.getOperatorFactory().getOperator()
+        if operator is not None and "Python" in operator.getClass().getName():
+            sizes[transformation.getName()] = get_field(operator.getClass(), "config").get(operator).get(option)
+    assert sizes[names.READ_EXPORT] == READER_BUNDLE_SIZE
+    assert sizes[names.SPLIT_EXPORT] != READER_BUNDLE_SIZE
+    assert not get_j_env_configuration(env._j_stream_execution_environment).contains(option)

@@ -28,3 +28,14 @@ def test_an_out_of_memory_failure_names_the_setting_and_other_failures_stay_as_t
     assert "JVM_ARGS=-Xmx2g" in oom and "-Xmx512m" in oom
     assert explain_failure("Caused by: java.net.ConnectException: refused") == \
         "Caused by: java.net.ConnectException: refused"
+
+
+def test_the_backfill_has_its_own_heap_and_the_other_defaults():
+    from job.cli.local.jvm import BACKFILL_JVM_FLAGS, local_jvm_flags
+
+    flags = jvm_args("", local_jvm_flags("backfill")).split()
+    assert [f for f in flags if f.startswith("-Xmx")] == [dict(BACKFILL_JVM_FLAGS)["-Xmx"]] != ["-Xmx512m"]
+    assert len(flags) == len(LOCAL_JVM_FLAGS) and "-XX:TieredStopAtLevel=1" in flags
+    assert local_jvm_flags("run") == local_jvm_flags("verify") == LOCAL_JVM_FLAGS
+    environ = {JVM_ARGS: "-Xmx1g"}
+    assert "-Xmx1g" in apply_local_jvm_defaults(environ, command="backfill") and "-Xmx256m" not in environ[JVM_ARGS]

@@ -34,17 +34,36 @@ LOCAL_JVM_FLAGS = (
 )
 
 
-def jvm_args(user: str = "") -> str:
+# `ledgersync backfill`'s own, in place of the defaults above. Its heap holds only a few
+# ranges of blocks in flight (the reader takes one range at a time, job/pipeline/backfill.py;
+# the per-document state is RocksDB's, off the heap), and a heap that may grow, grows: the
+# 300 MB export of tests/integration/test_large_export.py peaked with the JVM at 610-640
+# MiB with -Xmx256m (the whole tree 1,290 MiB) against 890 MiB with -Xmx512m (1,544 MiB,
+# over its 1.5 GiB). Metaspace and direct memory 192m/128m saved nothing there, so they
+# stay as above.
+BACKFILL_JVM_FLAGS = (("-Xmx", "-Xmx256m"),)
+
+
+def local_jvm_flags(command: str = "") -> tuple:
+    """The defaults for a command (its first word): the backfill's heap is its own."""
+    if command.split()[:1] != ["backfill"]:
+        return LOCAL_JVM_FLAGS
+    own = dict(BACKFILL_JVM_FLAGS)
+    return tuple((prefix, own.get(prefix, default)) for prefix, default in LOCAL_JVM_FLAGS)
+
+
+def jvm_args(user: str = "", defaults: tuple = LOCAL_JVM_FLAGS) -> str:
     """``user``'s JVM flags with each default they do not set themselves."""
     flags = user.split()
-    added = [default for prefix, default in LOCAL_JVM_FLAGS if not any(f.startswith(prefix) for f in flags)]
+    added = [default for prefix, default in defaults if not any(f.startswith(prefix) for f in flags)]
     return " ".join(flags + added)
 
 
-def apply_local_jvm_defaults(environ: MutableMapping[str, str] = os.environ) -> str:
-    """Put the defaults in ``JVM_ARGS``; it must run before PyFlink starts its JVM (a JVM
-    already running keeps the flags it started with). Returns what applies."""
-    environ[JVM_ARGS] = jvm_args(environ.get(JVM_ARGS, ""))
+def apply_local_jvm_defaults(environ: MutableMapping[str, str] = os.environ, command: str = "") -> str:
+    """Put the defaults (``command``'s, see ``local_jvm_flags``) in ``JVM_ARGS``; it must run
+    before PyFlink starts its JVM (a JVM already running keeps the flags it started with).
+    Returns what applies."""
+    environ[JVM_ARGS] = jvm_args(environ.get(JVM_ARGS, ""), local_jvm_flags(command))
     return environ[JVM_ARGS]
 
 
