@@ -35,7 +35,7 @@ import io
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Optional
 
-from connectors.formats.ion_framing import BVM
+from connectors.formats.ion_framing import BVM, BadFraming, var_uint
 
 # A range closes after the block that takes it to this many bytes. The range reader's
 # output for one range (its revisions, decoded, and their rows) is what is in flight
@@ -71,8 +71,8 @@ def whole_object(key: str) -> ObjectRange:
     return ObjectRange(key)
 
 
-class _Framing(ValueError):
-    """The top-level framing stops making sense (truncated, a bad descriptor)."""
+# The top-level framing stops making sense (truncated, a bad descriptor).
+_Framing = BadFraming
 
 
 class _Source:
@@ -142,16 +142,7 @@ class _Source:
 
 
 def _var_uint(data: bytes, pos: int) -> tuple:
-    value = 0
-    for _ in range(9):
-        if pos >= len(data):
-            raise _Framing("a VarUInt runs past the data")
-        byte = data[pos]
-        pos += 1
-        value = (value << 7) | (byte & 0x7F)
-        if byte & 0x80:
-            return value, pos
-    raise _Framing("VarUInt longer than 9 bytes")
+    return var_uint(data, pos, len(data))
 
 
 def _header(data: bytes, pos: int = 0) -> tuple:

@@ -39,7 +39,8 @@ def check(payload: bytes) -> None:
             raise BadFraming(f"Ion text that is not valid UTF-8 (byte {exc.start})") from None
 
 
-def _var_uint(data: bytes, pos: int, end: int) -> tuple:
+def var_uint(data: bytes, pos: int, end: int) -> tuple:
+    """A VarUInt at ``pos`` that must end before ``end``: (its value, the position after it)."""
     value = 0
     for _ in range(9):  # 63 bits: more is no length a record can have
         if pos >= end:
@@ -66,7 +67,7 @@ def check_binary(data: bytes) -> None:
         if pos > end:
             raise BadFraming("a value runs past the end of its container")
         if in_struct:
-            _, pos = _var_uint(data, pos, end)  # field name symbol id
+            _, pos = var_uint(data, pos, end)  # field name symbol id
             if pos >= end:
                 raise BadFraming("struct field without a value")
         if len(stack) == 1 and data[pos:pos + 4] == BVM:
@@ -84,9 +85,9 @@ def check_binary(data: bytes) -> None:
         if kind == 0x1:  # bool: its value is in the descriptor
             continue
         if kind == 0xD and low == 1:
-            length, pos = _var_uint(data, pos, end)  # sorted struct: the length follows
+            length, pos = var_uint(data, pos, end)  # sorted struct: the length follows
         elif low == 0xE:
-            length, pos = _var_uint(data, pos, end)
+            length, pos = var_uint(data, pos, end)
         else:
             length = low
         stop = pos + length
@@ -100,7 +101,7 @@ def check_binary(data: bytes) -> None:
             if kind == 0xE:
                 if length == 0:
                     raise BadFraming("empty annotation wrapper")
-                annotations, start = _var_uint(data, pos, stop)
+                annotations, start = var_uint(data, pos, stop)
                 pos = start + annotations
                 if annotations == 0 or pos >= stop:
                     raise BadFraming("annotation wrapper without annotations or without a value")

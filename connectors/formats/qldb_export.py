@@ -141,22 +141,14 @@ class ExportStore:
         return _Limited(stream, end - start)
 
 
-class _Limited(io.RawIOBase):
-    """The first ``limit`` bytes of a stream."""
+class SourceStream(io.RawIOBase):
+    """A readable stream over another, ``self._source``: a subclass says what ``read``
+    does on the way; reading into a buffer and closing (the source too) are the same for all."""
 
-    def __init__(self, stream: BinaryIO, limit: int):
-        self._stream = stream
-        self._left = limit
+    _source: BinaryIO
 
     def readable(self) -> bool:
         return True
-
-    def read(self, size: int = -1) -> bytes:
-        if self._left <= 0:
-            return b""
-        data = self._stream.read(self._left if size is None or size < 0 else min(size, self._left))
-        self._left -= len(data)
-        return data
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
@@ -165,9 +157,24 @@ class _Limited(io.RawIOBase):
 
     def close(self) -> None:
         try:
-            self._stream.close()
+            self._source.close()
         finally:
             super().close()
+
+
+class _Limited(SourceStream):
+    """The first ``limit`` bytes of a stream."""
+
+    def __init__(self, stream: BinaryIO, limit: int):
+        self._source = stream
+        self._left = limit
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._source.read(self._left if size is None or size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
 
 
 class MissingObject(Exception):
@@ -404,7 +411,7 @@ class ObjectStats:
     dead_letters: int = 0
 
 
-class ObjectStream(io.RawIOBase):
+class ObjectStream(SourceStream):
     """A data object read as a stream (objects can be hundreds of MB; only the block being
     read is in memory): counts the bytes read, keeps the first ``MAX_DEAD_LETTER_RAW`` of
     them for a dead letter, and remembers an error of the stream under it (a connection
@@ -420,9 +427,6 @@ class ObjectStream(io.RawIOBase):
     def head(self) -> bytes:
         return bytes(self._head)
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, size: int = -1) -> bytes:
         try:
             data = self._source.read(size)
@@ -433,17 +437,6 @@ class ObjectStream(io.RawIOBase):
         if len(self._head) < MAX_DEAD_LETTER_RAW:
             self._head += data[:MAX_DEAD_LETTER_RAW - len(self._head)]
         return data
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        try:
-            self._source.close()
-        finally:
-            super().close()
 
 
 def read_object(export_id: str, key: str, data: Union[bytes, BinaryIO], output_format: str, *,
@@ -580,32 +573,18 @@ def object_head(store: "ExportStore", key: str, export_prefix: str, size: int) -
         return stream.read()
 
 
-class _Chained(io.RawIOBase):
+class _Chained(SourceStream):
     """``first`` (bytes), then a stream."""
 
     def __init__(self, first: bytes, stream: BinaryIO):
         self._first = io.BytesIO(first)
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
+        self._source = stream
 
     def read(self, size: int = -1) -> bytes:
         data = self._first.read(size)
         if not data:
-            return self._stream.read(size)
+            return self._source.read(size)
         return data
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        try:
-            self._stream.close()
-        finally:
-            super().close()
 
 
 def _lines(stream: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:

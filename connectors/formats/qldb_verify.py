@@ -28,7 +28,6 @@ records every failure with the block, the check and the object key.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator, Optional
@@ -39,7 +38,7 @@ from amazon.ion.core import IonType
 from connectors.formats.ion_hash import IonHashError, ion_hash
 from connectors.formats.ion_json import is_ion_null
 from connectors.formats.qldb import ion_error_text
-from connectors.formats.qldb_export import JSON, Export, ExportStore, MissingObject, block_range
+from connectors.formats.qldb_export import JSON, Export, ExportStore, MissingObject, SourceStream, block_range
 
 HASH_LENGTH = 32
 
@@ -386,25 +385,17 @@ class Summary:
                 "failureCount": self.failure_count, "failures": [f.as_dict() for f in self.failures]}
 
 
-class _Counting(io.RawIOBase):
+class _Counting(SourceStream):
     """Counts the bytes the Ion reader pulls from an object (progress, MB/s)."""
 
     def __init__(self, stream: BinaryIO, summary: Summary):
-        self._stream = stream
+        self._source = stream
         self._summary = summary
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
+        data = self._source.read(size)
         self._summary.bytes_read += len(data)
         return data
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
 
 
 def check_refusal(export: Export) -> None:

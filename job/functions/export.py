@@ -66,23 +66,34 @@ def refusal(checked: CheckedBlock) -> str:
             + "; its revisions are not written")
 
 
-class ReadExportObjectFunction(FlatMapFunction):
+class _ExportFunction(FlatMapFunction):
+    """Where the export is (``uri``, the object keys' ``export_prefix``) and what it is; the
+    store it is read from, opened in each worker."""
+
     def __init__(self, *, uri: str, region: str, endpoint: Optional[str], export_id: str, export_prefix: str,
-                 output_format: str, decode: DecodeSettings, status_dir: Optional[str] = None,
-                 verify: bool = False, strands: Optional[dict] = None):
+                 output_format: str):
         self._uri = uri
         self._region = region
         self._endpoint = endpoint
         self._export_id = export_id
         self._prefix = export_prefix
         self._format = output_format
+
+    def open(self, ctx: RuntimeContext):
+        self._store = open_store(self._uri, self._region, self._endpoint)
+
+
+class ReadExportObjectFunction(_ExportFunction):
+    def __init__(self, *, decode: DecodeSettings, status_dir: Optional[str] = None, verify: bool = False,
+                 strands: Optional[dict] = None, **where):
+        super().__init__(**where)
         self._settings = decode
         self._status_dir = status_dir
         self._verify = verify
         self._strands = dict(strands or {})  # strandId -> keys in manifest order (verify: the chain)
 
     def open(self, ctx: RuntimeContext):
-        self._store = open_store(self._uri, self._region, self._endpoint)
+        super().open(ctx)
         self._export = Export(export_id=self._export_id, uri=self._uri, output_format=self._format,
                               prefix=self._prefix, strands=self._strands)
         self._strand_of = {key: strand for strand, keys in self._strands.items() for key in keys}
@@ -245,23 +256,14 @@ class ReadExportRangeFunction(ReadExportObjectFunction):
         yield from self._read(part.key, lambda: range_stream(self._store, self._prefix, part), part)
 
 
-class SplitExportObjectFunction(FlatMapFunction):
+class SplitExportObjectFunction(_ExportFunction):
     """A data object's key in, its ranges of blocks out (connectors/formats/export_ranges.py):
     only a binary object's framing is read. An object that is missing, or that is not
     binary Ion, is one whole-object range: the reader gives what it gives today."""
 
-    def __init__(self, *, uri: str, region: str, endpoint: Optional[str], export_id: str, export_prefix: str,
-                 output_format: str, range_bytes: int = RANGE_BYTES):
+    def __init__(self, *, range_bytes: int = RANGE_BYTES, **where):
+        super().__init__(**where)
         self._range_bytes = range_bytes
-        self._uri = uri
-        self._region = region
-        self._endpoint = endpoint
-        self._export_id = export_id
-        self._prefix = export_prefix
-        self._format = output_format
-
-    def open(self, ctx: RuntimeContext):
-        self._store = open_store(self._uri, self._region, self._endpoint)
 
     def flat_map(self, key: str):
         if self._format != ION_BINARY:
