@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from job.cli.local import processes
 from job.cli.local.jvm import apply_local_jvm_defaults, explain_failure
 
 ENDED_STATES = ("FAILED", "CANCELED", "FINISHED")
@@ -72,16 +73,6 @@ def read_flink_conf(path: str) -> dict:
     return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in data.items()}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 _TMP_DIRS: list = []  # this process's runs' temporary directories (remove_tmp_dirs)
 
 
@@ -105,7 +96,7 @@ def sweep_run_tmp(runs_dir: str) -> None:
     for name in names:
         tmp = os.path.join(runs_dir, name, "tmp")
         pid = name.rsplit("-", 1)[-1]
-        if pid.isdigit() and os.path.isdir(tmp) and not _alive(int(pid)):
+        if pid.isdigit() and os.path.isdir(tmp) and not processes.alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
