@@ -71,10 +71,6 @@ def whole_object(key: str) -> ObjectRange:
     return ObjectRange(key)
 
 
-# The top-level framing stops making sense (truncated, a bad descriptor).
-_Framing = BadFraming
-
-
 class _Source:
     """Reads at absolute positions, forward only: a seek when the stream can, else reads
     that are thrown away (an S3 body), keeping only what is being looked at."""
@@ -141,24 +137,20 @@ class _Source:
         return self._size
 
 
-def _var_uint(data: bytes, pos: int) -> tuple:
-    return var_uint(data, pos, len(data))
-
-
 def _header(data: bytes, pos: int = 0) -> tuple:
     """(type, low nibble, where the value's body starts, its length) of the value at
     ``pos`` of ``data`` (which holds at least its header)."""
     if pos >= len(data):
-        raise _Framing("a value's type descriptor is missing")
+        raise BadFraming("a value's type descriptor is missing")
     descriptor = data[pos]
     kind, low = descriptor >> 4, descriptor & 0x0F
     pos += 1
     if kind == 0xF:
-        raise _Framing(f"reserved type descriptor 0x{descriptor:02x}")
+        raise BadFraming(f"reserved type descriptor 0x{descriptor:02x}")
     if low == 0xF or kind == 0x1:  # a null, a bool: the descriptor is the whole value
         return kind, low, pos, 0
     if low == 0xE or (kind == 0xD and low == 1):
-        length, pos = _var_uint(data, pos)
+        length, pos = var_uint(data, pos, len(data))
         return kind, low, pos, length
     return kind, low, pos, low
 
@@ -166,12 +158,12 @@ def _header(data: bytes, pos: int = 0) -> tuple:
 def _is_append(table: bytes) -> bool:
     """The symbol table (an annotated struct, whole) has ``imports: $ion_symbol_table``."""
     _, _, pos, length = _header(table)
-    annotations, pos = _var_uint(table, pos)
+    annotations, pos = var_uint(table, pos, len(table))
     pos += annotations
     kind, low, pos, length = _header(table, pos)
     end = pos + length
     while pos < end:
-        field, pos = _var_uint(table, pos)
+        field, pos = var_uint(table, pos, len(table))
         kind, low, body, length = _header(table, pos)
         if field == _IMPORTS_SID:
             return kind == 0x7 and table[body:body + length].lstrip(b"\x00") == bytes([_SYMBOL_TABLE_SID])
@@ -206,7 +198,7 @@ def split_object(stream: BinaryIO, key: str, range_bytes: int = RANGE_BYTES) -> 
             continue
         try:
             kind, low, body, length = _header(head)
-        except _Framing:
+        except BadFraming:
             broken = True
             break
         end = pos + body + length
@@ -217,7 +209,7 @@ def split_object(stream: BinaryIO, key: str, range_bytes: int = RANGE_BYTES) -> 
                 break
             try:
                 context = context + [table] if _is_append(table) else [BVM, table]
-            except (_Framing, IndexError):
+            except (BadFraming, IndexError):
                 broken = True
                 break
             pos = end
@@ -253,10 +245,10 @@ def split_object(stream: BinaryIO, key: str, range_bytes: int = RANGE_BYTES) -> 
 def _is_symbol_table(head: bytes, body: int) -> bool:
     """An annotation wrapper whose first annotation is $ion_symbol_table around a struct."""
     try:
-        annotations, pos = _var_uint(head, body)
-        first, after = _var_uint(head, pos)
+        annotations, pos = var_uint(head, body, len(head))
+        first, after = var_uint(head, pos, len(head))
         wrapped = head[pos + annotations] if pos + annotations < len(head) else None
-    except _Framing:
+    except BadFraming:
         return False
     return first == _SYMBOL_TABLE_SID and after <= pos + annotations and wrapped is not None \
         and wrapped >> 4 == 0xD
