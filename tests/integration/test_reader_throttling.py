@@ -32,7 +32,7 @@ def test_throttled_and_failing_endpoint_still_ends_equal_to_the_oracle(
     # restarts from its newest checkpoint (MSF, `run --jobmanager`) or ends a local run
     # (docs/operations.md, faults).
     proxy = FaultProxy(services.aws_endpoint(), seed=3, throttle=0.3, expire=0.05, server_error=0.05,
-                       reset=0.05, limit=0.2, limit_ops=("ListShards",)).start()
+                       reset=0.05, limit_every=5, limit_ops=("ListShards",)).start()
 
     def restart_twice():
         # Once reading is under way, the endpoint goes away for 2 s, twice.

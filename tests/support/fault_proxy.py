@@ -3,8 +3,8 @@
 It forwards every request to the real endpoint (the moto server) unchanged, except that,
 at the rates given, it answers a GetRecords call itself with
 ``ProvisionedThroughputExceededException`` or ``ExpiredIteratorException`` (HTTP 400,
-as Kinesis does), with ``InternalFailure`` (HTTP 500), or resets the connection; and a
-ListShards or GetShardIterator call with ``LimitExceededException``. ``restart()`` closes
+as Kinesis does), with ``InternalFailure`` (HTTP 500), or resets the connection; and every
+n-th ListShards or GetShardIterator call with ``LimitExceededException``. ``restart()`` closes
 the listening socket for a while (connections are refused) and opens it again on the same
 port, as an endpoint restart looks to a client.
 """
@@ -25,13 +25,17 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 class FaultProxy:
     def __init__(self, upstream: str, *, seed: int = 1, throttle: float = 0.0, expire: float = 0.0,
-                 server_error: float = 0.0, reset: float = 0.0, limit: float = 0.0,
+                 server_error: float = 0.0, reset: float = 0.0, limit_every: int = 0,
                  limit_ops: tuple = ("ListShards", "GetShardIterator")):
         target = urlparse(upstream)
         self._upstream = (target.hostname, target.port or 80)
         self._rates = {"throttled": throttle, "expired": expire, "server_error": server_error, "reset": reset}
-        self._limit = limit
+        # Every ``limit_every``-th call to a ``limit_ops`` operation, the first included, is
+        # refused: counted, not rolled, because a run makes only a few such calls and a test
+        # that asserts one was refused must not depend on the dice (CI once rolled none).
+        self._limit_every = limit_every
         self._limit_ops = limit_ops
+        self._limit_calls = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.counts = {"forwarded": 0, "get_records": 0, "throttled": 0, "expired": 0, "server_error": 0,
@@ -91,9 +95,11 @@ class FaultProxy:
                         self.counts[fault] += 1
                         return fault
                     roll -= rate
-            elif operation in self._limit_ops and self._rng.random() < self._limit:
-                self.counts["limit_exceeded"] += 1
-                return "limit_exceeded"
+            elif operation in self._limit_ops and self._limit_every:
+                self._limit_calls += 1
+                if self._limit_calls % self._limit_every == 1 % self._limit_every:
+                    self.counts["limit_exceeded"] += 1
+                    return "limit_exceeded"
             self.counts["forwarded"] += 1
             return None
 
