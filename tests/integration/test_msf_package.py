@@ -146,7 +146,8 @@ def test_unpacked_code_replicates_a_stream(runtime_python, unpacked, tmp_path, k
 
     log = open(tmp_path / "main.log", "w+")
     process = subprocess.Popen([runtime_python, str(unpacked / package.MAIN_FILE), "--properties", props],
-                               cwd=unpacked, env=dict(env, TMPDIR=str(tmp_path)), stdout=log,
+                               cwd=unpacked, env=dict(env, TMPDIR=str(tmp_path), JVM_ARGS=_jvm_tmp(tmp_path)),
+                               stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
     _replicates(process, log, expected, mysql_conn)
 
@@ -171,6 +172,12 @@ def _replicates(process, log, expected: dict, mysql_conn, timeout_s: float = 300
     assert still_running, f"the job ended (exit {process.returncode}) before it caught up:\n{output[-6000:]}"
     assert problems == [], "\n".join(problems) + "\n" + output[-6000:]
     return output
+
+
+def _jvm_tmp(tmp_path) -> str:
+    """Java ignores TMPDIR: without this the mini-cluster's RPC jar and blob store (about
+    85 MB a run) stay in /tmp whenever the JVM is stopped by a signal, as here."""
+    return f"-Djava.io.tmpdir={tmp_path}"
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -229,7 +236,8 @@ def test_main_file_runs_the_job_as_msf_starts_it(runtime_python, unpacked, tmp_p
                      PATH=os.path.dirname(runtime_python) + os.pathsep + os.environ.get("PATH", ""),
                      # Python workers in their own processes, as on a cluster (not inside the driver).
                      _python_worker_execution_mode="process",
-                     TMPDIR=str(tmp_path))  # where msf_main stages the code for the workers
+                     TMPDIR=str(tmp_path),  # where msf_main stages the code for the workers
+                     JVM_ARGS=_jvm_tmp(tmp_path))
     log = open(tmp_path / "flink-run.log", "w+")
     process = subprocess.Popen(
         [flink, "run", "--target", "local", "--python", str(unpacked / options["python"]),
