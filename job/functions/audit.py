@@ -168,6 +168,8 @@ class AuditReplayFunction(KeyedProcessFunction):
             del self._timer[server]
         now = ctx.timer_service().current_processing_time()
         waiting, more_ready = self._release(server, now)
+        # Records that reached the function while it replayed were queued, not absent.
+        self._watermarks(server).busy(now, ctx.timer_service().current_processing_time())
         if waiting and server not in self._timer:
             self._schedule(ctx, server, now, soon=more_ready)
         return ()  # PyFlink iterates what a timer returns

@@ -16,11 +16,17 @@ shards whose records are still queued in front of it for idle ones. When nothing
 all has arrived for the server for one idle timeout of wall-clock time, the input is
 drained and every shard counts as idle: everything waiting is released. That is how
 the last events get out at the end of a catch-up run, and how a quiet server's last
-statement is applied. After a (re)start nothing is released before the read clock has
-moved one idle timeout past the first record (or the input is drained), so that every
-shard can deliver before the first release. An event that arrives after later events
-were released is *late*: it is recorded, not replayed, and goes to the dead-letter
-table (unless it is a duplicate of one already recorded).
+statement is applied. Time the function spends replaying is not silence (records
+queue in front of it meanwhile). After a (re)start nothing is released before the read
+clock has moved one idle timeout past the first record, so that every shard can
+deliver before the first release; before the first record arrives, drained means
+nothing for ``STARTUP_TIMEOUT_MS``, not one idle timeout: the source may start reading
+seconds after this function opened (restoring, listing shards, on a busy machine), and
+restored events released before it delivers would make every re-read event older than
+them late (a late ``ROLLBACK`` leaves its transaction to be committed by the connection's
+next ``BEGIN``). An event that arrives after later events were released is *late*: it is
+recorded, not replayed, and goes to the dead-letter table (unless it is a duplicate of
+one already recorded).
 
 **Transactions.** Statements are replayed as the source committed them: per
 connection, statements inside ``BEGIN``/``START TRANSACTION`` or with
@@ -39,6 +45,8 @@ from connectors.formats.audit_lines import AuditRecord
 
 DEADLOCK = 1213  # InnoDB rolls back the whole transaction
 SESSION_RESETS = ("CONNECT", "DISCONNECT", "FAILED_CONNECT", "CHANGEUSER")
+# After a (re)start, nothing arriving for this long (not one idle timeout) counts as drained.
+STARTUP_TIMEOUT_MS = 30_000
 
 
 @dataclass
@@ -94,10 +102,15 @@ class Watermarks:
     """Per-shard watermarks of one server. Idleness is kept in memory only (a restart
     starts it over); the read clock is the reader's emit time carried by each record."""
 
-    def __init__(self, out_of_orderness_ms: int, idle_timeout_ms: int, opened_ms: int):
+    def __init__(self, out_of_orderness_ms: int, idle_timeout_ms: int, opened_ms: int,
+                 startup_timeout_ms: int = STARTUP_TIMEOUT_MS):
         self._bound_us = out_of_orderness_ms * 1000
         self._idle_ms = idle_timeout_ms
-        self._last_arrival_ms = opened_ms  # wall clock: when anything last arrived (or the start)
+        self._startup_ms = max(startup_timeout_ms, idle_timeout_ms)
+        # Wall clock: when anything last arrived (or the start), moved on by the time the
+        # function was busy since (then nothing could arrive: that is not silence).
+        self._last_arrival_ms = opened_ms
+        self._arrived = False
         self._first_read_ms: Optional[int] = None
         self._latest_read_ms = 0
         self._last_read: dict = {}  # shard -> read clock of its newest record for this server
@@ -108,10 +121,22 @@ class Watermarks:
         self._latest_read_ms = max(self._latest_read_ms, read_ms)
         self._last_read[shard_id] = max(self._last_read.get(shard_id, read_ms), read_ms)
         self._last_arrival_ms = max(self._last_arrival_ms, now_ms)
+        self._arrived = True
+
+    def busy(self, started_ms: int, ended_ms: int) -> None:
+        """The function was busy (replaying) from ``started_ms`` to ``ended_ms``: records
+        queued in front of it meanwhile could not arrive, so that time is not silence."""
+        start = max(started_ms, self._last_arrival_ms)
+        if ended_ms > start:
+            self._last_arrival_ms += ended_ms - start
 
     def drained(self, now_ms: int) -> bool:
-        """Nothing arrived for one idle timeout of wall-clock time: every shard is idle."""
-        return now_ms - self._last_arrival_ms >= self._idle_ms
+        """Nothing arrived for one idle timeout of wall-clock time (the function not busy):
+        every shard is idle. Until the first record after a (re)start, the start-up timeout:
+        the source may start reading well after this function opened (restoring, listing
+        shards, on a busy machine), and restored events released before it delivers would
+        make the re-read events older than them late."""
+        return now_ms - self._last_arrival_ms >= (self._idle_ms if self._arrived else self._startup_ms)
 
     def watermark(self, shard_max: dict, now_ms: int) -> Optional[float]:
         """Event time (us) below which events may be released; None: nothing yet (start-up)."""

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as hs
 
 from connectors.formats.audit_lines import AuditRecord, aurora_line, parse_audit_line, split_records
 from connectors.formats.audit_statements import DDL_VERBS
-from job.rules.audit_order import OrderState, Watermarks, plan, take_ready
+from job.rules.audit_order import STARTUP_TIMEOUT_MS, OrderState, Watermarks, plan, take_ready
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 BASE_US = 1_700_000_000_000_000
@@ -47,9 +47,57 @@ def test_idleness_runs_on_the_read_clock_not_on_arrival():
 
 
 def test_restored_events_with_nothing_arriving_are_released_once_drained():
-    marks = Watermarks(out_of_orderness_ms=1000, idle_timeout_ms=3000, opened_ms=100)
-    assert marks.watermark({"s1": 10_000_000}, now_ms=3000) is None
-    assert marks.watermark({"s1": 10_000_000}, now_ms=3100) == math.inf
+    # Nothing has arrived since the start: the start-up timeout, not one idle timeout.
+    marks = Watermarks(out_of_orderness_ms=1000, idle_timeout_ms=3000, opened_ms=100, startup_timeout_ms=20_000)
+    assert marks.watermark({"s1": 10_000_000}, now_ms=3100) is None
+    assert marks.watermark({"s1": 10_000_000}, now_ms=20_099) is None
+    assert marks.watermark({"s1": 10_000_000}, now_ms=20_100) == math.inf
+
+
+def _restore_with_a_slow_source(startup_timeout_ms):
+    """A job killed after the checkpoint below and restored; its source delivers the first
+    re-read record 2.5 s after the replay function opened. Returns (replayed, late)."""
+    state = OrderState()
+    # Before the checkpoint: connection 5 began a transaction and inserted row 7 (released,
+    # held in its session); connection 6's update (shard s1, 10 s) waited for the watermark.
+    begun = [rec(8_000_000, 1, "START TRANSACTION", conn=5, shard="s2"),
+             rec(8_000_000, 2, "INSERT INTO t VALUES (7)", conn=5, shard="s2")]
+    held = [rec(10_000_000, 4, "UPDATE c SET n = n + 1", conn=6, shard="s1")]
+    ready, _, pending = take_ready(state, begun + held, watermark=BASE_US + 9_000_000)
+    assert replayed(state, ready) == [] and pending == held
+    # Read after the checkpoint by the killed job, so read again: the source of truth
+    # rolled row 7 back, and connection 5 went on with another transaction.
+    reread = [rec(9_000_000, 3, "ROLLBACK", conn=5, shard="s2"),
+              rec(11_000_000, 5, "START TRANSACTION", conn=5, shard="s2"),
+              rec(11_000_000, 6, "COMMIT", conn=5, shard="s2")]
+    marks = Watermarks(out_of_orderness_ms=2000, idle_timeout_ms=2000, opened_ms=0,
+                       startup_timeout_ms=startup_timeout_ms)
+    out, late = [], []
+    for now in range(0, 10_000, 200):  # the function's timer
+        if now == 2_600:
+            marks.seen("s2", read_ms=2_600, now_ms=now)
+            pending += reread
+        ready, too_late, pending = take_ready(state, pending, marks.watermark(state.shard_max, now))
+        out += replayed(state, ready)
+        late += too_late
+    assert pending == []
+    return out, [r.event.object for r in late]
+
+
+def test_a_restore_does_not_release_restored_events_before_the_source_delivers():
+    assert _restore_with_a_slow_source(STARTUP_TIMEOUT_MS) == (["UPDATE c SET n = n + 1"], [])
+    # Drained after one idle timeout, as before: the held update went first, the re-read
+    # ROLLBACK came late, and the next BEGIN committed the rolled-back INSERT.
+    assert _restore_with_a_slow_source(2000) == (
+        ["UPDATE c SET n = n + 1", "INSERT INTO t VALUES (7)"], ["ROLLBACK"])
+
+
+def test_time_spent_replaying_is_not_silence():
+    marks = Watermarks(out_of_orderness_ms=1000, idle_timeout_ms=2000, opened_ms=0)
+    marks.seen("s1", read_ms=0, now_ms=100)
+    marks.busy(500, 3000)  # a long release: records queued in front of the function meanwhile
+    assert not marks.drained(4500)  # 400 ms quiet before, 1.5 s after
+    assert marks.drained(4600)
 
 
 def test_take_ready_orders_by_time_then_query_id_and_dedups():
