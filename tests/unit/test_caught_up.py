@@ -7,7 +7,7 @@ from job.cli.local.source_status import ListedShard, SourceStatus
 
 def _progress(records: int, checkpoint: int, at_tip: bool = True, pending: int = 0) -> Progress:
     source = SourceStatus(shards=[ListedShard("shardId-0", False)], lag_ms={"shardId-0": 0 if at_tip else 500},
-                          records_read=records, metrics_seen=True)
+                          fetched={"shardId-0": 0 if at_tip else 2}, records_read=records, metrics_seen=True)
     return Progress(source=source, checkpoint=checkpoint, writers_pending=pending)
 
 

@@ -97,16 +97,19 @@ def test_metrics_from_rest_give_records_read_and_each_shards_lag():
         "0.kinesis-source.KinesisConsumer.stream.my.dotted.stream.shardId.shardId-000000000001.millisBehindLatest": "0",
         "1.kinesis-source.KinesisConsumer.stream.my.dotted.stream.shardId.shardId-000000000000.millisBehindLatest": "-1",
         "1.kinesis-source.KinesisConsumer.stream.my.dotted.stream.shardId.shardId-000000000000.runLoopTimeNanos": "812",
+        "0.kinesis-source.KinesisConsumer.stream.my.dotted.stream.shardId.shardId-000000000001."
+        "numberOfAggregatedRecordsPerFetch": "2",
     }
-    records, lags, gauges = parse_source_metrics(values)
+    records, lags, fetched, gauges = parse_source_metrics(values)
     assert records == 100
     assert lags == {"shardId-000000000001": 0, "shardId-000000000000": -1}
+    assert fetched == {"shardId-000000000001": 2}
     assert gauges == {"shardId-000000000001": ("0",), "shardId-000000000000": ("-1", "812")}
 
 
 def test_caught_up_needs_every_open_shard_at_zero_and_closed_ones_at_zero_or_done():
     shards = [ListedShard("a", closed=True), ListedShard("b", closed=False), ListedShard("c", closed=False)]
-    status = SourceStatus(shards=shards, lag_ms={"b": 0, "c": -1}, metrics_seen=True)
+    status = SourceStatus(shards=shards, lag_ms={"b": 0, "c": -1}, fetched={"b": 0, "c": 0}, metrics_seen=True)
     assert not status.all_at_tip  # c has had no answer yet
     status.lag_ms["c"] = 0
     assert status.all_at_tip  # a: read to its end (its metrics are gone)
@@ -122,6 +125,19 @@ def test_caught_up_needs_every_open_shard_at_zero_and_closed_ones_at_zero_or_don
     assert not status.all_at_tip
     assert not SourceStatus(shards=[ListedShard("b", closed=False)], metrics_seen=False).all_at_tip
     assert not SourceStatus(shards=[], lag_ms={"b": 0}, metrics_seen=True).all_at_tip
+
+
+def test_a_shard_is_at_its_tip_only_once_an_answer_at_zero_ms_behind_held_no_record():
+    # moto answers 0 ms behind for every page of a burst put in one call: the records in the
+    # last answer tell that more may follow.
+    shard = ListedShard("b", closed=False)
+    status = SourceStatus(shards=[shard], lag_ms={"b": 0}, fetched={"b": 2}, metrics_seen=True)
+    assert not status.at_tip(shard) and not status.all_at_tip
+    status.fetched["b"] = 0
+    assert status.at_tip(shard) and status.all_at_tip
+    status.lag_ms["b"] = 300  # an empty answer short of the tip (real Kinesis, a sparse shard)
+    assert not status.all_at_tip
+    assert not SourceStatus(shards=[shard], lag_ms={"b": 0}, metrics_seen=True).all_at_tip  # no count yet
 
 
 def test_at_timestamp_on_a_local_endpoint_goes_out_as_seconds_in_the_sdks_milliseconds():

@@ -6,6 +6,14 @@ The connector registers ``KinesisConsumer.stream.<stream>.shardId.<shard>.millis
 for every shard a subtask reads: -1 until its first GetRecords answer, then the answer's
 MillisBehindLatest (0 at the tip). A shard restored as finished never gets any metrics.
 
+A MillisBehindLatest of 0 alone does not say the shard is read to its tip: moto computes it
+from the arrival times of the last record returned and the last record stored, so a burst
+put in one PutRecords call answers 0 on every page while most of it is still unread (seen
+on 2026-12-08: under load a run said caught up after its source stalled for 4 s, with 189
+records unread). So a shard is at its tip once an answer at 0 ms behind also held no record:
+the connector's ``numberOfAggregatedRecordsPerFetch`` (the Kinesis records of the last
+answer, set with the lag after those were emitted) is 0.
+
 A shard read to its end unregisters its metrics in the TaskManager, but Flink's REST API
 keeps serving their last values (its metric store only ever adds; seen on 2026-12-07 after
 a reshard on LocalStack: three finished parents kept 1308 and 2324 ms behind while a
@@ -30,6 +38,7 @@ RECORDS_OUT = "numRecordsOut"
 LAG_GAUGE = names.MILLIS_BEHIND_LATEST
 LOOP_GAUGE = "runLoopTimeNanos"  # the polling publisher's, set after every GetRecords loop
 SHARD_GAUGES = (LAG_GAUGE, LOOP_GAUGE)
+FETCHED_GAUGE = "numberOfAggregatedRecordsPerFetch"  # Kinesis records in the last answer
 # A closed shard whose gauges have not changed for this long is read to its end. It is longer
 # than the longest quiet spell of a live consumer: GetRecords retried 10 times
 # (PATIENT_RETRIES in connectors/kinesis/source.py) with the connector's default backoff of
@@ -49,6 +58,7 @@ class SourceStatus:
 
     shards: list = field(default_factory=list)  # ListedShard, from ListShards (None: not listed yet)
     lag_ms: dict = field(default_factory=dict)  # shard id -> millisBehindLatest (-1: no answer yet)
+    fetched: dict = field(default_factory=dict)  # shard id -> Kinesis records in its last answer
     records_read: int = 0
     metrics_seen: bool = False
     subtasks: int = 0  # the source's parallelism, from the job graph
@@ -66,9 +76,11 @@ class SourceStatus:
         return [s for s in self.shards if not s.closed]
 
     def at_tip(self, shard: ListedShard) -> bool:
-        """A shard is at its tip when the connector's last answer for it said 0 ms behind, and
-        a closed one also when it is read to its end (``finished``)."""
-        return self.lag_ms.get(shard.shard_id) == 0 or self.finished(shard)
+        """A shard is at its tip when the connector's last answer for it said 0 ms behind and
+        held no record (see the module's docstring), and a closed one also when it is read to
+        its end (``finished``)."""
+        return ((self.lag_ms.get(shard.shard_id) == 0 and self.fetched.get(shard.shard_id) == 0)
+                or self.finished(shard))
 
     @property
     def shards_at_tip(self) -> int:
@@ -87,16 +99,20 @@ class SourceStatus:
 
 
 def parse_source_metrics(values: dict) -> tuple:
-    """(records read, {shard id: lag ms}, {shard id: (gauge values)}) from REST metric ids and
-    values of the source vertex: ids look like
+    """(records read, {shard id: lag ms}, {shard id: Kinesis records in the last answer},
+    {shard id: (gauge values)}) from REST metric ids and values of the source vertex: ids look like
     ``<subtask>.<operator>.KinesisConsumer.stream.<s>.shardId.<id>.millisBehindLatest`` and
     ``<subtask>.<operator>.numRecordsOut`` (a stream name may hold dots, a shard id does not)."""
     records = 0
     lags: dict = {}
+    fetched: dict = {}
     gauges: dict = {}
     for metric_id, value in sorted(values.items()):
         if metric_id.endswith("." + RECORDS_OUT) and names.KINESIS_SOURCE in metric_id:
             records += int(float(value))
+            continue
+        if metric_id.endswith("." + FETCHED_GAUGE) and SHARD_SCOPE in metric_id:
+            fetched[metric_id.rsplit(SHARD_SCOPE, 1)[1][:-len(FETCHED_GAUGE) - 1]] = int(float(value))
             continue
         for gauge in SHARD_GAUGES:
             if metric_id.endswith("." + gauge) and SHARD_SCOPE in metric_id:
@@ -104,7 +120,7 @@ def parse_source_metrics(values: dict) -> tuple:
                 gauges.setdefault(shard_id, []).append(value)
                 if gauge == LAG_GAUGE:
                     lags[shard_id] = int(float(value))
-    return records, lags, {shard_id: tuple(found) for shard_id, found in gauges.items()}
+    return records, lags, fetched, {shard_id: tuple(found) for shard_id, found in gauges.items()}
 
 
 def track_stillness(previous: dict, gauges: dict, now: float) -> dict:
@@ -144,10 +160,11 @@ class SourceWatcher:
             values = self._metrics(job_id)
         except Exception:  # the REST endpoint is busy or not up yet: the next poll asks again
             return self.status
-        records, lags, gauges = parse_source_metrics(values)
+        records, lags, fetched, gauges = parse_source_metrics(values)
         self._gauges = track_stillness(self._gauges, gauges, now)
         self.status.records_read = records
         self.status.lag_ms = lags
+        self.status.fetched = fetched
         self.status.still_s = {shard_id: now - since for shard_id, (_values, since) in self._gauges.items()}
         # A stream always has open shards, and each has metrics once its subtask reads it.
         self.status.metrics_seen = bool(lags)
@@ -167,7 +184,7 @@ class SourceWatcher:
             self.status.subtasks = int(found[0].get("parallelism", 0))
         base = f"/jobs/{job_id}/vertices/{self._vertex}/metrics"
         wanted = [m["id"] for m in self._get(base)
-                  if any(m["id"].endswith("." + gauge) for gauge in SHARD_GAUGES) or
+                  if any(m["id"].endswith("." + gauge) for gauge in (*SHARD_GAUGES, FETCHED_GAUGE)) or
                   (m["id"].endswith("." + RECORDS_OUT) and names.KINESIS_SOURCE in m["id"])]
         values: dict = {}
         for start in range(0, len(wanted), 40):
