@@ -140,6 +140,15 @@ def test_a_shard_is_at_its_tip_only_once_an_answer_at_zero_ms_behind_held_no_rec
     assert not SourceStatus(shards=[shard], lag_ms={"b": 0}, metrics_seen=True).all_at_tip  # no count yet
 
 
+def test_an_efo_shard_is_at_its_tip_at_zero_ms_behind():
+    # EFO events are pushed, and LocalStack pushes none without records: the lag alone says it.
+    shard = ListedShard("b", closed=False)
+    status = SourceStatus(shards=[shard], lag_ms={"b": 0}, fetched={"b": 3}, metrics_seen=True, polling=False)
+    assert status.at_tip(shard) and status.all_at_tip
+    status.lag_ms["b"] = 300
+    assert not status.all_at_tip
+
+
 def test_at_timestamp_on_a_local_endpoint_goes_out_as_seconds_in_the_sdks_milliseconds():
     # With CBOR off the connector's SDK writes the Timestamp in ms where JSON means seconds.
     settings = SourceSettings(stream="s", region="us-east-1", endpoint="http://127.0.0.1:15000",

@@ -37,7 +37,7 @@ from job.cli.local.driver import JobFailed, LocalJob
 from job.cli.local.job_identity import (ForeignRestore, check_restore, describe as describe_identity, differences,
                                     job_identity, read_identity, write_identity)
 from connectors.aws_clients import aws_client
-from connectors.kinesis.source import LOCAL_ENDPOINT_ENVIRONMENT, is_local_endpoint
+from connectors.kinesis.source import LOCAL_ENDPOINT_ENVIRONMENT, POLLING, is_local_endpoint
 
 from job.cli.project import PROJECT_ROOT
 DEFAULT_FLINK_CONF = os.path.join(PROJECT_ROOT, "flink-conf", "config.yaml")
@@ -266,7 +266,8 @@ def run_local(props: Properties, *, until_caught_up: bool,
     say(f"job {job_id} running; checkpoints in {job_checkpoints}; status in {status_dir}; "
         f"Flink REST/web UI {job.rest_url}")
     watcher = SourceWatcher(aws_client("kinesis", props["source.aws.region"], props["source.aws.endpoint"], attempts=2),
-                            props["source.stream.name"], job.rest_url)
+                            props["source.stream.name"], job.rest_url,
+                            polling=props["source.reader.type"] == POLLING)
     # The source's progress on the status board too, for tools that watch a run from
     # outside (the benchmark waits for "every shard at its tip" there).
     source_board = StatusBoard(status_dir)

@@ -12,7 +12,11 @@ put in one PutRecords call answers 0 on every page while most of it is still unr
 on 2026-12-08: under load a run said caught up after its source stalled for 4 s, with 189
 records unread). So a shard is at its tip once an answer at 0 ms behind also held no record:
 the connector's ``numberOfAggregatedRecordsPerFetch`` (the Kinesis records of the last
-answer, set with the lag after those were emitted) is 0.
+answer, set with the lag after those were emitted) is 0. That holds for the polling reader
+only: an EFO reader's answers are events the service pushes, and LocalStack's push none
+without records (seen on 2026-12-08: its EFO run never counted a shard at its tip), so for
+EFO the lag alone says it, as before. The moto burst this guards against is a polling one:
+moto has no EFO.
 
 A shard read to its end unregisters its metrics in the TaskManager, but Flink's REST API
 keeps serving their last values (its metric store only ever adds; seen on 2026-12-07 after
@@ -63,6 +67,7 @@ class SourceStatus:
     metrics_seen: bool = False
     subtasks: int = 0  # the source's parallelism, from the job graph
     still_s: dict = field(default_factory=dict)  # shard id -> seconds its gauges have not moved
+    polling: bool = True  # the polling reader: at the tip also needs an answer with no record
 
     def finished(self, shard: ListedShard) -> bool:
         """A closed shard read to its end: no metrics in this run (restored as finished) or
@@ -79,8 +84,8 @@ class SourceStatus:
         """A shard is at its tip when the connector's last answer for it said 0 ms behind and
         held no record (see the module's docstring), and a closed one also when it is read to
         its end (``finished``)."""
-        return ((self.lag_ms.get(shard.shard_id) == 0 and self.fetched.get(shard.shard_id) == 0)
-                or self.finished(shard))
+        empty = self.fetched.get(shard.shard_id) == 0 or not self.polling
+        return (self.lag_ms.get(shard.shard_id) == 0 and empty) or self.finished(shard)
 
     @property
     def shards_at_tip(self) -> int:
@@ -133,7 +138,7 @@ def track_stillness(previous: dict, gauges: dict, now: float) -> dict:
 class SourceWatcher:
     """Polls ListShards (every ``list_every_s``) and the source vertex's metrics over REST."""
 
-    def __init__(self, kinesis, stream: str, rest_base: str, list_every_s: float = 3.0):
+    def __init__(self, kinesis, stream: str, rest_base: str, list_every_s: float = 3.0, polling: bool = True):
         self._kinesis = kinesis
         self._stream = stream
         self._rest = rest_base.rstrip("/")
@@ -141,7 +146,7 @@ class SourceWatcher:
         self._next_list = 0.0
         self._vertex: Optional[str] = None
         self._gauges: dict = {}  # shard id -> (gauge values, monotonic time they last changed)
-        self.status = SourceStatus()
+        self.status = SourceStatus(polling=polling)
         # (what fails, since when: wall-clock seconds) while ListShards keeps failing: the
         # connector retries the same endpoint, so the progress line says so.
         self.trouble: Optional[tuple] = None
