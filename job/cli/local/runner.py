@@ -3,7 +3,7 @@ progress, and stops it; the job's lifecycle is job/cli/local/driver.py's LocalJo
 
 "Caught up" (``--until-caught-up``) means: the Kinesis connector's metrics say every
 listed shard is read to its tip (its last GetRecords answer held no record and said
-``millisBehindLatest`` 0: see job/cli/local/source_status.py; closed shards read to their
+``millisBehindLatest`` 0, with EFO the lag alone: see job/cli/local/source_status.py; closed shards read to their
 end), and the count of records read stays put; then a checkpoint that was triggered
 after that completes (so every record read before it has passed every operator and sits
 in MySQL or in the writer's state); then every writer slot reports nothing pending and no
