@@ -15,7 +15,7 @@ JAR := connectors/jvm/target/ledgersync-kinesis.jar
 JAR_SOURCES := connectors/jvm/pom.xml $(shell find connectors/jvm/src -type f 2>/dev/null)
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist; 0: pytest's own single process). Most of an integration
-# test's time is waiting, so two take CI from about 42 to 32 minutes on this 2-core machine
+# test's time is waiting, so two take about 40% off pytest on a 2-core machine
 # (docs/development.md#tests).
 PYTEST_WORKERS ?= 2
 XDIST := -n $(PYTEST_WORKERS) --dist worksteal
