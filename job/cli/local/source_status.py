@@ -116,15 +116,15 @@ def parse_source_metrics(values: dict) -> tuple:
         if metric_id.endswith("." + RECORDS_OUT) and names.KINESIS_SOURCE in metric_id:
             records += int(float(value))
             continue
-        if metric_id.endswith("." + FETCHED_GAUGE) and SHARD_SCOPE in metric_id:
-            fetched[metric_id.rsplit(SHARD_SCOPE, 1)[1][:-len(FETCHED_GAUGE) - 1]] = int(float(value))
+        if SHARD_SCOPE not in metric_id:
             continue
-        for gauge in SHARD_GAUGES:
-            if metric_id.endswith("." + gauge) and SHARD_SCOPE in metric_id:
-                shard_id = metric_id.rsplit(SHARD_SCOPE, 1)[1][:-len(gauge) - 1]
-                gauges.setdefault(shard_id, []).append(value)
-                if gauge == LAG_GAUGE:
-                    lags[shard_id] = int(float(value))
+        shard_id, _, gauge = metric_id.rsplit(SHARD_SCOPE, 1)[1].partition(".")
+        if gauge == FETCHED_GAUGE:
+            fetched[shard_id] = int(float(value))
+        elif gauge in SHARD_GAUGES:
+            gauges.setdefault(shard_id, []).append(value)
+            if gauge == LAG_GAUGE:
+                lags[shard_id] = int(float(value))
     return records, lags, fetched, {shard_id: tuple(found) for shard_id, found in gauges.items()}
 
 
