@@ -110,7 +110,6 @@ class Watermarks:
         # Wall clock: when anything last arrived (or the start), moved on by the time the
         # function was busy since (then nothing could arrive: that is not silence).
         self._last_arrival_ms = opened_ms
-        self._arrived = False
         self._first_read_ms: Optional[int] = None
         self._latest_read_ms = 0
         self._last_read: dict = {}  # shard -> read clock of its newest record for this server
@@ -121,7 +120,6 @@ class Watermarks:
         self._latest_read_ms = max(self._latest_read_ms, read_ms)
         self._last_read[shard_id] = max(self._last_read.get(shard_id, read_ms), read_ms)
         self._last_arrival_ms = max(self._last_arrival_ms, now_ms)
-        self._arrived = True
 
     def busy(self, started_ms: int, ended_ms: int) -> None:
         """The function was busy (replaying) from ``started_ms`` to ``ended_ms``: records
@@ -136,7 +134,8 @@ class Watermarks:
         the source may start reading well after this function opened (restoring, listing
         shards, on a busy machine), and restored events released before it delivers would
         make the re-read events older than them late."""
-        return now_ms - self._last_arrival_ms >= (self._idle_ms if self._arrived else self._startup_ms)
+        arrived = self._first_read_ms is not None
+        return now_ms - self._last_arrival_ms >= (self._idle_ms if arrived else self._startup_ms)
 
     def watermark(self, shard_max: dict, now_ms: int) -> Optional[float]:
         """Event time (us) below which events may be released; None: nothing yet (start-up)."""
