@@ -35,7 +35,7 @@ class FaultProxy:
         # that asserts one was refused must not depend on the dice (CI once rolled none).
         self._limit_every = limit_every
         self._limit_ops = limit_ops
-        self._limit_calls = 0
+        self._limit_calls = 0  # limit_ops calls so far
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.counts = {"forwarded": 0, "get_records": 0, "throttled": 0, "expired": 0, "server_error": 0,
@@ -96,8 +96,9 @@ class FaultProxy:
                         return fault
                     roll -= rate
             elif operation in self._limit_ops and self._limit_every:
+                refuse = self._limit_calls % self._limit_every == 0  # the 1st, the (n+1)-th, ...
                 self._limit_calls += 1
-                if self._limit_calls % self._limit_every == 1 % self._limit_every:
+                if refuse:
                     self.counts["limit_exceeded"] += 1
                     return "limit_exceeded"
             self.counts["forwarded"] += 1
